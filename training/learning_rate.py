@@ -1,0 +1,100 @@
+"""Learning-rate schedules named by the original's YAML files.
+
+Each schedule maps (epoch, step) to a learning rate: ``get_learning_rate(epoch, step,
+steps_per_epoch=None)``. ``OptimizerScheduler`` writes that value into every parameter group
+before each optimizer step.
+"""
+from __future__ import annotations
+
+__all__ = ['ConstantLearningRate', 'DecayLearningRate', 'MultiStepLR', 'WarmupLR',
+           'PiecewiseConstantLearningRate']
+
+
+class ConstantLearningRate:
+    """A fixed learning rate ``lr``."""
+
+    def __init__(self, lr: float = 0.0001):
+        self.lr = lr
+
+    def get_learning_rate(self, epoch: int, step: int, steps_per_epoch: int | None = None) -> float:
+        return self.lr
+
+
+class DecayLearningRate:
+    """The original's polynomial decay: ``lr * (1 - epoch / (epochs + 1)) ** factor``, per epoch.
+
+    Note (as in the original): this object's own ``lr`` (default 0.007) is what the optimizer gets
+    at every step; ``optimizer_args.lr`` only matters before the first step.
+
+    Options beyond the original, off by default:
+    - ``per_iteration``: decay by the fractional epoch ``step / steps_per_epoch`` instead of the
+      integer epoch (a smooth poly schedule);
+    - ``warmup_iters`` / ``warmup_ratio``: linear warm-up from ``lr * warmup_ratio`` to the decayed
+      value over the first ``warmup_iters`` steps.
+    """
+
+    def __init__(self, lr: float = 0.007, epochs: int = 1200, factor: float = 0.9,
+                 per_iteration: bool = False, warmup_iters: int = 0, warmup_ratio: float = 0.1):
+        if epochs <= 0:
+            raise ValueError(f'DecayLearningRate: epochs must be positive, got {epochs}.')
+        self.lr = lr
+        self.epochs = epochs
+        self.factor = factor
+        self.per_iteration = per_iteration
+        self.warmup_iters = warmup_iters
+        self.warmup_ratio = warmup_ratio
+
+    def get_learning_rate(self, epoch: int, step: int, steps_per_epoch: int | None = None) -> float:
+        progress = float(epoch)
+        if self.per_iteration and steps_per_epoch:
+            progress = step / steps_per_epoch
+        rate = self.lr * max(0.0, 1.0 - progress / (self.epochs + 1)) ** self.factor
+        if self.warmup_iters and step < self.warmup_iters:
+            alpha = step / self.warmup_iters
+            rate = rate * (self.warmup_ratio + (1.0 - self.warmup_ratio) * alpha)
+        return rate
+
+
+class MultiStepLR:
+    """``lr * gamma ** (number of milestones <= epoch)``."""
+
+    def __init__(self, lr: float = 0.007, milestones: list | None = None, gamma: float = 0.1):
+        self.lr = lr
+        self.milestones = sorted(milestones or [])
+        self.gamma = gamma
+
+    def get_learning_rate(self, epoch: int, step: int, steps_per_epoch: int | None = None) -> float:
+        passed = sum(1 for milestone in self.milestones if epoch >= milestone)
+        return self.lr * self.gamma ** passed
+
+
+class PiecewiseConstantLearningRate:
+    """``values[i]`` while ``step < boundaries[i]`` (steps are global iterations)."""
+
+    def __init__(self, boundaries: list | None = None, values: list | None = None):
+        boundaries, values = list(boundaries or [10000, 20000]), list(values or [0.001, 0.0001, 0.00001])
+        if len(values) != len(boundaries) + 1:
+            raise ValueError('PiecewiseConstantLearningRate: values needs one more entry than boundaries.')
+        self.boundaries, self.values = boundaries, values
+
+    def get_learning_rate(self, epoch: int, step: int, steps_per_epoch: int | None = None) -> float:
+        for boundary, value in zip(self.boundaries, self.values):
+            if step < boundary:
+                return value
+        return self.values[-1]
+
+
+class WarmupLR:
+    """Linear warm-up over ``warmup_epochs`` (fractional, from steps) into ``origin_lr``'s schedule."""
+
+    def __init__(self, steps: int = 0, warmup_lr: float = 1e-5, origin_lr=None):
+        self.steps = steps
+        self.warmup_lr = warmup_lr
+        self.origin_lr = origin_lr or ConstantLearningRate()
+
+    def get_learning_rate(self, epoch: int, step: int, steps_per_epoch: int | None = None) -> float:
+        target = self.origin_lr.get_learning_rate(epoch, step, steps_per_epoch)
+        if step < self.steps:
+            return self.warmup_lr + (target - self.warmup_lr) * step / max(1, self.steps)
+        return target
+
