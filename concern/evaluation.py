@@ -1,0 +1,60 @@
+"""Model -> representer -> measurer over a validation loader, shared by train.py and eval.py.
+
+In a distributed run each rank takes every ``world_size``-th image and the per-image results are
+gathered on all ranks before they are combined, so every rank returns the same metrics.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader as TorchDataLoader, Subset
+from tqdm import tqdm
+
+from concern.distributed import DistributedContext, all_gather_objects
+
+__all__ = ['iterate_predictions', 'evaluate', 'shard_loader']
+
+
+def shard_loader(loader, context: DistributedContext):
+    """This rank's share of a validation loader (the loader itself in a single process)."""
+    if not context.is_distributed:
+        return loader
+    dataset = Subset(loader.dataset, range(context.rank, len(loader.dataset), context.world_size))
+    return TorchDataLoader(dataset, batch_size=loader.batch_size, num_workers=loader.num_workers,
+                           collate_fn=loader.collate_fn, shuffle=False, drop_last=False)
+
+
+def iterate_predictions(model, loader, device: torch.device, show_progress: bool = True,
+                        desc: str = 'evaluating') -> Iterator[tuple[dict, torch.Tensor]]:
+    """Yields (batch, probability map (N,1,H,W) on the CPU) for every batch of ``loader``."""
+    model.eval()
+    with torch.inference_mode():
+        for batch in tqdm(loader, total=len(loader), disable=not show_progress, desc=desc, dynamic_ncols=True):
+            image = batch['image'].to(device, non_blocking=True)
+            pred = model({**batch, 'image': image}, training=False)
+            if isinstance(pred, dict):
+                pred = pred['binary']
+            yield batch, pred.float().cpu()
+
+
+def evaluate(model, loader, representer, measurer, device: torch.device,
+             context: DistributedContext | None = None, is_output_polygon: bool = False,
+             box_thresh: float = 0.6, show_progress: bool = True,
+             on_output: Callable | None = None) -> dict:
+    """Precision / recall / F-measure of ``model`` on ``loader``.
+
+    ``on_output(batch, output, pred)`` is called for every batch (writing result files, overlays).
+    Returns the measurer's combined metrics (plain floats).
+    """
+    context = context or DistributedContext()
+    raw = []
+    for batch, pred in iterate_predictions(model, shard_loader(loader, context), device,
+                                           show_progress and context.is_main):
+        output = representer.represent(batch, pred, is_output_polygon=is_output_polygon)
+        if on_output is not None:
+            on_output(batch, output, pred)
+        raw.append(measurer.validate_measure(batch, output, is_output_polygon=is_output_polygon,
+                                             box_thresh=box_thresh))
+    raw = all_gather_objects(raw, context)
+    return measurer.gather_measure(raw)

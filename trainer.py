@@ -1,0 +1,272 @@
+"""The training loop: forward, loss, backward, step — one process, DataParallel, or DDP under torchrun.
+
+A plain loop in the manner of torchvision's reference scripts. What it adds to the original's loop:
+checkpoints with the full training state written atomically (``model_latest`` and
+``model_epoch_E_minibatch_I``), exact resumption (same iteration, learning rate, optimizer state and
+data order), non-finite losses or gradients skipped (training stops after ``max_nonfinite`` in a row),
+and SIGINT / SIGTERM answered by a resumable checkpoint and a clean exit.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader as TorchDataLoader
+from tqdm import tqdm
+
+from concern.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from concern.distributed import DistributedContext, broadcast_flag
+from concern.evaluation import evaluate
+from data.sampler import ResumableSampler, SeededDataset
+
+__all__ = ['TrainOptions', 'Trainer', 'make_train_loader', 'move_to_device', 'unwrap']
+
+
+@dataclass
+class TrainOptions:
+    """Loop settings that come from the command line rather than the YAML."""
+    workspace: str = 'workspace/experiment'
+    validate: bool = True
+    amp: bool = False
+    seed: int = 0
+    max_nonfinite: int = 10
+    max_iterations: int | None = None  # stop after this many iterations in total (tests, debugging)
+    show_progress: bool = True
+    benchmark: bool = False  # cudnn.benchmark
+    is_output_polygon: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside DataParallel / DistributedDataParallel."""
+    while isinstance(model, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+        model = model.module
+    return model
+
+
+def move_to_device(batch: dict, device: torch.device) -> dict:
+    """Tensors of a batch moved to ``device``; other values unchanged."""
+    return {key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
+            for key, value in batch.items()}
+
+
+def make_train_loader(loader, context: DistributedContext, seed: int) -> tuple[TorchDataLoader, ResumableSampler]:
+    """A torch DataLoader over the YAML DataLoader's dataset, batch size, workers and collate function,
+    with a ResumableSampler sharded for this rank."""
+    dataset = loader.dataset
+    sampler = ResumableSampler(len(dataset), shuffle=getattr(loader, 'shuffle', True) is not False,
+                               seed=seed, rank=context.rank, world_size=context.world_size)
+    torch_loader = TorchDataLoader(
+        SeededDataset(dataset), batch_size=loader.batch_size, sampler=sampler,
+        num_workers=loader.num_workers, collate_fn=getattr(loader, 'collate_fn', None),
+        drop_last=getattr(loader, 'drop_last', True), pin_memory=torch.cuda.is_available(),
+        persistent_workers=False)
+    if len(torch_loader) == 0:
+        raise ValueError(f'the training set has {len(dataset)} samples per rank, fewer than one batch of '
+                         f'{loader.batch_size}; lower --batch_size or add data.')
+    return torch_loader, sampler
+
+
+class _StopRequest:
+    """Turns SIGINT / SIGTERM into a flag the loop checks after each iteration."""
+
+    def __init__(self):
+        self.requested = None
+        self._previous = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+class Trainer:
+    """Trains ``model`` (a SegDetectorModel or anything whose ``forward(batch, training=True)``
+    returns ``(loss, pred, metrics)``) with the YAML's TrainSettings.
+
+    ``structure`` supplies the representer and measurer used for validation; ``validation`` is the
+    YAML's ValidationSettings (or None); ``config_text`` is stored in every checkpoint.
+    """
+
+    def __init__(self, model, train_settings, structure, validation, logger, options: TrainOptions,
+                 context: DistributedContext, device: torch.device, config_text: str = ''):
+        self.settings = train_settings
+        self.structure = structure
+        self.validation = validation
+        self.logger = logger
+        self.options = options
+        self.context = context
+        self.device = device
+        self.config_text = config_text
+        self.model = model
+        self.scheduler = train_settings.scheduler
+        self.optimizer = self.scheduler.create_optimizer(unwrap(model).parameters())
+        self.scaler = torch.amp.GradScaler('cuda', enabled=options.amp and device.type == 'cuda')
+        self.epoch = 0
+        self.step = 0          # completed iterations
+        self.epoch_step = 0    # completed iterations in the current epoch
+        self.nonfinite_in_a_row = 0
+        self.skipped_steps = 0
+        self.best = {}
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        return {'model': unwrap(self.model).state_dict(), 'optimizer': self.optimizer.state_dict(),
+                'scaler': self.scaler.state_dict(), 'epoch': self.epoch, 'iteration': self.step,
+                'epoch_iteration': self.epoch_step, 'config': self.config_text}
+
+    def save(self, names: list[str]) -> None:
+        if not self.context.is_main:
+            return
+        directory = self.settings.model_saver.directory(self.options.workspace)
+        os.makedirs(directory, exist_ok=True)
+        state = self.state()
+        for name in names:
+            save_checkpoint(state, os.path.join(directory, name))
+        self.logger.info(f'saved {", ".join(names)} at epoch {self.epoch}, iteration {self.step} in {directory}')
+
+    def resume(self, path: str) -> None:
+        """Loads this project's checkpoint (full state) or a weights-only file (the original's)."""
+        checkpoint = load_checkpoint(path)
+        missing, unexpected = load_model_weights(unwrap(self.model), checkpoint)
+        if 'optimizer' in checkpoint and isinstance(checkpoint.get('iteration'), int):
+            self.optimizer.load_state_dict(checkpoint['optimizer'])
+            if checkpoint.get('scaler'):
+                self.scaler.load_state_dict(checkpoint['scaler'])
+            self.epoch = int(checkpoint['epoch'])
+            self.step = int(checkpoint['iteration'])
+            self.epoch_step = int(checkpoint.get('epoch_iteration', 0))
+            self.logger.info(f'resumed {path}: epoch {self.epoch}, iteration {self.step}')
+        else:
+            self.logger.info(f'initialised the model from {path} (weights only; {len(missing)} missing, '
+                             f'{len(unexpected)} unexpected keys)')
+
+    # ------------------------------------------------------------------ one iteration
+    def _gradients_finite(self) -> bool:
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if not grads:
+            return True
+        norms = torch._foreach_norm(grads)  # noqa: SLF001 - fused, public since 2.0
+        return bool(torch.isfinite(torch.stack(norms)).all())
+
+    def train_step(self, batch: dict) -> tuple[float | None, dict]:
+        batch = move_to_device(batch, self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, enabled=self.options.amp and self.device.type == 'cuda'):
+            loss, _pred, metrics = self.model(batch, training=True)
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        if not bad:
+            self.scaler.scale(loss).backward()
+            if self.scaler.is_enabled():
+                self.scaler.unscale_(self.optimizer)
+            bad = not self._gradients_finite()
+        bad = broadcast_flag(bad, self.context, self.device)
+        if bad:
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler.is_enabled():
+                self.scaler.update()
+            return None, {}
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach()), {key: float(value) for key, value in metrics.items()}
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> dict:
+        results = {}
+        model = unwrap(self.model)
+        for name, loader in (self.validation.data_loaders if self.validation else {}).items():
+            metrics = evaluate(model, loader, self.structure.representer, self.structure.measurer,
+                               self.device, self.context, is_output_polygon=self.options.is_output_polygon,
+                               show_progress=False)
+            results[name] = metrics
+            self.logger.info(f'validation {name}: ' + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()
+                                                               if isinstance(v, float)))
+            self.logger.report(self.step, {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+                               prefix=f'val_{name}')
+        model.train()
+        return results
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> str:
+        """Runs to the end (or a stop request / max_iterations); returns why it stopped:
+        'finished', 'max_iterations', 'SIGINT' / 'SIGTERM' or 'nonfinite'."""
+        settings, options, logger = self.settings, self.options, self.logger
+        loader, sampler = make_train_loader(settings.data_loader, self.context, options.seed)
+        steps_per_epoch = len(loader)
+        saver = settings.model_saver
+        interval = self.validation.interval if (self.validation and options.validate) else 0
+        self.model.train()
+        reason = 'finished'
+        with _StopRequest() as stop:
+            while self.epoch < settings.epochs:
+                sampler.set_epoch(self.epoch)
+                sampler.skip(self.epoch_step * loader.batch_size)
+                progress = tqdm(loader, total=steps_per_epoch, initial=self.epoch_step,
+                                disable=not (options.show_progress and self.context.is_main),
+                                desc=f'epoch {self.epoch}', dynamic_ncols=True)
+                started = time.time()
+                for batch in progress:
+                    lr = self.scheduler.update(self.optimizer, self.epoch, self.step, steps_per_epoch)
+                    loss, metrics = self.train_step(batch)
+                    self.step += 1
+                    self.epoch_step += 1
+                    if loss is None:
+                        self.skipped_steps += 1
+                        self.nonfinite_in_a_row += 1
+                        logger.warning(f'iteration {self.step}: non-finite loss or gradient, step skipped '
+                                       f'({self.nonfinite_in_a_row} in a row)')
+                        if self.nonfinite_in_a_row >= options.max_nonfinite:
+                            logger.warning(f'stopping: {self.nonfinite_in_a_row} non-finite steps in a row; '
+                                           f'the last good checkpoint is kept (lower the learning rate or '
+                                           f'check the data).')
+                            return 'nonfinite'
+                    else:
+                        self.nonfinite_in_a_row = 0
+                        rate = self.epoch_step * loader.batch_size * self.context.world_size / max(
+                            1e-9, time.time() - started)
+                        progress.set_postfix(loss=f'{loss:.4f}', lr=f'{lr:.2e}', img_s=f'{rate:.1f}',
+                                             **{k: f'{v:.3f}' for k, v in metrics.items()})
+                        if self.step % max(1, logger.log_interval) == 0:
+                            logger.info(f'epoch {self.epoch} iteration {self.step}: loss {loss:.4f}, lr {lr:.6f}, '
+                                        + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()))
+                            logger.report(self.step, {'loss': loss, 'lr': lr, 'images_per_s': rate, **metrics})
+                    if saver.should_save(self.step, options.workspace):
+                        self.save([saver.checkpoint_name(self.epoch, self.step), 'model_latest'])
+                    if interval and self.step % interval == 0 and self.epoch >= max(0, self.validation.exempt):
+                        self.validate()
+                    stop_now = broadcast_flag(stop.requested is not None, self.context, self.device)
+                    if stop_now or (options.max_iterations and self.step >= options.max_iterations):
+                        reason = stop.requested or ('SIGTERM' if stop_now else 'max_iterations')
+                        break
+                else:
+                    self.epoch += 1
+                    self.epoch_step = 0
+                    continue
+                break
+            if reason == 'finished':
+                self.save([saver.checkpoint_name(self.epoch, self.step), 'model_latest', 'final'])
+            else:
+                self.save(['model_latest'])
+                logger.info(f'stopped ({reason}) at iteration {self.step}; resume with --resume '
+                            f'{os.path.join(saver.directory(options.workspace), "model_latest")}')
+        if self.skipped_steps:
+            logger.info(f'{self.skipped_steps} steps were skipped for non-finite values.')
+        skipped = getattr(settings.data_loader.dataset, 'num_skipped', 0)
+        if skipped:
+            logger.info(f'{skipped} unreadable samples were skipped by the dataset in this process.')
+        return reason
+
