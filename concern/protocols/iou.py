@@ -1,0 +1,67 @@
+"""The original DBNet IoU protocol (ICDAR 2015 style) for arbitrary polygons."""
+import numpy as np
+
+from concern.protocols import polygons as P
+
+
+class DetectionIoUEvaluator:
+    """IoU protocol of the original release, for quadrilaterals and arbitrary polygons.
+
+    Rules (REFERENCE.md "Evaluation"): ground truth and detections that are invalid or self-intersecting,
+    have fewer than 3 points or non-finite coordinates are skipped (listed in 'invalid_gt' / 'invalid_det',
+    counted nowhere); a detection whose intersection with a don't-care ground truth exceeds
+    `area_precision_constraint` of its own area is don't care; then ground truth (in index order) is
+    matched greedily, one-to-one, to the first free detection (in index order) with IoU > `iou_constraint`.
+
+    evaluate_image(gt, pred):
+        gt: list of {'points': (K, 2) array-like, 'ignore': bool}; pred: list of {'points': (K, 2)}.
+        Returns the dict of `polygons.image_result`: 'pairs' [{'gt': [i], 'det': [j], 'type':
+        'one-to-one', 'iou'}], 'misses', 'false_positives', 'gt_dont_care', 'det_dont_care', 'invalid_gt',
+        'invalid_det' (indices into the inputs), 'gt_care', 'det_care', 'matched', 'recall_credit' =
+        'precision_credit' = number matched, and the image's 'precision', 'recall', 'fmeasure'.
+    combine_results(results) -> micro-averaged {'precision', 'recall', 'fmeasure', counts..., 'empty_gt'}.
+    """
+
+    def __init__(self, iou_constraint=0.5, area_precision_constraint=0.5):
+        self.iou_constraint = iou_constraint
+        self.area_precision_constraint = area_precision_constraint
+
+    def prepare(self, gt, pred):
+        """Read the inputs and compute what the matching needs (shared with the TIoU protocol)."""
+        gt_polygons, gt_kept, gt_dc, invalid_gt = P.read_ground_truth(gt)
+        det_polygons, det_kept, invalid_det = P.read_detections(pred)
+        gt_areas, det_areas = P.areas(gt_polygons), P.areas(det_polygons)
+        det_dc = P.dont_care_detections(det_polygons, det_areas, gt_polygons, gt_dc,
+                                        self.area_precision_constraint)
+        inter = P.intersection_matrix(gt_polygons, det_polygons)
+        return dict(gt_polygons=gt_polygons, det_polygons=det_polygons, gt_kept=gt_kept, det_kept=det_kept,
+                    gt_dc=gt_dc, det_dc=det_dc, invalid_gt=invalid_gt, invalid_det=invalid_det,
+                    gt_areas=gt_areas, det_areas=det_areas, inter=inter,
+                    iou=P.iou_matrix(inter, gt_areas, det_areas))
+
+    def evaluate_image(self, gt, pred):
+        s = self.prepare(gt, pred)
+        pairs = self.match(s['iou'], s['gt_dc'], s['det_dc'])
+        matches = [([g], [d], 'one-to-one', {'iou': float(s['iou'][g, d])}) for g, d in pairs]
+        return P.image_result(matches, s['gt_kept'], s['det_kept'], s['gt_dc'], s['det_dc'],
+                              s['invalid_gt'], s['invalid_det'], len(pairs), len(pairs))
+
+    def match(self, iou, gt_dont_care, det_dont_care):
+        """Greedy one-to-one matching in index order; returns [(gt_position, det_position)]."""
+        num_gt, num_det = iou.shape
+        det_free = np.ones(num_det, dtype=bool)
+        det_free[list(det_dont_care)] = False
+        gt_dont_care = set(gt_dont_care)
+        pairs = []
+        for g in range(num_gt):
+            if g in gt_dont_care:
+                continue
+            candidates = np.nonzero(det_free & (iou[g] > self.iou_constraint))[0]
+            if candidates.size:
+                d = int(candidates[0])
+                det_free[d] = False
+                pairs.append((g, d))
+        return pairs
+
+    def combine_results(self, results):
+        return P.combine_image_results(results)
