@@ -1,0 +1,58 @@
+"""Shared pieces of the annotation readers: the error type, number parsing and the line dict.
+
+Every reader returns ``(lines, problems)``: ``lines`` is the list of ``{'poly': [[x, y], ...], 'text': str}``
+records that parsed (``'###'`` text = don't care), ``problems`` is a list of :class:`AnnotationError`, one per
+record that could not be used (the caller decides whether to raise or skip them). A file that cannot be read
+at all raises :class:`AnnotationError` directly.
+"""
+from __future__ import annotations
+
+DONT_CARE = '###'
+
+
+class AnnotationError(ValueError):
+    """A ground-truth file or one of its records could not be parsed; ``str()`` names the file and line."""
+
+    def __init__(self, path: str, line_no: int | None, message: str):
+        self.path = path
+        self.line_no = line_no
+        self.message = message
+        where = f'{path}:{line_no}' if line_no is not None else f'{path}'
+        super().__init__(f'{where}: {message}')
+
+
+def read_text_lines(path: str) -> list[str]:
+    """Read a UTF-8 text file (BOM removed, any newline style), raising AnnotationError if it cannot be read."""
+    try:
+        with open(path, 'rb') as handle:
+            raw = handle.read()
+    except OSError as error:
+        raise AnnotationError(path, None, f'cannot read the ground-truth file ({error.strerror}); '
+                                          f'check the path and the gt naming option') from error
+    try:
+        text = raw.decode('utf-8-sig')
+    except UnicodeDecodeError:
+        text = raw.decode('latin-1')
+    return [line.replace('\ufeff', '') for line in text.splitlines()]
+
+
+def is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def make_line(points, text: str, path: str, line_no: int | None) -> dict:
+    """Build a line record from a flat or paired sequence of coordinates; raises AnnotationError if degenerate.
+
+    A text region needs at least 3 points (1- and 2-point 'polygons' are reported as problems).
+    """
+    flat = [float(value) for pair in points for value in (pair if isinstance(pair, (list, tuple)) else [pair])]
+    if len(flat) % 2:
+        raise AnnotationError(path, line_no, f'odd number of coordinates ({len(flat)}); expected x,y pairs')
+    poly = [[flat[i], flat[i + 1]] for i in range(0, len(flat), 2)]
+    if len(poly) < 3:
+        raise AnnotationError(path, line_no, f'polygon has {len(poly)} point(s); a text region needs at least 3')
+    return {'poly': poly, 'text': text}
