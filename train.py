@@ -1,0 +1,148 @@
+#!/usr/bin/env python
+"""Train a DBNet experiment.
+
+    python train.py experiments/seg_detector/totaltext_resnet50_deform_thre.yaml --num_gpus 1
+    torchrun --nproc_per_node 4 train.py EXPERIMENT.yaml            # DistributedDataParallel
+    python train.py experiments/synthetic/quickstart.yaml           # CPU quick start, no download
+
+Logs and checkpoints go to ``workspace/<name>/`` (``--name``, default: the YAML file's stem).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+
+import numpy as np
+import torch
+
+from concern.config import ConfigError, load_config
+from concern.distributed import init_distributed
+from trainer import TrainOptions, Trainer
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a DBNet / DBNet++ experiment.')
+    parser.add_argument('exp', help='experiment YAML file')
+    parser.add_argument('--name', help='experiment name: logs and checkpoints go to workspace/<name>')
+    parser.add_argument('--workspace_root', default='workspace', help='folder holding every workspace/<name>')
+    parser.add_argument('--batch_size', type=int, help='training batch size (per process)')
+    parser.add_argument('--resume', help='checkpoint to resume from (this project\'s or the original\'s)')
+    parser.add_argument('--epochs', type=int, help='number of epochs (also the learning-rate decay length)')
+    parser.add_argument('--num_workers', type=int, help='data-loading worker processes')
+    parser.add_argument('--start_iter', type=int, help='iteration counter to start from (weights-only resume)')
+    parser.add_argument('--start_epoch', type=int, help='epoch counter to start from (weights-only resume)')
+    parser.add_argument('--lr', type=float, help='learning rate (optimizer and schedule)')
+    parser.add_argument('--num_gpus', type=int, default=1, help='GPUs for DataParallel (without torchrun)')
+    parser.add_argument('--validate', dest='validate', action='store_true', default=True,
+                        help='validate every `interval` iterations (default)')
+    parser.add_argument('--no-validate', dest='validate', action='store_false', help='do not validate')
+    parser.add_argument('--print-config-only', action='store_true', help='print the compiled config and exit')
+    parser.add_argument('--debug', action='store_true', help='verbose logs and autograd anomaly detection')
+    parser.add_argument('--benchmark', action='store_true', help='cudnn.benchmark (fixed input sizes)')
+    parser.add_argument('--amp', action='store_true', help='CUDA mixed precision')
+    parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
+    parser.add_argument('--seed', type=int, default=0, help='seed of model initialisation and data order')
+    parser.add_argument('--sync_bn', action='store_true', help='SyncBatchNorm under DDP (CUDA)')
+    parser.add_argument('--max_iterations', type=int, help='stop after this many iterations in total')
+    parser.add_argument('--polygon', action='store_true', help='validate with polygon output (curved text)')
+    parser.add_argument('--no-progress', dest='progress', action='store_false', help='no progress bar')
+    parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE',
+                        help='override any config value, e.g. --opt Experiment.train.epochs=3')
+    return parser.parse_args(argv)
+
+
+def flag_overrides(args, config) -> list[tuple[str, object]]:
+    """The original's command-line flags as config paths."""
+    train = 'Experiment.train'
+    pairs = []
+    if args.batch_size is not None:
+        pairs.append((f'{train}.data_loader.batch_size', args.batch_size))
+    if args.num_workers is not None:
+        pairs.append((f'{train}.data_loader.num_workers', args.num_workers))
+    if args.epochs is not None:
+        pairs.append((f'{train}.epochs', args.epochs))
+        if config.has(f'{train}.scheduler.learning_rate'):
+            pairs.append((f'{train}.scheduler.learning_rate.epochs', args.epochs))
+    if args.lr is not None:
+        pairs.append((f'{train}.scheduler.optimizer_args.lr', args.lr))
+        if config.has(f'{train}.scheduler.learning_rate'):
+            pairs.append((f'{train}.scheduler.learning_rate.lr', args.lr))
+    if args.resume is not None:
+        pairs.append((f'{train}.checkpoint.resume', args.resume))
+    if args.start_iter is not None:
+        pairs.append((f'{train}.checkpoint.start_iter', args.start_iter))
+    if args.start_epoch is not None:
+        pairs.append((f'{train}.checkpoint.start_epoch', args.start_epoch))
+    return pairs
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load_config(args.exp, args.opt)
+        for path, value in flag_overrides(args, config):
+            config.set(path, value)
+        if args.print_config_only:
+            print(config.dump())
+            return 0
+        context, device = init_distributed(args.device)
+        seed_everything(args.seed)
+        structure = config.build('Experiment.structure')
+        train_settings = config.build('Experiment.train')
+        validation = config.build('Experiment.validation') if (
+            args.validate and config.has('Experiment.validation')) else None
+        logger = config.build('Experiment.logger') if config.has('Experiment.logger') else None
+    except ConfigError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    if logger is None:
+        from concern.log import Logger
+        logger = Logger()
+    name = args.name or os.path.splitext(os.path.basename(args.exp))[0]
+    workspace = os.path.join(args.workspace_root, name)
+    logger.verbose = logger.verbose or args.debug
+    logger.setup(workspace, enabled=context.is_main)
+    if context.is_main:
+        with open(os.path.join(workspace, 'config.yaml'), 'w', encoding='utf-8') as handle:
+            handle.write(config.dump())
+    torch.backends.cudnn.benchmark = args.benchmark
+    if args.debug:
+        torch.autograd.set_detect_anomaly(True)
+
+    model = structure.builder.build().to(device)
+    if context.is_distributed:
+        if args.sync_bn:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == 'cuda' else None)
+    elif args.num_gpus > 1 and device.type == 'cuda':
+        model = torch.nn.DataParallel(model, device_ids=list(range(args.num_gpus)))
+
+    options = TrainOptions(workspace=workspace, validate=args.validate, amp=args.amp, seed=args.seed,
+                           max_iterations=args.max_iterations, show_progress=args.progress,
+                           benchmark=args.benchmark, is_output_polygon=args.polygon)
+    trainer = Trainer(model, train_settings, structure, validation, logger, options, context, device,
+                      config_text=config.dump())
+    checkpoint = train_settings.checkpoint
+    if checkpoint is not None:
+        trainer.epoch, trainer.step = checkpoint.start_epoch, checkpoint.start_iter
+        if checkpoint.resume:
+            trainer.resume(checkpoint.resume)
+    logger.info(f'training {args.exp} on {device} (world size {context.world_size}), workspace {workspace}')
+    reason = trainer.train()
+    logger.close()
+    if context.is_distributed:
+        torch.distributed.destroy_process_group()
+    return {'finished': 0, 'max_iterations': 0, 'SIGINT': 0, 'SIGTERM': 0}.get(reason, 1)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
