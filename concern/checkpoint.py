@@ -1,0 +1,149 @@
+"""Checkpoint I/O: safe loading (never runs code), tolerant weight loading, atomic saving.
+
+Two file kinds are read:
+- the original release files: a bare state dict of ``SegDetectorModel`` (keys
+  ``model.module.backbone.*`` / ``model.module.decoder.*``);
+- this project's checkpoints: ``{'model': state_dict, 'optimizer', 'scheduler', 'epoch',
+  'iteration', 'config'}`` (the config must be plain data: dicts, lists, strings, numbers).
+"""
+import logging
+import os
+import pickle
+import tempfile
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+# Key prefixes that wrappers add: the original's ``self.model = DataParallel(BasicModel)`` gives
+# ``model.module.``, a bare DataParallel/DDP gives ``module.``.
+_PREFIXES = ('model.module.', 'module.', 'model.')
+
+
+def load_checkpoint(path, map_location='cpu'):
+    """Load a checkpoint file with ``torch.load(weights_only=True)`` and return its dict.
+
+    A file whose pickle would import or call anything (code execution) is refused; a missing
+    or unreadable file is named in the error.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Checkpoint {path} does not exist; check the path given.")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        message = str(error)
+        if 'GLOBAL' in message or 'global' in message:
+            raise RuntimeError(
+                f"Checkpoint {path} was refused: unpickling it would import or run code "
+                f"(only tensors and plain data are accepted); re-save it as a plain state dict "
+                f"from a trusted environment.") from None
+        raise RuntimeError(f"Checkpoint {path} is corrupt or not a PyTorch file "
+                           f"({message.splitlines()[0]}); re-download or re-save it.") from None
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError) as error:
+        raise RuntimeError(f"Checkpoint {path} is corrupt or not a PyTorch file "
+                           f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                           f"re-download or re-save it.") from None
+    if not isinstance(state, dict):
+        raise RuntimeError(f"Checkpoint {path} holds a {type(state).__name__}, not a dict; "
+                           f"expected a state dict or {{'model': state_dict, ...}}.")
+    return state
+
+
+def _state_dict_of(state):
+    """The model state dict inside a loaded checkpoint (project format or bare)."""
+    if 'model' in state and isinstance(state['model'], dict):
+        return state['model']
+    if 'state_dict' in state and isinstance(state['state_dict'], dict):
+        return state['state_dict']
+    return state
+
+
+def _strip(key, prefix):
+    return key[len(prefix):] if key.startswith(prefix) else None
+
+
+def align_keys(state_dict, model_keys):
+    """Rename ``state_dict`` keys by adding or removing a wrapper prefix so they match
+    ``model_keys`` best (the original's ``model.module.``, DataParallel's ``module.``)."""
+    model_keys = set(model_keys)
+    candidates = [dict(state_dict)]
+    for prefix in _PREFIXES:
+        stripped = {_strip(k, prefix): v for k, v in state_dict.items()
+                    if k.startswith(prefix)}
+        if stripped:
+            candidates.append(stripped)
+    expanded = []
+    for candidate in candidates:
+        for prefix in _PREFIXES:
+            expanded.append({prefix + k: v for k, v in candidate.items()})
+    candidates += expanded
+    return max(candidates, key=lambda c: (len(model_keys.intersection(c)), -len(c)))
+
+
+def load_model_weights(model, state_or_path, strict=False):
+    """Load weights into ``model`` and return ``(missing_keys, unexpected_keys)``.
+
+    state_or_path: a path, a bare state dict (the original's release files), or this project's
+    checkpoint dict ({'model': state_dict, ...}); keys with or without the ``model.module.``
+    prefix are matched to the model's. Missing, unexpected and shape-mismatched keys are logged
+    by name (shape mismatches are not loaded and count as missing); strict=True raises on any.
+    """
+    source = state_or_path
+    if isinstance(state_or_path, (str, os.PathLike)):
+        state_or_path = load_checkpoint(state_or_path)
+        source = os.fspath(source)
+    else:
+        source = 'the given state dict'
+    model_state = model.state_dict()
+    incoming = align_keys(_state_dict_of(state_or_path), model_state.keys())
+
+    mismatched = {k: (tuple(v.shape), tuple(model_state[k].shape)) for k, v in incoming.items()
+                  if k in model_state and hasattr(v, 'shape')
+                  and tuple(v.shape) != tuple(model_state[k].shape)}
+    loadable = {k: v for k, v in incoming.items() if k not in mismatched}
+    missing = sorted(set(model_state) - set(loadable))
+    unexpected = sorted(set(loadable) - set(model_state))
+
+    problems = []
+    if missing:
+        problems.append(f"missing keys {missing}")
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected}")
+    if mismatched:
+        problems.append('shape mismatches ' + ', '.join(
+            f"{k}: file {a} vs model {b}" for k, (a, b) in sorted(mismatched.items())))
+    if problems and strict:
+        raise RuntimeError(f"Loading weights from {source} (strict): " + '; '.join(problems)
+                           + "; pass strict=False to load the matching keys only.")
+    for problem in problems:
+        logger.warning("Loading weights from %s: %s.", source, problem)
+    model.load_state_dict({k: v for k, v in loadable.items() if k in model_state}, strict=False)
+    return missing, unexpected
+
+
+def save_checkpoint(state, path):
+    """Save ``state`` (a dict) to ``path`` atomically: a temporary file in the same folder is
+    written, flushed, fsync'ed, then renamed over ``path``; a crash never leaves ``path``
+    half-written (the previous file stays intact)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
+                                         suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(handle, 'wb') as stream:
+            torch.save(state, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    if hasattr(os, 'O_DIRECTORY'):
+        directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
