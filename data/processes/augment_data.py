@@ -1,0 +1,205 @@
+"""Geometric / colour augmentation of an image and its text polygons (OpenCV + numpy)."""
+import math
+
+import cv2
+import numpy as np
+
+from .data_process import DataProcess
+
+
+def _range(value, name):
+    """A YAML scalar or [low, high] as a (low, high) float pair."""
+    if isinstance(value, (int, float)):
+        return float(value), float(value)
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    raise ValueError(f"augmenter_args: '{name}' must be a number or [low, high], not {value!r}.")
+
+
+class Fliplr:
+    """Mirrors left-right with probability ``p``; a point x goes to (W - 1) - x."""
+
+    def __init__(self, p=1.0):
+        self.p = float(p)
+
+    def __call__(self, image, polygons):
+        if np.random.random() >= self.p:
+            return image, polygons
+        w = image.shape[1]
+        return image[:, ::-1].copy(), [np.column_stack([w - 1 - p[:, 0], p[:, 1]]) for p in polygons]
+
+
+class Flipud:
+    """Mirrors top-bottom with probability ``p``; a point y goes to (H - 1) - y."""
+
+    def __init__(self, p=1.0):
+        self.p = float(p)
+
+    def __call__(self, image, polygons):
+        if np.random.random() >= self.p:
+            return image, polygons
+        h = image.shape[0]
+        return image[::-1].copy(), [np.column_stack([p[:, 0], h - 1 - p[:, 1]]) for p in polygons]
+
+
+class Affine:
+    """Rotates (degrees, clockwise on screen as imgaug) and scales about the image centre, same size.
+
+    ``rotate`` and ``scale`` are numbers or [low, high] ranges drawn uniformly. Bilinear
+    interpolation, zero border; the polygons go through the same matrix.
+    """
+
+    def __init__(self, rotate=0.0, scale=1.0):
+        self.rotate = _range(rotate, 'rotate')
+        self.scale = _range(scale, 'scale')
+
+    def __call__(self, image, polygons):
+        angle = np.random.uniform(*self.rotate)
+        scale = np.random.uniform(*self.scale)
+        h, w = image.shape[:2]
+        matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), -angle, scale)
+        image = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return image, [p @ matrix[:, :2].T + matrix[:, 2] for p in polygons]
+
+
+class Resize:
+    """Resizes the image: ``size`` is a factor, a [low, high] factor range (one factor for both
+    sides) or {'width': W, 'height': H}. Polygons follow OpenCV's pixel-centre mapping."""
+
+    def __init__(self, size):
+        if isinstance(size, dict):
+            if set(size) != {'width', 'height'}:
+                raise ValueError(f"augmenter_args: Resize size dict needs exactly 'width' and 'height', "
+                                 f"got {sorted(size)}.")
+            self.fixed = (int(size['width']), int(size['height']))
+        else:
+            self.fixed = None
+            self.factor = _range(size, 'Resize size')
+
+    def target_size(self, h, w):
+        if self.fixed is not None:
+            return self.fixed
+        factor = np.random.uniform(*self.factor)
+        return max(1, int(round(w * factor))), max(1, int(round(h * factor)))
+
+    def __call__(self, image, polygons):
+        h, w = image.shape[:2]
+        new_w, new_h = self.target_size(h, w)
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        factor = np.array([new_w / w, new_h / h])
+        return image, [(p + 0.5) * factor - 0.5 for p in polygons]
+
+
+class ColorJitter:
+    """Random brightness / contrast / saturation factors drawn from [1 - x, 1 + x]; no geometry.
+
+    Not in the original (an option): add ``{'cls': 'ColorJitter', 'brightness': 0.2, ...}``.
+    """
+
+    def __init__(self, brightness=0.0, contrast=0.0, saturation=0.0):
+        self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
+
+    def __call__(self, image, polygons):
+        dtype = image.dtype
+        out = image.astype(np.float32)
+        if self.brightness:
+            out *= np.random.uniform(1 - self.brightness, 1 + self.brightness)
+        if self.contrast:
+            mean = out.mean()
+            out = (out - mean) * np.random.uniform(1 - self.contrast, 1 + self.contrast) + mean
+        if self.saturation and out.ndim == 3 and out.shape[2] == 3:
+            gray = out @ np.array([0.114, 0.587, 0.299], dtype=np.float32)  # BGR luma
+            out = (out - gray[..., None]) * np.random.uniform(1 - self.saturation,
+                                                               1 + self.saturation) + gray[..., None]
+        if np.issubdtype(dtype, np.integer):
+            out = np.clip(np.rint(out), 0, 255)
+        return out.astype(dtype), polygons
+
+
+AUGMENTERS = {cls.__name__: cls for cls in (Fliplr, Flipud, Affine, Resize, ColorJitter)}
+
+
+class OpenCVAugmenter:
+    """A sequence of augmenters built from the original's ``augmenter_args`` list.
+
+    Each entry is ``[Name, *args]`` or ``{'cls': Name, **kwargs}`` with Name one of Fliplr, Flipud,
+    Affine, Resize (the imgaug names the original's YAML files use) or ColorJitter. Calling it with
+    (image, list of (K, 2) float arrays) applies the entries in order and returns both transformed.
+    """
+
+    def __init__(self, augmenter_args):
+        self.augmenters = [self.build(entry) for entry in augmenter_args]
+
+    @staticmethod
+    def build(entry):
+        if isinstance(entry, dict):
+            kwargs = dict(entry)
+            name, args = kwargs.pop('cls', None), []
+        elif isinstance(entry, (list, tuple)) and entry:
+            name, args, kwargs = entry[0], list(entry[1:]), {}
+        else:
+            raise ValueError(f"augmenter_args: entry {entry!r} must be [Name, args...] or "
+                             f"{{'cls': Name, ...}}.")
+        if name not in AUGMENTERS:
+            raise ValueError(f"augmenter_args: unknown augmenter {name!r}; available: "
+                             f"{', '.join(AUGMENTERS)}.")
+        try:
+            return AUGMENTERS[name](*args, **kwargs)
+        except TypeError as error:
+            raise ValueError(f"augmenter_args: bad arguments for {name}: {error}.") from error
+
+    def __call__(self, image, polygons):
+        for augmenter in self.augmenters:
+            image, polygons = augmenter(image, polygons)
+        return image, polygons
+
+
+class AugmentDetectionData(DataProcess):
+    """Augments the image and moves the text polygons with it.
+
+    Reads ``image`` (H x W x C) and ``lines`` (list of {'poly', 'text'}). Writes ``image``,
+    ``polys`` (list of {'points': (K, 2) float array, 'ignore': text == '###', 'text'}), ``shape``
+    (h, w) of the image before augmentation, ``filename`` and ``is_training`` (= not only_resize).
+
+    Training (``only_resize=False``): ``augmenter_args`` as in the original (see OpenCVAugmenter),
+    applied in order; the polygons follow every transform. Validation (``only_resize=True``): the
+    image is resized by the first entry, ``['Resize', {'width': W, 'height': H}]``; with
+    ``keep_ratio`` the height is H and the width W' = ceil(w * H / h / 32) * 32. As in the original,
+    the polygons are then NOT moved: they stay in the original image's coordinates, which is what
+    evaluation compares against (the predictions are mapped back with ``shape``).
+    """
+
+    def __init__(self, augmenter_args=[], keep_ratio=False, only_resize=False):
+        self.augmenter_args = list(augmenter_args)
+        self.keep_ratio = keep_ratio
+        self.only_resize = only_resize
+        self.augmenter = OpenCVAugmenter(self.augmenter_args)
+        if only_resize:
+            first = self.augmenter.augmenters[0] if self.augmenter.augmenters else None
+            if not isinstance(first, Resize) or first.fixed is None:
+                raise ValueError("AugmentDetectionData: only_resize needs augmenter_args to start with "
+                                 "['Resize', {'width': W, 'height': H}].")
+
+    def resize_shape(self, h, w):
+        """(width, height) of the validation image."""
+        width, height = self.augmenter.augmenters[0].fixed
+        if self.keep_ratio:
+            width = int(math.ceil(w * height / h / 32) * 32)
+        return width, height
+
+    def process(self, data):
+        image = data['image']
+        h, w = image.shape[:2]
+        lines = data['lines']
+        polygons = [np.asarray(line['poly'], dtype=np.float64).reshape(-1, 2) for line in lines]
+        if self.only_resize:
+            data['image'] = cv2.resize(image, self.resize_shape(h, w))
+        elif self.augmenter.augmenters:
+            data['image'], polygons = self.augmenter(image, polygons)
+        data['polys'] = [{'points': points, 'ignore': line['text'] == '###', 'text': line['text']}
+                         for points, line in zip(polygons, lines)]
+        data['filename'] = data.get('filename', data.get('data_id', ''))
+        data['shape'] = (h, w)
+        data['is_training'] = not self.only_resize
+        return data
