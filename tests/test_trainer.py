@@ -1,0 +1,159 @@
+"""The training loop: exact resumption, DDP equivalence with one process, non-finite steps, signals."""
+import os
+import socket
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+
+from concern.checkpoint import load_checkpoint
+from concern.distributed import DistributedContext
+from concern.log import Logger
+from experiment import TrainSettings
+from trainer import TrainOptions, Trainer
+from training import DecayLearningRate, ModelSaver, OptimizerScheduler
+
+
+class NoisyDataset(torch.utils.data.Dataset):
+    """Fixed inputs plus augmentation noise drawn from NumPy's global generator (as processes do)."""
+
+    def __init__(self, size=10):
+        generator = np.random.RandomState(0)
+        self.x = generator.randn(size, 4).astype(np.float32)
+        self.y = generator.randn(size, 1).astype(np.float32)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, index):
+        noise = np.random.normal(scale=0.1, size=4).astype(np.float32)
+        return {'image': torch.from_numpy(self.x[index] + noise), 'target': torch.from_numpy(self.y[index])}
+
+
+class ToyModel(torch.nn.Module):
+    """forward(batch, training) -> (loss, pred, metrics), the SegDetectorModel contract; no BatchNorm."""
+
+    def __init__(self, poison_steps=()):
+        super().__init__()
+        torch.manual_seed(1)
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+        self.poison_steps = set(poison_steps)
+        self.calls = 0
+
+    def forward(self, batch, training=True):
+        pred = self.net(batch['image'])
+        self.calls += 1
+        loss = ((pred - batch['target']) ** 2).mean()
+        if self.calls in self.poison_steps:
+            loss = loss * float('nan')
+        return loss, {'binary': pred}, {'mse': loss.detach()}
+
+
+class Loader:
+    def __init__(self, dataset, batch_size, shuffle=True):
+        self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
+        self.num_workers, self.drop_last = 0, True
+        self.collate_fn = torch.utils.data.default_collate
+
+
+def make_trainer(workspace, model=None, batch_size=2, shuffle=True, context=None, max_iterations=None,
+                 epochs=3, max_nonfinite=10, save_interval=1000):
+    model = model or ToyModel()
+    scheduler = OptimizerScheduler('SGD', {'lr': 0.05, 'momentum': 0.9, 'weight_decay': 1e-4},
+                                   DecayLearningRate(lr=0.05, epochs=epochs))
+    settings = TrainSettings(Loader(NoisyDataset(), batch_size, shuffle), epochs=epochs,
+                             scheduler=scheduler, model_saver=ModelSaver('model', save_interval))
+    context = context or DistributedContext()
+    if context.is_distributed:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    options = TrainOptions(workspace=str(workspace), validate=False, seed=3, show_progress=False,
+                           max_iterations=max_iterations, max_nonfinite=max_nonfinite)
+    logger = Logger(tensorboard=False).setup(str(workspace), enabled=context.is_main)
+    return Trainer(model, settings, None, None, logger, options, context, torch.device('cpu'))
+
+
+def weights(trainer):
+    module = trainer.model.module if hasattr(trainer.model, 'module') else trainer.model
+    return {key: value.clone() for key, value in module.state_dict().items()}
+
+
+def test_resume_mid_epoch_reaches_the_same_weights(tmp_path):
+    full = make_trainer(tmp_path / 'full', max_iterations=8)
+    assert full.train() == 'max_iterations'
+
+    first = make_trainer(tmp_path / 'split', max_iterations=3)
+    first.train()
+    latest = tmp_path / 'split' / 'model' / 'model_latest'
+    assert latest.exists()
+    state = load_checkpoint(str(latest))
+    assert state['iteration'] == 3 and state['epoch'] == 0 and state['epoch_iteration'] == 3
+
+    second = make_trainer(tmp_path / 'split', max_iterations=8)
+    second.resume(str(latest))
+    assert second.step == 3
+    second.train()
+    assert second.step == 8 and second.epoch == 1  # 5 steps per epoch
+    assert second.optimizer.param_groups[0]['lr'] == full.optimizer.param_groups[0]['lr']
+    for key, value in weights(full).items():
+        torch.testing.assert_close(weights(second)[key], value, rtol=0, atol=1e-7)
+
+
+def test_finishing_writes_final_and_epoch_checkpoints(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=2, save_interval=4)
+    assert trainer.train() == 'finished'
+    names = sorted(os.listdir(tmp_path / 'model'))
+    assert names == ['final', 'model_epoch_0_minibatch_4', 'model_epoch_1_minibatch_8',
+                     'model_epoch_2_minibatch_10', 'model_latest']
+    assert load_checkpoint(str(tmp_path / 'model' / 'final'))['iteration'] == 10
+
+
+def test_nonfinite_steps_are_skipped_then_training_stops(tmp_path):
+    trainer = make_trainer(tmp_path, model=ToyModel(poison_steps={2}), max_iterations=4)
+    assert trainer.train() == 'max_iterations'
+    assert trainer.skipped_steps == 1
+    assert all(torch.isfinite(value).all() for value in weights(trainer).values())
+
+    stuck = make_trainer(tmp_path / 'stuck', model=ToyModel(poison_steps=set(range(1, 100))), max_nonfinite=3)
+    assert stuck.train() == 'nonfinite'
+    assert stuck.step == 3
+    assert not (tmp_path / 'stuck' / 'model' / 'model_latest').exists()  # nothing bad was saved
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank, world_size, port, workspace, queue):
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group('gloo')
+    try:
+        trainer = make_trainer(workspace, batch_size=2, shuffle=False, max_iterations=4,
+                               context=DistributedContext(rank, world_size, rank))
+        trainer.train()
+        queue.put((rank, {key: value.numpy() for key, value in weights(trainer).items()}))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_process_gloo_matches_one_process_with_the_combined_batch(tmp_path):
+    single = make_trainer(tmp_path / 'single', batch_size=4, shuffle=False, max_iterations=4)
+    single.train()
+    context = mp.get_context('spawn')
+    queue = context.Queue()
+    port = _free_port()
+    processes = [context.Process(target=_ddp_worker, args=(rank, 2, port, str(tmp_path / 'ddp'), queue))
+                 for rank in range(2)]
+    for process in processes:
+        process.start()
+    results = dict(queue.get(timeout=120) for _ in processes)
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    for key, value in weights(single).items():
+        np.testing.assert_allclose(results[0][key], value.numpy(), rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(results[0][key], results[1][key])
+    assert (tmp_path / 'ddp' / 'model' / 'model_latest').exists()
