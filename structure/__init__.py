@@ -1,0 +1,2 @@
+from .builder import Builder
+from .model import BasicModel, SegDetectorModel
