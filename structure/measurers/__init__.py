@@ -1,0 +1,1 @@
+from structure.measurers.quad_measurer import QuadMeasurer  # noqa: F401

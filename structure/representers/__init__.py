@@ -1,0 +1,1 @@
+from structure.representers.seg_detector_representer import SegDetectorRepresenter  # noqa: F401
