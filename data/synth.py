@@ -1,0 +1,486 @@
+"""SyntheticTextDataset: procedural text images with exact polygons, for the quick start, tests and pre-training.
+
+Every sample is a pure function of ``(seed, index)`` and the font set: printed words in OpenCV's Hershey
+fonts and in the TrueType / OpenType fonts found on the machine, handwriting-like words (script fonts,
+per-letter jitter, slant, varying stroke width), on paper, ruled-notebook, gradient or cluttered
+backgrounds, rotated, perspective-warped and curved (multi-point polygons), with unlabelled distractors and
+don't-care words (text ``'###'``: tiny, faint or blurred).
+
+Each word is drawn as a mask in its own frame, then mapped into the image through
+``curve (u, v) -> (u, v + bend(u))`` followed by a homography; the polygon is the padded ink box of the mask
+mapped through the same functions, so the polygons cover the rendered ink.
+
+Command line (the DB layout: ``{split}_images/``, ``{split}_gts/``, ``{split}_list.txt``)::
+
+    python -m data.synth --out datasets/synthetic --num 2000 --seed 0 --split train
+    python -m data.synth --out datasets/synthetic --num 200 --seed 1 --split test
+    python -m data.synth --samples assets/images   # a few demo images
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+import cv2
+import numpy as np
+import torch.utils.data
+from PIL import Image, ImageDraw, ImageFont
+
+from .image_dataset import gt_relative_path, original_gt_pattern
+
+__all__ = ['DIFFICULTIES', 'SyntheticTextDataset', 'find_truetype_fonts', 'write_db_layout', 'write_samples']
+
+HERSHEY_PRINTED = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
+                   cv2.FONT_HERSHEY_TRIPLEX)
+HERSHEY_SCRIPT = (cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX)
+FONT_DIRS = ('/usr/share/fonts', '/usr/local/share/fonts', '~/.fonts', '~/.local/share/fonts', '/Library/Fonts',
+             '/System/Library/Fonts', 'C:/Windows/Fonts')
+FONT_EXCLUDE = ('emoji', 'symbol', 'wingding', 'dingbat', 'math', 'cursor', 'braille', 'icon', 'awesome')
+WORDS = (
+    'the of and to in is you that it he was for on are as with his they at be this have from or one had by word '
+    'but not what all were we when your can said there use an each which she do how their if will up other about '
+    'out many then them these so some her would make like him into time has look two more write go see number no '
+    'way could people my than first water been call who oil its now find long down day did get come made may part '
+    'over new sound take only little work know place year live me back give most very after thing our just name '
+    'good sentence man think say great where help through much before line right too mean old any same tell boy '
+    'follow came want show also around form three small set put end does another well large must big even such '
+    'because turn here why ask went men read need land different home us move try kind hand picture again change '
+    'off play spell air away animal house point page letter mother answer found study still learn should America '
+    'world STOP EXIT OPEN Sale Coffee Hotel Street Avenue Menu Total Price Notes Meeting Monday Friday London Paris '
+    'DBNet Text Detection Bank Market Station Parking Library Office Garden Museum Theatre Pharmacy Bakery').split()
+CHARSET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0123456789'
+
+# Difficulty presets: every argument of the generator, by name. 'easy' is the quick start's (learnable in minutes).
+DIFFICULTIES = {
+    'easy': dict(num_words=(2, 6), x_height=(14, 26), rotation=8.0, perspective=0.0, curve_prob=0.0,
+                 curve_amount=0.0, handwriting_prob=0.2, dont_care_prob=0.0, distractors=(0, 2),
+                 backgrounds=('paper', 'ruled', 'gradient'), min_contrast=110, blur_prob=0.1, noise=3.0),
+    'medium': dict(num_words=(3, 9), x_height=(10, 32), rotation=25.0, perspective=0.08, curve_prob=0.2,
+                   curve_amount=0.6, handwriting_prob=0.35, dont_care_prob=0.08, distractors=(1, 5),
+                   backgrounds=('paper', 'ruled', 'gradient', 'cluttered'), min_contrast=80, blur_prob=0.2,
+                   noise=5.0),
+    'hard': dict(num_words=(4, 14), x_height=(8, 40), rotation=60.0, perspective=0.15, curve_prob=0.35,
+                 curve_amount=1.0, handwriting_prob=0.5, dont_care_prob=0.15, distractors=(3, 10),
+                 backgrounds=('paper', 'ruled', 'gradient', 'cluttered'), min_contrast=60, blur_prob=0.3,
+                 noise=8.0),
+}
+
+
+def find_truetype_fonts(dirs=FONT_DIRS) -> list:
+    """Sorted paths of the .ttf / .otf fonts under ``dirs`` (symbol, emoji and math fonts left out)."""
+    found = []
+    for folder in dirs:
+        folder = os.path.expanduser(folder)
+        for root, _, files in os.walk(folder):
+            for name in files:
+                lower = name.lower()
+                if lower.endswith(('.ttf', '.otf')) and not any(word in lower for word in FONT_EXCLUDE):
+                    found.append(os.path.join(root, name))
+    return sorted(set(found))
+
+
+class SyntheticTextDataset(torch.utils.data.Dataset):
+    """Procedural text-detection samples, deterministic per ``(seed, index)`` for a given font set.
+
+    Args:
+        num_samples: dataset length.
+        seed: base seed; sample ``i`` uses ``numpy.random.default_rng([seed, i])``. Use another seed for a
+            held-out set.
+        image_size: ``(height, width)`` of every image (default 320x320).
+        processes: callables dict -> dict applied in order (the same processes as ImageDataset).
+        difficulty: 'easy' (quick start: clear words, x-height >= 14 px, mild rotation), 'medium' or 'hard'
+            (curves, perspective, clutter, don't cares); any key of ``DIFFICULTIES[difficulty]`` can be
+            overridden through ``options``.
+        fonts: 'all' (Hershey + TrueType found on the machine), 'hershey' (identical on every machine) or
+            a list of TrueType font paths (used with the Hershey fonts).
+        is_training: the sample's ``is_training``.
+        options: overrides of the difficulty preset, e.g. ``{'curve_prob': 0.5}``.
+
+    Returns (``dataset[i]``) ``{'image': HxWx3 uint8 BGR, 'lines': [{'poly': [[x, y], ...], 'text'}],
+    'filename': 'synth_<seed>_<i>.jpg', 'data_id': i, 'is_training'}`` after processes; ``generate(i)``
+    also gives ``'ink'``, the HxW float32 coverage of the text drawn (for tests).
+    """
+
+    def __init__(self, num_samples=1000, seed=0, image_size=(320, 320), processes=[], difficulty='easy',
+                 fonts='all', is_training=True, options=None):
+        if difficulty not in DIFFICULTIES:
+            raise ValueError(f'SyntheticTextDataset: unknown difficulty {difficulty!r}; choose one of '
+                             f'{sorted(DIFFICULTIES)}.')
+        self.params = dict(DIFFICULTIES[difficulty])
+        unknown = sorted(set(options or {}) - set(self.params))
+        if unknown:
+            raise ValueError(f'SyntheticTextDataset: unknown option(s) {unknown}; accepted: {sorted(self.params)}.')
+        self.params.update(options or {})
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.processes = list(processes or [])
+        self.difficulty = difficulty
+        self.is_training = bool(is_training)
+        if fonts == 'all':
+            truetype = find_truetype_fonts()
+        elif fonts == 'hershey':
+            truetype = []
+        elif isinstance(fonts, (list, tuple)):
+            truetype = [str(path) for path in fonts]
+        else:
+            raise ValueError(f"SyntheticTextDataset: fonts must be 'all', 'hershey' or a list of font paths, "
+                             f"got {fonts!r}.")
+        self.fonts = [('hershey', face) for face in HERSHEY_PRINTED + HERSHEY_SCRIPT] + \
+                     [('truetype', path) for path in truetype]
+        self._pil_fonts = {}
+        self._x_heights = {}
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f'SyntheticTextDataset: index {index} out of range [0, {self.num_samples}).')
+        data = self.generate(index)
+        data.pop('ink')
+        for process in self.processes:
+            data = process(data)
+        return data
+
+    # ----- one image
+    def generate(self, index: int) -> dict:
+        """The sample dict of ``index`` before processes, plus ``'ink'`` (HxW float32 text coverage)."""
+        rng = np.random.default_rng([self.seed, int(index)])
+        p = self.params
+        height, width = self.image_size
+        image = self._background(rng, p['backgrounds'][rng.integers(len(p['backgrounds']))])
+        for _ in range(rng.integers(p['distractors'][0], p['distractors'][1] + 1)):
+            self._distractor(rng, image)
+        ink = np.zeros((height, width), np.float32)
+        occupied = np.zeros((height, width), np.uint8)
+        lines = []
+        for _ in range(rng.integers(p['num_words'][0], p['num_words'][1] + 1)):
+            line = self._place_word(rng, image, ink, occupied)
+            if line is not None:
+                lines.append(line)
+        if rng.random() < p['blur_prob']:
+            image = cv2.GaussianBlur(image, (3, 3), 0)
+        if p['noise'] > 0:
+            noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(p['noise'])
+            image = np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        return {'image': image, 'lines': lines, 'filename': f'synth_{self.seed}_{index:06d}.jpg',
+                'data_id': int(index), 'is_training': self.is_training, 'ink': ink}
+
+    # ----- backgrounds and distractors
+    def _background(self, rng, kind: str) -> np.ndarray:
+        height, width = self.image_size
+        if kind in ('paper', 'ruled'):
+            base = rng.uniform(215, 252) - np.array([0.0, rng.uniform(0, 12), rng.uniform(0, 20)])  # BGR: warm
+            low = cv2.resize(rng.normal(0, 6, (4, 4)).astype(np.float32), (width, height),
+                             interpolation=cv2.INTER_CUBIC)
+            image = base[None, None, :] + low[:, :, None]
+            if kind == 'ruled':
+                gap = int(rng.integers(18, 34))
+                line_colour = np.array([rng.uniform(180, 230), rng.uniform(150, 200), rng.uniform(120, 170)])
+                for y in range(int(rng.integers(gap // 2, gap)), height, gap):
+                    image[y:y + 1, :, :] = line_colour
+                if rng.random() < 0.5:
+                    x = int(rng.integers(width // 12, width // 5))
+                    image[:, x:x + 1, :] = np.array([90.0, 90.0, 220.0])
+        elif kind == 'gradient':
+            start, stop = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+            angle = rng.uniform(0, 2 * math.pi)
+            ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+            t = (xs * math.cos(angle) + ys * math.sin(angle))
+            t = (t - t.min()) / max(float(t.max() - t.min()), 1.0)
+            image = start[None, None, :] * (1 - t[:, :, None]) + stop[None, None, :] * t[:, :, None]
+        elif kind == 'cluttered':
+            image = np.empty((height, width, 3), np.float64)
+            image[:] = rng.uniform(0, 255, 3)
+            image = np.ascontiguousarray(image.astype(np.uint8))
+            for _ in range(int(rng.integers(8, 20))):
+                self._shape(rng, image, filled=True)
+            image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(1.0, 3.0))).astype(np.float64)
+        else:
+            raise ValueError(f'SyntheticTextDataset: unknown background {kind!r} in options["backgrounds"]; '
+                             f"use 'paper', 'ruled', 'gradient' or 'cluttered'.")
+        return np.ascontiguousarray(np.clip(image, 0, 255).astype(np.uint8))
+
+    def _shape(self, rng, image, filled: bool):
+        height, width = image.shape[:2]
+        colour = tuple(float(c) for c in rng.uniform(0, 255, 3))
+        kind = rng.integers(3)
+        thickness = -1 if filled else int(rng.integers(1, 4))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        size = int(rng.integers(max(4, min(height, width) // 20), max(8, min(height, width) // 3)))
+        if kind == 0:
+            cv2.rectangle(image, (x, y), (x + size, y + int(size * rng.uniform(0.3, 1.5))), colour, thickness)
+        elif kind == 1:
+            cv2.circle(image, (x, y), size // 2, colour, thickness, cv2.LINE_AA)
+        else:
+            end = (int(x + size * rng.uniform(-1.5, 1.5)), int(y + size * rng.uniform(-1.5, 1.5)))
+            cv2.line(image, (x, y), end, colour, max(1, thickness), cv2.LINE_AA)
+
+    def _distractor(self, rng, image):
+        """An unlabelled non-text mark: a shape outline, a smooth stroke or a cluster of dots."""
+        height, width = image.shape[:2]
+        kind = rng.integers(3)
+        if kind == 0:
+            self._shape(rng, image, filled=False)
+        elif kind == 1:
+            t = np.linspace(0, 1, 40)
+            x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
+            length, angle = rng.uniform(0.2, 0.6) * width, rng.uniform(0, 2 * math.pi)
+            amplitude, freq = rng.uniform(5, 25), rng.uniform(0.5, 1.5)
+            xs = x0 + t * length * math.cos(angle) - amplitude * np.sin(2 * math.pi * freq * t) * math.sin(angle)
+            ys = y0 + t * length * math.sin(angle) + amplitude * np.sin(2 * math.pi * freq * t) * math.cos(angle)
+            colour = tuple(float(c) for c in rng.uniform(0, 160, 3))
+            cv2.polylines(image, [np.stack([xs, ys], 1).astype(np.int32)], False, colour, int(rng.integers(1, 3)),
+                          cv2.LINE_AA)
+        else:
+            colour = tuple(float(c) for c in rng.uniform(0, 200, 3))
+            cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+            for _ in range(int(rng.integers(3, 12))):
+                centre = (int(cx + rng.normal(0, 12)), int(cy + rng.normal(0, 12)))
+                cv2.circle(image, centre, int(rng.integers(1, 3)), colour, -1, cv2.LINE_AA)
+
+    # ----- words
+    def _word_text(self, rng) -> str:
+        kind = rng.random()
+        if kind < 0.7:
+            word = WORDS[rng.integers(len(WORDS))]
+            style = rng.random()
+            return word.upper() if style < 0.15 else word.capitalize() if style < 0.35 else word
+        if kind < 0.85:
+            return str(int(rng.integers(1, 100000))) if rng.random() < 0.6 else f'{rng.uniform(0, 500):.2f}'
+        return ''.join(CHARSET[i] for i in rng.integers(0, len(CHARSET), int(rng.integers(2, 8))))
+
+    def _x_height(self, font) -> float:
+        """Ink height of 'x' at the reference size (Hershey scale 1, TrueType 100 px)."""
+        if font not in self._x_heights:
+            mask = self._draw_text('x', font, 1.0 if font[0] == 'hershey' else 100, 1, None, 0.0)[0]
+            rows = np.nonzero(mask.max(1) > 127)[0]
+            self._x_heights[font] = float(rows[-1] - rows[0] + 1) if rows.size else 1.0
+        return self._x_heights[font]
+
+    def _pil_font(self, path: str, size: int):
+        key = (path, size)
+        if key not in self._pil_fonts:
+            try:
+                self._pil_fonts[key] = ImageFont.truetype(path, size)
+            except OSError as error:
+                raise OSError(f'SyntheticTextDataset: cannot load font {path} ({error}); remove it from fonts.') \
+                    from error
+        return self._pil_fonts[key]
+
+    def _draw_text(self, text: str, font, size, thickness: int, rng, jitter: float):
+        """Mask (uint8) of ``text`` drawn letter by letter; with ``jitter`` > 0 letters move, scale and
+        change stroke width (handwriting). Returns (mask, x_height_px_estimate)."""
+        kind, face = font
+        if kind == 'hershey':
+            cap = cv2.getTextSize('H', face, size, thickness)[0][1]
+        else:
+            pil = self._pil_font(face, max(4, int(round(size))))
+            cap = pil.getbbox('H', anchor='ls')[3] - pil.getbbox('H', anchor='ls')[1]
+        cap = max(int(cap), 4)
+        margin = 2 * cap + 4 * thickness
+        advance_total = 0.0
+        advances = []
+        for ch in text:
+            if kind == 'hershey':
+                advances.append(cv2.getTextSize(ch, face, size, thickness)[0][0])
+            else:
+                advances.append(pil.getlength(ch))
+            advance_total += advances[-1]
+        width = int(advance_total * (1.3 if jitter else 1.0)) + 2 * margin
+        height = cap * 2 + 2 * margin
+        canvas = Image.new('L', (width, height), 0) if kind == 'truetype' else np.zeros((height, width), np.uint8)
+        draw = ImageDraw.Draw(canvas) if kind == 'truetype' else None
+        x, baseline = float(margin), margin + cap * 1.4
+        for ch, advance in zip(text, advances):
+            dy = rng.normal(0, jitter * cap) if jitter else 0.0
+            extra = int(rng.integers(-1, 2)) if jitter and thickness > 1 else 0
+            if kind == 'hershey':
+                cv2.putText(canvas, ch, (int(round(x)), int(round(baseline + dy))), face, size,
+                            255, max(1, thickness + extra), cv2.LINE_AA)
+            else:
+                draw.text((x, baseline + dy), ch, font=pil, fill=255, anchor='ls',
+                          stroke_width=max(0, thickness - 1 + extra), stroke_fill=255)
+            x += advance * (1.0 + (rng.uniform(-0.05, 0.15) if jitter else 0.0))
+        mask = np.asarray(canvas, dtype=np.uint8) if kind == 'truetype' else canvas
+        return mask, cap
+
+    def _render_word(self, rng, font, x_height: float, handwriting: bool):
+        """The word's mask cropped to its padded ink box, and its text."""
+        text = self._word_text(rng)
+        ref = self._x_height(font)
+        if font[0] == 'hershey':
+            size = x_height / ref
+            thickness = max(1, int(round(x_height / 7 * rng.uniform(0.7, 1.3))))
+        else:
+            size = 100.0 * x_height / ref
+            thickness = 1 + int(rng.random() < 0.2) if x_height >= 16 else 1
+        mask, _ = self._draw_text(text, font, size, thickness, rng, 0.06 if handwriting else 0.0)
+        if handwriting or rng.random() < 0.15:
+            slant = math.tan(math.radians(rng.uniform(-8, 20)))
+            h, w = mask.shape
+            shear = np.array([[1.0, -slant, slant * h / 2 + abs(slant) * h], [0.0, 1.0, 0.0]], np.float32)
+            mask = cv2.warpAffine(mask, shear, (w + int(2 * abs(slant) * h) + 2, h), flags=cv2.INTER_LINEAR)
+        rows, cols = np.nonzero(mask.max(1) > 0)[0], np.nonzero(mask.max(0) > 0)[0]
+        if rows.size == 0:
+            return None, text
+        pad = max(2, int(round(0.2 * x_height)))
+        top, bottom = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, mask.shape[0])
+        left, right = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, mask.shape[1])
+        return np.ascontiguousarray(mask[top:bottom, left:right]), text
+
+    def _place_word(self, rng, image, ink, occupied):
+        p = self.params
+        height, width = self.image_size
+        dont_care = rng.random() < p['dont_care_prob']
+        handwriting = rng.random() < p['handwriting_prob']
+        if handwriting:
+            script = [f for f in self.fonts if f[0] == 'hershey' and f[1] in HERSHEY_SCRIPT]
+            script += [f for f in self.fonts
+                       if f[0] == 'truetype' and ('oblique' in f[1].lower() or 'italic' in f[1].lower())]
+            font = script[rng.integers(len(script))]
+        else:
+            font = self.fonts[rng.integers(len(self.fonts))]
+        x_height = rng.uniform(4, 7) if dont_care else rng.uniform(*p['x_height'])
+        mask, text = self._render_word(rng, font, x_height, handwriting)
+        if mask is None:
+            return None
+        h, w = mask.shape
+        curved = rng.random() < p['curve_prob']
+        bend_amount = rng.uniform(-1, 1) * p['curve_amount'] * h if curved else 0.0
+
+        def bend(u):
+            return bend_amount * (2.0 * u / w - 1.0) ** 2 - max(bend_amount, 0.0)
+
+        bend_lo = min(bend_amount, 0.0) - max(bend_amount, 0.0)  # the smallest value of bend over [0, w]
+        span = h + abs(bend_amount)
+        angle = math.radians(rng.uniform(-p['rotation'], p['rotation']))
+        for _ in range(20):
+            centre = np.array([rng.uniform(0, width), rng.uniform(0, height)])
+            cos, sin = math.cos(angle), math.sin(angle)
+            affine = np.array([[cos, -sin, 0], [sin, cos, 0], [0, 0, 1.0]]) @ \
+                np.array([[1, 0, -w / 2], [0, 1, -(span / 2 + bend_lo)], [0, 0, 1.0]])
+            affine[:2, 2] += centre
+            corners = np.array([[0, bend_lo], [w, bend_lo], [w, bend_lo + span], [0, bend_lo + span]], np.float32)
+            mapped = cv2.perspectiveTransform(corners[None], affine)[0]
+            if p['perspective'] > 0:
+                jitter = rng.uniform(-1, 1, (4, 2)) * p['perspective'] * max(w, span)
+                homography = cv2.getPerspectiveTransform(corners, (mapped + jitter).astype(np.float32)).astype(
+                    np.float64)
+            else:
+                homography = affine
+            samples = 8 if curved else 2
+            us = np.linspace(0, w, samples)
+            top = np.stack([us, bend(us)], 1)
+            bottom = np.stack([us[::-1], h + bend(us[::-1])], 1)
+            poly = cv2.perspectiveTransform(np.concatenate([top, bottom])[None].astype(np.float64), homography)[0]
+            if poly[:, 0].min() < 1 or poly[:, 1].min() < 1 or poly[:, 0].max() > width - 2 or \
+                    poly[:, 1].max() > height - 2:
+                continue
+            region = np.zeros_like(occupied)
+            cv2.fillPoly(region, [np.round(poly).astype(np.int32)], 1)
+            grown = cv2.dilate(region, np.ones((5, 5), np.uint8), iterations=max(1, int(x_height // 6)))
+            if np.any(grown & occupied):
+                continue
+            occupied |= grown
+            self._paint(rng, image, ink, mask, homography, bend, poly, dont_care)
+            return {'poly': poly.tolist(), 'text': '###' if dont_care else text}
+        return None
+
+    def _paint(self, rng, image, ink, mask, homography, bend, poly, faint: bool):
+        height, width = self.image_size
+        x0, y0 = np.floor(poly.min(0)).astype(int)
+        x1, y1 = np.ceil(poly.max(0)).astype(int) + 1
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        ys, xs = np.mgrid[y0:y1, x0:x1]
+        points = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+        local = cv2.perspectiveTransform(points[None], np.linalg.inv(homography))[0]
+        map_x = local[:, 0].reshape(xs.shape).astype(np.float32)
+        map_y = (local[:, 1] - bend(local[:, 0])).reshape(xs.shape).astype(np.float32)
+        alpha = cv2.remap(mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0).astype(np.float32) / 255.0
+        if faint:
+            alpha *= rng.uniform(0.35, 0.6)
+        patch = image[y0:y1, x0:x1].astype(np.float32)
+        luminance = float(patch.mean())
+        contrast = self.params['min_contrast'] * (0.5 if faint else 1.0)
+        if luminance >= 128:
+            level = rng.uniform(0, max(luminance - contrast, 1))
+        else:
+            level = rng.uniform(min(luminance + contrast, 254), 255)
+        colour = np.clip(level + rng.uniform(-25, 25, 3), 0, 255).astype(np.float32)
+        image[y0:y1, x0:x1] = np.clip(patch * (1 - alpha[:, :, None]) + colour * alpha[:, :, None], 0,
+                                      255).astype(np.uint8)
+        ink[y0:y1, x0:x1] = np.maximum(ink[y0:y1, x0:x1], alpha)
+
+
+def _format_line(line: dict) -> str:
+    return ','.join(f'{v:.1f}' for point in line['poly'] for v in point) + ',' + line['text']
+
+
+def write_db_layout(out: str, num: int, seed: int = 0, split: str = 'train', **dataset_args) -> str:
+    """Write ``num`` samples in the DB layout under ``out`` (images as JPEG); returns the list file path.
+
+    Ground-truth names follow the original's rule (train ``<name>.txt``, test ``gt_<stem>.txt``) so that
+    ImageDataset's default reader reads them back.
+    """
+    if split not in ('train', 'test'):
+        raise ValueError(f"write_db_layout: split must be 'train' or 'test', got {split!r}.")
+    dataset = SyntheticTextDataset(num_samples=num, seed=seed, is_training=split == 'train', **dataset_args)
+    images_dir, gts_dir = os.path.join(out, f'{split}_images'), os.path.join(out, f'{split}_gts')
+    os.makedirs(images_dir, exist_ok=True)
+    os.makedirs(gts_dir, exist_ok=True)
+    list_path = os.path.join(out, f'{split}_list.txt')
+    pattern = original_gt_pattern(split == 'train', list_path)
+    names = []
+    for index in range(num):
+        sample = dataset.generate(index)
+        name = sample['filename']
+        cv2.imwrite(os.path.join(images_dir, name), sample['image'], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        with open(os.path.join(gts_dir, gt_relative_path(name, pattern)), 'w', encoding='utf-8') as handle:
+            handle.write(''.join(_format_line(line) + '\n' for line in sample['lines']))
+        names.append(name)
+    with open(list_path, 'w', encoding='utf-8') as handle:
+        handle.write(''.join(name + '\n' for name in names))
+    return list_path
+
+
+def write_samples(out: str = 'assets/images', num: int = 3, seed: int = 2024, difficulty: str = 'medium',
+                  image_size=(320, 480)) -> list:
+    """Write ``num`` demo images (JPEG, no ground truth) to ``out``; returns their paths."""
+    os.makedirs(out, exist_ok=True)
+    dataset = SyntheticTextDataset(num_samples=num, seed=seed, image_size=image_size, difficulty=difficulty)
+    paths = []
+    for index in range(num):
+        path = os.path.join(out, f'synthetic_{index + 1}.jpg')
+        cv2.imwrite(path, dataset.generate(index)['image'], [cv2.IMWRITE_JPEG_QUALITY, 90])
+        paths.append(path)
+    return paths
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Write synthetic text images in the DB layout.')
+    parser.add_argument('--out', help='output dataset folder')
+    parser.add_argument('--num', type=int, default=1000, help='number of images')
+    parser.add_argument('--seed', type=int, default=0, help='base seed (use another one for a held-out set)')
+    parser.add_argument('--split', choices=('train', 'test'), default='train')
+    parser.add_argument('--difficulty', choices=sorted(DIFFICULTIES), default='easy')
+    parser.add_argument('--size', type=int, nargs=2, default=(320, 320), metavar=('H', 'W'))
+    parser.add_argument('--fonts', choices=('all', 'hershey'), default='all')
+    parser.add_argument('--samples', metavar='DIR', help='write 3 demo images to DIR instead')
+    args = parser.parse_args(argv)
+    if args.samples:
+        for path in write_samples(args.samples):
+            print(path)
+        return
+    if not args.out:
+        parser.error('--out is required (or --samples DIR)')
+    list_path = write_db_layout(args.out, args.num, seed=args.seed, split=args.split, difficulty=args.difficulty,
+                                image_size=tuple(args.size), fonts=args.fonts)
+    print(f'wrote {args.num} {args.split} images; list: {list_path}')
+
+
+if __name__ == '__main__':
+    main()
