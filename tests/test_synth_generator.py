@@ -1,0 +1,76 @@
+"""SyntheticTextDataset: determinism, polygons covering the ink, don't cares, and the DB-layout round trip."""
+import cv2
+import numpy as np
+import pytest
+
+from data.image_dataset import ImageDataset
+from data.synth import SyntheticTextDataset, write_db_layout
+
+
+def ink_inside_fraction(sample):
+    inside = np.zeros(sample['ink'].shape, np.uint8)
+    for line in sample['lines']:
+        cv2.fillPoly(inside, [np.round(np.array(line['poly'])).astype(np.int32)], 1)
+    ink = sample['ink'] > 0.5
+    return float(inside[ink].mean()) if ink.any() else 1.0
+
+
+@pytest.mark.parametrize('difficulty', ['easy', 'medium', 'hard'])
+def test_polygons_cover_the_ink(difficulty):
+    dataset = SyntheticTextDataset(num_samples=6, seed=11, difficulty=difficulty)
+    fractions, words = [], 0
+    for index in range(len(dataset)):
+        sample = dataset.generate(index)
+        fractions.append(ink_inside_fraction(sample))
+        words += len(sample['lines'])
+        for line in sample['lines']:
+            poly = np.array(line['poly'])
+            assert poly.shape[0] >= 4 and poly.min() >= 0 and poly[:, 0].max() < 320 and poly[:, 1].max() < 320
+    assert words >= 6 and min(fractions) >= 0.95
+
+
+def test_same_seed_same_sample_other_seed_differs():
+    a = SyntheticTextDataset(num_samples=3, seed=5, difficulty='medium')
+    b = SyntheticTextDataset(num_samples=3, seed=5, difficulty='medium')
+    for index in (2, 0):  # order of generation does not matter
+        sa, sb = a.generate(index), b.generate(index)
+        assert sa['lines'] == sb['lines'] and np.array_equal(sa['image'], sb['image'])
+    assert SyntheticTextDataset(num_samples=3, seed=6).generate(0)['lines'] != a.generate(0)['lines']
+
+
+def test_sample_dict_processes_and_curved_dont_care_options():
+    dataset = SyntheticTextDataset(num_samples=4, seed=1, image_size=(96, 128), fonts='hershey',
+                                   processes=[lambda d: dict(d, seen=True)],
+                                   options={'curve_prob': 1.0, 'curve_amount': 0.8, 'dont_care_prob': 0.5,
+                                            'num_words': (4, 4), 'x_height': (10, 14)})
+    sample = dataset[0]
+    assert set(sample) == {'image', 'lines', 'filename', 'data_id', 'is_training', 'seen'}
+    assert sample['image'].shape == (96, 128, 3) and sample['image'].dtype == np.uint8
+    lines = [line for i in range(4) for line in dataset[i]['lines']]
+    texts = [line['text'] for line in lines]
+    assert '###' in texts and any(t != '###' for t in texts)
+    assert all(len(line['poly']) == 16 for line in lines)  # curved: 8 points per side
+    with pytest.raises(ValueError, match='unknown option'):
+        SyntheticTextDataset(options={'curvy': 1})
+
+
+def test_easy_preset_is_readable_size():
+    dataset = SyntheticTextDataset(num_samples=4, seed=0)
+    for index in range(4):
+        for line in dataset.generate(index)['lines']:
+            poly = np.array(line['poly'], np.float32)
+            assert min(cv2.minAreaRect(poly)[1]) >= 14  # x-height >= 14 px plus padding
+
+
+def test_db_layout_round_trip(tmp_path):
+    for split, seed in (('train', 0), ('test', 1)):
+        write_db_layout(str(tmp_path), 3, seed=seed, split=split, fonts='hershey', image_size=(64, 96))
+        dataset = ImageDataset(data_dir=[str(tmp_path)], data_list=[str(tmp_path / f'{split}_list.txt')])
+        assert dataset.is_training == (split == 'train')
+        source = SyntheticTextDataset(num_samples=3, seed=seed, fonts='hershey', image_size=(64, 96))
+        for index in range(3):
+            read, made = dataset[index], source.generate(index)
+            assert read['image'].shape == (64, 96, 3)
+            assert [line['text'] for line in read['lines']] == [line['text'] for line in made['lines']]
+            for got, want in zip(read['lines'], made['lines']):
+                assert np.abs(np.array(got['poly']) - np.array(want['poly'])).max() <= 0.051
