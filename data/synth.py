@@ -28,6 +28,7 @@ import torch.utils.data
 from PIL import Image, ImageDraw, ImageFont
 
 from .image_dataset import gt_relative_path, original_gt_pattern
+from .readers import format_db_line
 
 __all__ = ['DIFFICULTIES', 'SyntheticTextDataset', 'find_truetype_fonts', 'write_db_layout', 'write_samples']
 
@@ -416,10 +417,6 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
         ink[y0:y1, x0:x1] = np.maximum(ink[y0:y1, x0:x1], alpha)
 
 
-def _format_line(line: dict) -> str:
-    return ','.join(f'{v:.1f}' for point in line['poly'] for v in point) + ',' + line['text']
-
-
 def write_db_layout(out: str, num: int, seed: int = 0, split: str = 'train', **dataset_args) -> str:
     """Write ``num`` samples in the DB layout under ``out`` (images as JPEG); returns the list file path.
 
@@ -440,7 +437,7 @@ def write_db_layout(out: str, num: int, seed: int = 0, split: str = 'train', **d
         name = sample['filename']
         cv2.imwrite(os.path.join(images_dir, name), sample['image'], [cv2.IMWRITE_JPEG_QUALITY, 95])
         with open(os.path.join(gts_dir, gt_relative_path(name, pattern)), 'w', encoding='utf-8') as handle:
-            handle.write(''.join(_format_line(line) + '\n' for line in sample['lines']))
+            handle.write(''.join(format_db_line(line) + '\n' for line in sample['lines']))
         names.append(name)
     with open(list_path, 'w', encoding='utf-8') as handle:
         handle.write(''.join(name + '\n' for name in names))

@@ -34,6 +34,11 @@ def parse_db_line(line: str, path: str, line_no: int, one_is_dont_care: bool = T
     return make_line(tokens[:count], text, path, line_no)
 
 
+def format_db_line(line: dict) -> str:
+    """Write a line record as ``x1,y1,...,xn,yn,text`` (coordinates with one decimal; inverse of parse_db_line)."""
+    return ','.join(f'{value:.1f}' for point in line['poly'] for value in point) + ',' + line['text']
+
+
 def parse_icdar2015_line(line: str, path: str, line_no: int) -> dict:
     """Parse one ICDAR 2015 line: 8 numbers then the transcription (which may contain commas)."""
     tokens = line.strip().split(',')
