@@ -182,7 +182,8 @@ class Trainer:
             return None, {}
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach()), {key: float(value) for key, value in metrics.items()}
+        return float(loss.detach()), {key: float(value.detach()) if torch.is_tensor(value) else float(value)
+                                      for key, value in metrics.items()}
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> dict:

@@ -34,6 +34,7 @@ import yaml
 __all__ = ['ConfigError', 'ClassSpec', 'Ref', 'Config', 'load_config', 'parse_override']
 
 TOP_LEVEL_KEYS = ('import', 'package', 'define')
+_ALL = object()
 
 
 class ConfigError(ValueError):
@@ -334,9 +335,9 @@ class Config:
                               f"failed: {error}") from error
 
     # ----------------------------------------------------------------- dumping
-    def to_plain(self, value=None):
+    def to_plain(self, value=_ALL):
         """A YAML-serialisable copy of the definitions (classes by dotted name, ``^refs`` kept)."""
-        if value is None:
+        if value is _ALL:
             return {name: self.to_plain(item) for name, item in self.defines.items()}
         if isinstance(value, Ref):
             return '^' + value.name

@@ -160,3 +160,9 @@ def test_dump_round_trips(tree):
     again = tree('dumped.yaml', config.dump())
     rebuilt = load_config(again).build('x')
     assert rebuilt.dataset.size == 3 and rebuilt.batch_size == 4
+
+
+def test_dump_keeps_null_values(tree):
+    path = tree('exp.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: x, class: Dataset, data_dir: null, size: 2}\n")
+    rebuilt = load_config(tree('dumped.yaml', load_config(path).dump())).build('x')
+    assert rebuilt.data_dir is None and rebuilt.size == 2

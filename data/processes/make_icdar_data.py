@@ -12,8 +12,9 @@ class MakeICDARData(DataProcess):
     RandomCropData) or, when no augmentation ran, ``lines`` (list of {'poly', 'text'}; '###' is
     don't care). Returns a new dict with exactly the original's keys: ``image``, ``polygons``
     (list of float32 (K, 2) arrays), ``ignore_tags`` (bool array), ``shape`` (int array (h, w);
-    the image's own shape when AugmentDetectionData did not set it), ``filename``, ``is_training``
-    and ``lines``; any other key is dropped, as in the original. ``debug=True`` draws the polygons
+    the image's own shape when AugmentDetectionData did not set it), ``filename`` and
+    ``is_training``; any other key (``lines`` included) is dropped, as in the original, so that the
+    default collate can batch what remains. ``debug=True`` draws the polygons
     on the image (red: cared for, blue: don't care). ``shrink_ratio`` is accepted for the original's
     YAML files and not used.
     """
@@ -37,8 +38,7 @@ class MakeICDARData(DataProcess):
                     ignore_tags=ignore_tags,
                     shape=np.array(shape),
                     filename=data.get('filename', data.get('data_id', '')),
-                    is_training=data['is_training'],
-                    lines=data.get('lines', []))
+                    is_training=data['is_training'])
 
     @staticmethod
     def draw_polygons(image, polygons, ignore_tags):

@@ -1,0 +1,129 @@
+#!/usr/bin/env python
+"""Detect text in an image or a folder of images (walked recursively).
+
+    python demo.py experiments/seg_detector/totaltext_resnet50_deform_thre.yaml \
+        --resume pretrained/totaltext_resnet50 --image_path photos/ --polygon --box_thresh 0.6 --visualize
+
+For each image it writes ``res_<name>.txt`` (one detection per line: x,y pairs then the score) and,
+with ``--visualize``, ``<name>.jpg`` with the detections drawn; ``results.json`` holds every result.
+An unreadable file is reported by name and skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from tqdm import tqdm
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Run a DBNet model on images.')
+    parser.add_argument('exp', help='experiment YAML file')
+    parser.add_argument('--resume', required=True, help='checkpoint (this project\'s or the original\'s)')
+    parser.add_argument('--image_path', required=True, help='an image file or a folder (searched recursively)')
+    parser.add_argument('--result_dir', default='./demo_results/', help='where results are written')
+    parser.add_argument('--polygon', action='store_true', help='output polygons (curved text) instead of boxes')
+    parser.add_argument('--box_thresh', type=float, default=0.6, help='minimum mean score of a detection')
+    parser.add_argument('--thresh', type=float, help='binarisation threshold of the probability map')
+    parser.add_argument('--image_short_side', type=int, default=736, help='resize the short side to this')
+    parser.add_argument('--batch_size', type=int, default=1, help='images per forward pass (same-size images)')
+    parser.add_argument('--visualize', action='store_true', help='write overlay images')
+    parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
+    parser.add_argument('--max_pixels', type=int, default=250_000_000,
+                        help='refuse images with more pixels than this (decompression bombs)')
+    parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
+    return parser.parse_args(argv)
+
+
+def find_images(path: str) -> list[str]:
+    """Image files under ``path`` (a file or a folder, recursively), sorted; errors name the path."""
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"--image_path '{path}' is neither a file nor a folder.")
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        found += [os.path.join(root, name) for name in sorted(files)
+                  if name.lower().endswith(IMAGE_EXTENSIONS)]
+    if not found:
+        raise FileNotFoundError(f"--image_path '{path}' holds no image files "
+                                f"({', '.join(IMAGE_EXTENSIONS)}).")
+    return found
+
+
+def result_name(image_path: str, root: str) -> str:
+    """A unique name for an image's results: its path below ``root`` without extension, '/' -> '_'."""
+    if os.path.isfile(root):
+        return os.path.splitext(os.path.basename(image_path))[0]
+    relative = os.path.splitext(os.path.relpath(image_path, root))[0]
+    return relative.replace(os.sep, '_')
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
+    log = logging.getLogger('dbnet')
+    # Imported here so that `--help` and path errors answer quickly.
+    import torch  # noqa: F401
+
+    from concern.config import ConfigError
+    from concern.distributed import choose_device
+    from concern.result_files import write_result_file
+    from concern.runtime import build_model_with_weights, load_experiment_for_inference
+    from data.image_io import ImageReadError, read_image
+    from structure.predictor import Detector, torch_forward
+    from structure.visualizers import draw_polygons
+
+    try:
+        images = find_images(args.image_path)
+        config = load_experiment_for_inference(args.exp, args.opt)
+        structure = config.build('Experiment.structure')
+        device = choose_device(args.device)
+        model = build_model_with_weights(structure, args.resume, device)
+    except (ConfigError, FileNotFoundError, RuntimeError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    representer = structure.representer
+    representer.box_thresh = args.box_thresh
+    if args.thresh is not None:
+        representer.thresh = args.thresh
+    detector = Detector(torch_forward(model, device), representer, args.image_short_side,
+                        is_output_polygon=args.polygon, batch_size=args.batch_size)
+    os.makedirs(args.result_dir, exist_ok=True)
+
+    results, failed = {}, []
+    chunk = max(1, args.batch_size) * 8
+    for start in tqdm(range(0, len(images), chunk), desc='detecting', unit='chunk'):
+        paths, loaded = [], []
+        for path in images[start:start + chunk]:
+            try:
+                loaded.append(read_image(path, max_pixels=args.max_pixels))
+                paths.append(path)
+            except ImageReadError as error:
+                log.warning('skipped: %s', error)
+                failed.append(path)
+        for path, image, (polygons, scores) in zip(paths, loaded, detector.detect(loaded)):
+            name = result_name(path, args.image_path)
+            write_result_file(os.path.join(args.result_dir, f'res_{name}.txt'), polygons, scores)
+            if args.visualize:
+                import cv2
+                cv2.imwrite(os.path.join(args.result_dir, f'{name}.jpg'), draw_polygons(image, polygons, scores))
+            results[path] = [{'points': [[int(x), int(y)] for x, y in polygon], 'score': float(score)}
+                             for polygon, score in zip(polygons, scores)]
+    with open(os.path.join(args.result_dir, 'results.json'), 'w', encoding='utf-8') as handle:
+        json.dump({'experiment': args.exp, 'checkpoint': args.resume, 'polygon': args.polygon,
+                   'box_thresh': args.box_thresh, 'images': results, 'failed': failed}, handle, indent=1)
+    print(f'{len(results)} images processed, {len(failed)} skipped; results in {args.result_dir}')
+    for path in failed:
+        print(f'  skipped (unreadable): {path}')
+    return 0 if results else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

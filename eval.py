@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+"""Evaluate a checkpoint on an experiment's test set: precision, recall, F-measure.
+
+    python eval.py experiments/seg_detector/totaltext_resnet50_deform_thre.yaml \
+        --resume pretrained/totaltext_resnet50 --polygon --box_thresh 0.6
+
+Prints P / R / F and saves them to ``<result_dir>/metrics.json``; writes ``res_<image>.txt`` per image
+(ICDAR submission format: integer clockwise coordinates, the score as the last column);
+``--box_thresh_sweep 0.3:0.9:0.05`` scores every threshold from one pass of the model;
+``--speed`` reports model-only and end-to-end images per second.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+import torch
+
+from concern.config import ConfigError
+from concern.distributed import choose_device
+from concern.evaluation import iterate_predictions
+from concern.result_files import write_result_file
+from concern.runtime import build_model_with_weights, load_experiment_for_inference
+
+GT_KEYS = ('polygons', 'ignore_tags', 'shape', 'filename')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Evaluate a DBNet model.')
+    parser.add_argument('exp', help='experiment YAML file')
+    parser.add_argument('--resume', required=True, help='checkpoint (this project\'s or the original\'s)')
+    parser.add_argument('--polygon', action='store_true', help='polygon output (curved text: Total-Text, CTW1500)')
+    parser.add_argument('--box_thresh', type=float, default=0.6, help='minimum mean score of a detection')
+    parser.add_argument('--thresh', type=float, help='binarisation threshold of the probability map')
+    parser.add_argument('--box_thresh_sweep', metavar='START:STOP:STEP',
+                        help='evaluate every box_thresh in [START, STOP] from one pass of the model')
+    parser.add_argument('--result_dir', default='./results/', help='where result files and metrics.json go')
+    parser.add_argument('--no-results', dest='write_results', action='store_false', help='no res_*.txt files')
+    parser.add_argument('--visualize', action='store_true', help='write overlay images to result_dir/vis')
+    parser.add_argument('--speed', action='store_true', help='measure images per second')
+    parser.add_argument('--speed_runs', type=int, default=3, help='repetitions for --speed')
+    parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
+    parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
+    return parser.parse_args(argv)
+
+
+def parse_sweep(text: str) -> list[float]:
+    try:
+        start, stop, step = (float(part) for part in text.split(':'))
+    except ValueError:
+        raise ValueError(f"--box_thresh_sweep '{text}' must look like START:STOP:STEP, e.g. 0.3:0.9:0.05") from None
+    if step <= 0 or stop < start:
+        raise ValueError(f"--box_thresh_sweep '{text}': STEP must be positive and STOP >= START.")
+    count = int(round((stop - start) / step)) + 1
+    return [round(start + index * step, 6) for index in range(count)]
+
+
+def evaluation_loaders(config):
+    for path in ('Experiment.evaluation', 'Experiment.validation'):
+        if config.has(path):
+            return config.build(path).data_loaders
+    raise ConfigError(f"{config.path}: defines neither Experiment.evaluation nor Experiment.validation.")
+
+
+def measure_speed(model, representer, loader, device, runs: int, polygon: bool) -> dict:
+    """Model-only and end-to-end (model + post-processing) images per second over ``runs`` passes."""
+    def sync():
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+    model_time = total_time = 0.0
+    images = 0
+    with torch.inference_mode():
+        for _ in range(runs):
+            for batch in loader:
+                image = batch['image'].to(device)
+                sync()
+                start = time.perf_counter()
+                pred = model({**batch, 'image': image}, training=False)
+                sync()
+                middle = time.perf_counter()
+                representer.represent(batch, pred.float().cpu(), is_output_polygon=polygon)
+                end = time.perf_counter()
+                model_time += middle - start
+                total_time += end - start
+                images += image.shape[0]
+    return {'images': images, 'model_images_per_s': images / model_time, 'end_to_end_images_per_s': images / total_time}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
+    try:
+        thresholds = parse_sweep(args.box_thresh_sweep) if args.box_thresh_sweep else [args.box_thresh]
+        config = load_experiment_for_inference(args.exp, args.opt)
+        structure = config.build('Experiment.structure')
+        loaders = evaluation_loaders(config)
+        device = choose_device(args.device)
+        model = build_model_with_weights(structure, args.resume, device)
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    representer, measurer = structure.representer, structure.measurer
+    representer.box_thresh = min(thresholds)
+    if args.thresh is not None:
+        representer.thresh = args.thresh
+    os.makedirs(args.result_dir, exist_ok=True)
+
+    report = {'experiment': args.exp, 'checkpoint': args.resume, 'polygon': args.polygon, 'datasets': {}}
+    for name, loader in loaders.items():
+        kept = []  # (ground-truth part of the batch, representer output) per batch
+        for batch, pred in iterate_predictions(model, loader, device, desc=name):
+            output = representer.represent(batch, pred, is_output_polygon=args.polygon)
+            kept.append(({key: batch[key] for key in GT_KEYS if key in batch}, output))
+            for index, (polygons, scores) in enumerate(zip(*output)):
+                keep = [i for i, score in enumerate(scores) if score >= args.box_thresh]
+                stem = os.path.splitext(os.path.basename(str(batch['filename'][index])))[0]
+                if args.write_results:
+                    write_result_file(os.path.join(args.result_dir, f'res_{stem}.txt'),
+                                      [polygons[i] for i in keep], [scores[i] for i in keep])
+                if args.visualize:
+                    save_overlay(args.result_dir, stem, batch, index, [polygons[i] for i in keep],
+                                 [scores[i] for i in keep])
+        table = []
+        for threshold in thresholds:
+            raw = [measurer.validate_measure(gt, output, is_output_polygon=args.polygon, box_thresh=threshold)
+                   for gt, output in kept]
+            table.append((threshold, measurer.gather_measure(raw)))
+        by_threshold = dict(table)
+        chosen = args.box_thresh if args.box_thresh in by_threshold else thresholds[0]
+        result = {'box_thresh': chosen, **by_threshold[chosen]}
+        if len(table) > 1:
+            print(f'{name}: box_thresh   precision   recall   fmeasure')
+            for threshold, metrics in table:
+                print(f'{name}: {threshold:10.3f}   {metrics["precision"]:9.4f}   {metrics["recall"]:6.4f}'
+                      f'   {metrics["fmeasure"]:8.4f}')
+            best_threshold, best = max(table, key=lambda item: item[1]['fmeasure'])
+            print(f'{name}: best F {best["fmeasure"]:.4f} at box_thresh {best_threshold}')
+            result = {'box_thresh': best_threshold, **best,
+                      'sweep': [{'box_thresh': t, **m} for t, m in table]}
+        print(f'{name}: precision {result["precision"]:.4f}  recall {result["recall"]:.4f}  '
+              f'fmeasure {result["fmeasure"]:.4f}  (box_thresh {result["box_thresh"]})')
+        if args.speed:
+            speed = measure_speed(model, representer, loader, device, args.speed_runs, args.polygon)
+            print(f'{name}: model {speed["model_images_per_s"]:.2f} images/s, end to end '
+                  f'{speed["end_to_end_images_per_s"]:.2f} images/s ({speed["images"]} images, {device})')
+            result['speed'] = speed
+        report['datasets'][name] = result
+    with open(os.path.join(args.result_dir, 'metrics.json'), 'w', encoding='utf-8') as handle:
+        json.dump(report, handle, indent=1, default=float)
+    return 0
+
+
+def save_overlay(result_dir, stem, batch, index, polygons, scores):
+    """Draws the detections on the input image, read again from disk at its original size."""
+    import cv2
+
+    from data.image_io import read_image
+    from structure.visualizers import draw_polygons
+    image = read_image(str(batch['filename'][index]))
+    os.makedirs(os.path.join(result_dir, 'vis'), exist_ok=True)
+    cv2.imwrite(os.path.join(result_dir, 'vis', f'{stem}.jpg'), draw_polygons(image, polygons, scores))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Every experiment file compiles, builds its structure and a model that runs on CPU."""
+import glob
+import os
+
+import pytest
+import torch
+
+from concern.runtime import load_experiment_for_inference
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENTS = sorted(path for path in glob.glob(os.path.join(ROOT, 'experiments', '**', '*.yaml'), recursive=True)
+                     if not os.path.basename(path).startswith('base'))
+
+
+def test_every_original_experiment_is_present():
+    names = {os.path.relpath(path, os.path.join(ROOT, 'experiments')) for path in EXPERIMENTS}
+    for dataset in ('ic15', 'td500', 'totaltext'):
+        for depth in ('resnet18', 'resnet50'):
+            assert f'seg_detector/{dataset}_{depth}_deform_thre.yaml' in names
+    assert 'seg_detector/totaltext_mobilenet_v3_large_thre.yaml' in names
+    assert 'ASF/td500_resnet50_deform_thre_asf.yaml' in names
+
+
+@pytest.mark.parametrize('path', EXPERIMENTS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_experiment_builds_a_model_that_runs(path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    config = load_experiment_for_inference(path)
+    structure = config.build('Experiment.structure')
+    model = structure.builder.build().eval()
+    with torch.inference_mode():
+        prob = model({'image': torch.randn(1, 3, 64, 96)}, training=False)
+    assert prob.shape == (1, 1, 64, 96)
+    assert float(prob.min()) >= 0 and float(prob.max()) <= 1
+    assert structure.representer is not None and structure.measurer is not None
+    assert config.has('Experiment.train.data_loader')
