@@ -380,12 +380,16 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
             if poly[:, 0].min() < 1 or poly[:, 1].min() < 1 or poly[:, 0].max() > width - 2 or \
                     poly[:, 1].max() > height - 2:
                 continue
-            region = np.zeros_like(occupied)
-            cv2.fillPoly(region, [np.round(poly).astype(np.int32)], 1)
-            grown = cv2.dilate(region, np.ones((5, 5), np.uint8), iterations=max(1, int(x_height // 6)))
-            if np.any(grown & occupied):
+            gap = 2 * max(1, int(x_height // 6)) + 1  # keep words apart by about a third of the x-height
+            bx0, by0 = np.maximum(np.floor(poly.min(0)).astype(int) - gap, 0)
+            bx1, by1 = np.ceil(poly.max(0)).astype(int) + gap + 1
+            region = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
+            cv2.fillPoly(region, [np.round(poly - [bx0, by0]).astype(np.int32)], 1)
+            region = cv2.dilate(region, np.ones((2 * gap + 1, 2 * gap + 1), np.uint8))
+            window = occupied[by0:by1, bx0:bx1]
+            if np.any(region[:window.shape[0], :window.shape[1]] & window):
                 continue
-            occupied |= grown
+            window |= region[:window.shape[0], :window.shape[1]]
             self._paint(rng, image, ink, mask, homography, bend, poly, dont_care)
             return {'poly': poly.tolist(), 'text': '###' if dont_care else text}
         return None

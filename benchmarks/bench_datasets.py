@@ -1,0 +1,39 @@
+"""Data-side speed: synthetic generation per difficulty and ImageDataset loading, in ms per image.
+
+    python benchmarks/bench_datasets.py [--num 100]
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from data.image_dataset import ImageDataset  # noqa: E402
+from data.synth import SyntheticTextDataset, write_db_layout  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--num', type=int, default=100)
+    args = parser.parse_args()
+    for difficulty in ('easy', 'medium', 'hard'):
+        dataset = SyntheticTextDataset(num_samples=args.num, seed=0, difficulty=difficulty)
+        dataset.generate(0)
+        start = time.perf_counter()
+        words = sum(len(dataset.generate(i)['lines']) for i in range(args.num))
+        elapsed = (time.perf_counter() - start) / args.num * 1000
+        print(f'synthetic {difficulty:6s} 320x320: {elapsed:6.2f} ms/image, {words / args.num:.1f} words/image')
+    with tempfile.TemporaryDirectory() as root:
+        write_db_layout(root, args.num, seed=0, split='train')
+        dataset = ImageDataset(data_dir=[root], data_list=[os.path.join(root, 'train_list.txt')])
+        start = time.perf_counter()
+        for i in range(len(dataset)):
+            dataset[i]
+        elapsed = (time.perf_counter() - start) / len(dataset) * 1000
+        print(f'ImageDataset (320x320 JPEG + DB txt gt): {elapsed:6.2f} ms/image')
+
+
+if __name__ == '__main__':
+    main()
