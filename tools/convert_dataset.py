@@ -21,20 +21,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data.image_dataset import gt_relative_path, original_gt_pattern  # noqa: E402
-from data.readers import (AnnotationError, SynthTextGroundTruth, format_db_line, read_ctw1500,  # noqa: E402
-                          read_gnhk, read_icdar2015, read_td500, read_totaltext_legacy, read_totaltext_mat)
+from data.image_dataset import READERS, gt_relative_path, original_gt_pattern  # noqa: E402
+from data.readers import AnnotationError, SynthTextGroundTruth, format_db_line  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp')
-# format -> (reader, official gt name for train, for test)
-OFFICIAL = {
-    'icdar2015': (read_icdar2015, 'gt_{stem}.txt', 'gt_{stem}.txt'),
-    'totaltext_mat': (read_totaltext_mat, 'poly_gt_{stem}.mat', 'poly_gt_{stem}.mat'),
-    'totaltext_legacy': (read_totaltext_legacy, 'poly_gt_{stem}.txt', 'poly_gt_{stem}.txt'),
-    'ctw1500': (read_ctw1500, '{stem}.xml', '{stem}.txt'),
-    'td500': (read_td500, '{stem}.gt', '{stem}.gt'),
-    'gnhk': (read_gnhk, '{stem}.json', '{stem}.json'),
-}
+# ImageDataset's readers name ground truth as the official releases do, except ICDAR 2015's training set
+# (official gt_img_N.txt, the DB folder's img_N.jpg.txt).
+FORMATS = ('icdar2015', 'totaltext_mat', 'totaltext_legacy', 'ctw1500', 'td500', 'gnhk')
+OFFICIAL_TRAIN_NAMES = {'icdar2015': 'gt_{stem}.txt'}
 
 
 def official_samples(fmt: str, images: str, gts: str, split: str, gt_name: str | None, reader_args: dict):
@@ -44,7 +38,8 @@ def official_samples(fmt: str, images: str, gts: str, split: str, gt_name: str |
         for index, name in enumerate(truth.names):
             yield (name, os.path.join(images, name)) + truth.read(index)
         return
-    reader, train_name, test_name = OFFICIAL[fmt]
+    reader, train_name, test_name = READERS[fmt]
+    train_name = OFFICIAL_TRAIN_NAMES.get(fmt, train_name)
     pattern = gt_name or (train_name if split == 'train' else test_name)
     for name in sorted(os.listdir(images)):
         if not name.lower().endswith(IMAGE_EXTENSIONS):
@@ -88,7 +83,7 @@ def convert(fmt: str, images: str, gts: str, out: str, split: str, gt_name: str 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('format', choices=sorted(OFFICIAL) + ['synthtext'])
+    parser.add_argument('format', choices=sorted(FORMATS) + ['synthtext'])
     parser.add_argument('--images', required=True, help='folder of the official images (SynthText: its root)')
     parser.add_argument('--gts', required=True, help='folder of the official ground truth (SynthText: gt.mat)')
     parser.add_argument('--out', required=True, help='output dataset folder (DB layout)')

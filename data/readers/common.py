@@ -56,3 +56,16 @@ def make_line(points, text: str, path: str, line_no: int | None) -> dict:
     if len(poly) < 3:
         raise AnnotationError(path, line_no, f'polygon has {len(poly)} point(s); a text region needs at least 3')
     return {'poly': poly, 'text': text}
+
+
+def parse_text_lines(path: str, parse) -> tuple[list, list]:
+    """Apply ``parse(line, path, line_no) -> line dict`` to every non-empty line; returns ``(lines, problems)``."""
+    lines, problems = [], []
+    for line_no, line in enumerate(read_text_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            lines.append(parse(line, path, line_no))
+        except AnnotationError as error:
+            problems.append(error)
+    return lines, problems

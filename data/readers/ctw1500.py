@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
 
-from .common import AnnotationError, is_number, make_line, read_text_lines
+from .common import AnnotationError, is_number, make_line, parse_text_lines
 
 
 def read_ctw1500_xml(path: str) -> tuple[list, list]:
@@ -48,15 +48,7 @@ def parse_ctw1500_txt_line(line: str, path: str, line_no: int) -> dict:
 
 def read_ctw1500_txt(path: str) -> tuple[list, list]:
     """Read a CTW1500 test txt file: returns ``(lines, problems)``."""
-    lines, problems = [], []
-    for line_no, line in enumerate(read_text_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            lines.append(parse_ctw1500_txt_line(line, path, line_no))
-        except AnnotationError as error:
-            problems.append(error)
-    return lines, problems
+    return parse_text_lines(path, parse_ctw1500_txt_line)
 
 
 def read_ctw1500(path: str) -> tuple[list, list]:

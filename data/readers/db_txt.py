@@ -6,7 +6,7 @@ the line, commas included, is the transcription).
 """
 from __future__ import annotations
 
-from .common import DONT_CARE, AnnotationError, is_number, make_line, read_text_lines
+from .common import DONT_CARE, AnnotationError, is_number, make_line, parse_text_lines
 
 
 def parse_db_line(line: str, path: str, line_no: int, one_is_dont_care: bool = True) -> dict:
@@ -47,23 +47,11 @@ def parse_icdar2015_line(line: str, path: str, line_no: int) -> dict:
     return make_line(tokens[:8], ','.join(tokens[8:]), path, line_no)
 
 
-def _read_lines(path: str, parse) -> tuple[list, list]:
-    lines, problems = [], []
-    for line_no, line in enumerate(read_text_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            lines.append(parse(line, path, line_no))
-        except AnnotationError as error:
-            problems.append(error)
-    return lines, problems
-
-
 def read_db_txt(path: str, one_is_dont_care: bool = True) -> tuple[list, list]:
     """Read a DB-layout text ground truth: returns ``(lines, problems)``."""
-    return _read_lines(path, lambda line, p, n: parse_db_line(line, p, n, one_is_dont_care))
+    return parse_text_lines(path, lambda line, p, n: parse_db_line(line, p, n, one_is_dont_care))
 
 
 def read_icdar2015(path: str) -> tuple[list, list]:
     """Read an ICDAR 2015 ``gt_img_N.txt`` (UTF-8 with BOM): returns ``(lines, problems)``."""
-    return _read_lines(path, parse_icdar2015_line)
+    return parse_text_lines(path, parse_icdar2015_line)
