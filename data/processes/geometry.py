@@ -3,6 +3,8 @@
 Polygons are (K, 2) float arrays of (x, y) in pixel coordinates, pixel centres at integers (the
 convention of ``cv2.fillPoly``, with which the targets are rasterised).
 """
+import math
+
 import numpy as np
 import pyclipper
 
@@ -13,9 +15,9 @@ def signed_area(polygon: np.ndarray) -> float:
     Positive for polygons that run clockwise on screen (y down), i.e. the sign the original uses
     to decide whether to reverse the point order.
     """
-    x = polygon[:, 0].astype(np.float64)
-    y = polygon[:, 1].astype(np.float64)
-    return float(((np.roll(x, -1) - x) * (np.roll(y, -1) + y)).sum() / 2.0)
+    x, y = polygon[:, 0].tolist(), polygon[:, 1].tolist()
+    x_next, y_next = x[1:] + x[:1], y[1:] + y[:1]
+    return sum((x2 - x1) * (y2 + y1) for x1, y1, x2, y2 in zip(x, y, x_next, y_next)) / 2.0
 
 
 def offset_distance(polygon: np.ndarray, shrink_ratio: float) -> float:
@@ -25,10 +27,10 @@ def offset_distance(polygon: np.ndarray, shrink_ratio: float) -> float:
     give for the ring, computed here without building a shapely object). Returns 0.0 for a
     polygon with no perimeter (fewer than 2 distinct points).
     """
-    points = polygon.astype(np.float64)
-    x, y = points[:, 0], points[:, 1]
-    area = abs(float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum())) / 2.0
-    length = float(np.hypot(np.roll(x, -1) - x, np.roll(y, -1) - y).sum())
+    x, y = polygon[:, 0].tolist(), polygon[:, 1].tolist()
+    x_next, y_next = x[1:] + x[:1], y[1:] + y[:1]
+    area = abs(sum(x1 * y2 - x2 * y1 for x1, y1, x2, y2 in zip(x, y, x_next, y_next))) / 2.0
+    length = sum(math.hypot(x2 - x1, y2 - y1) for x1, y1, x2, y2 in zip(x, y, x_next, y_next))
     if length <= 0:
         return 0.0
     return area * (1.0 - shrink_ratio ** 2) / length

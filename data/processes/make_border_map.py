@@ -1,38 +1,12 @@
 """The threshold-map target (thresh_map) and its mask (thresh_mask)."""
-import math
-
 import cv2
 import numpy as np
 
 from .data_process import DataProcess
 from .geometry import offset_distance, offset_polygon
 
-# Below this many (edges x window pixels) a polygon's distances are computed for all edges at once;
-# above it edge by edge, each only inside its own band, in row chunks of _CHUNK_PIXELS.
-_VECTORISED_LIMIT = 1 << 17
-_CHUNK_PIXELS = 1 << 18
-
-
-def edge_distances(xs, ys, ax, ay, bx, by, exact_distance=False):
-    """Distance of points (xs, ys) to the segments a-b; all arguments broadcast together (float64).
-
-    ``exact_distance=False`` reproduces the original's formula: the perpendicular distance to the
-    edge's line where the angle a-p-b is at least 90 degrees (p inside the circle on a-b as
-    diameter), else the distance to the nearer end point. It equals the true segment distance
-    except beside the ends of an edge, where it is larger. ``exact_distance=True`` gives the true
-    point-to-segment distance. A zero-length edge gives the distance to its point.
-    """
-    dax, day = xs - ax, ys - ay
-    ex, ey = bx - ax, by - ay
-    length_sq = ex * ex + ey * ey
-    if exact_distance:
-        safe = np.where(length_sq > 0, length_sq, 1.0)
-        t = np.clip((dax * ex + day * ey) / safe, 0.0, 1.0) * (length_sq > 0)
-        return np.hypot(dax - t * ex, day - t * ey)
-    dbx, dby = xs - bx, ys - by
-    perpendicular = np.abs(ex * day - ey * dax) / np.sqrt(np.where(length_sq > 0, length_sq, np.inf))
-    nearer_end = np.sqrt(np.minimum(dax * dax + day * day, dbx * dbx + dby * dby))
-    return np.where(dax * dbx + day * dby > 0, nearer_end, perpendicular)
+# Pixels evaluated per numpy pass: bounds the temporary memory (about 20 float64 arrays of this size).
+_CHUNK_PIXELS = 1 << 17
 
 
 class MakeBorderMap(DataProcess):
@@ -50,7 +24,7 @@ class MakeBorderMap(DataProcess):
 
     Unlike the original, which builds an (edges, box height, box width) array per polygon over the
     whole unclipped box, each edge is evaluated only over its own band (its bounding box grown by
-    D, clipped to the image), in bounded chunks: the same values, several times faster and with
+    D, clipped to the image), in bounded chunks, straight into the map: the same values, several times faster and with
     flat memory on huge polygons.
     """
 
@@ -64,61 +38,123 @@ class MakeBorderMap(DataProcess):
         h, w = data['image'].shape[:2]
         canvas = np.zeros((h, w), dtype=np.float32)
         mask = np.zeros((h, w), dtype=np.float32)
+        edges = []
         for polygon, ignore in zip(data['polygons'], data['ignore_tags']):
             if not ignore:
-                self.draw_border_map(np.asarray(polygon, dtype=np.float64).reshape(-1, 2), canvas, mask)
-        data['thresh_map'] = canvas * (self.thresh_max - self.thresh_min) + self.thresh_min
+                edges.extend(self.polygon_edges(np.asarray(polygon, dtype=np.float64).reshape(-1, 2), mask))
+        if edges:
+            self.draw_edges(np.array(edges, dtype=np.float64), canvas)
+        canvas *= self.thresh_max - self.thresh_min
+        canvas += self.thresh_min
+        data['thresh_map'] = canvas
         data['thresh_mask'] = mask
         return data
 
-    def draw_border_map(self, polygon, canvas, mask):
-        """Adds one polygon's border values to ``canvas`` (max) and its dilated area to ``mask``."""
+    def polygon_edges(self, polygon, mask):
+        """Fills the dilated polygon into ``mask``; returns its edges as rows
+        (ax, ay, bx, by, D, x0, y0, x1, y1), (x0, y0, x1, y1) the dilated box clipped to the image."""
         if polygon.shape[0] < 3:
-            return
+            return []
         distance = offset_distance(polygon, self.shrink_ratio)
         if distance <= 0:
-            return
+            return []
         padded = offset_polygon(polygon, distance)
         if not padded:
-            return
+            return []
         padded = padded[0]
         cv2.fillPoly(mask, [padded.astype(np.int32)], 1.0)
-
-        h, w = canvas.shape
+        h, w = mask.shape
         x0, y0 = max(int(padded[:, 0].min()), 0), max(int(padded[:, 1].min()), 0)
         x1, y1 = min(int(padded[:, 0].max()), w - 1), min(int(padded[:, 1].max()), h - 1)
         if x0 > x1 or y0 > y1:
-            return
-        points = polygon - (x0, y0)
-        nearest = self.normalised_distances(points, distance, y1 - y0 + 1, x1 - x0 + 1)
-        window = canvas[y0:y1 + 1, x0:x1 + 1]
-        np.maximum(window, 1.0 - nearest, out=window)
+            return []
+        ends = np.concatenate([polygon[1:], polygon[:1]])
+        return [(ax, ay, bx, by, distance, x0, y0, x1, y1)
+                for (ax, ay), (bx, by) in zip(polygon.tolist(), ends.tolist())]
 
-    def normalised_distances(self, points, distance, height, width):
-        """min(1, distance to the nearest edge / D) on a (height, width) grid; points relative to it."""
-        starts, ends = points, np.roll(points, -1, axis=0)
-        if len(points) * height * width <= _VECTORISED_LIMIT:
-            xs = np.arange(width, dtype=np.float64)[None, None, :]
-            ys = np.arange(height, dtype=np.float64)[None, :, None]
-            a, b = starts[:, :, None, None], ends[:, :, None, None]
-            dist = edge_distances(xs, ys, a[:, 0], a[:, 1], b[:, 0], b[:, 1], self.exact_distance)
-            return np.minimum(dist.min(axis=0) / distance, 1.0).astype(np.float32)
+    def draw_edges(self, edges, canvas):
+        """canvas = max(canvas, 1 - distance / D) over every edge's band, in place.
 
-        nearest = np.ones((height, width), dtype=np.float32)
-        for (ax, ay), (bx, by) in zip(starts.tolist(), ends.tolist()):
-            ex0 = max(math.floor(min(ax, bx) - distance), 0)
-            ex1 = min(math.ceil(max(ax, bx) + distance), width - 1)
-            ey0 = max(math.floor(min(ay, by) - distance), 0)
-            ey1 = min(math.ceil(max(ay, by) + distance), height - 1)
-            if ex0 > ex1 or ey0 > ey1:
-                continue
-            xs = np.arange(ex0, ex1 + 1, dtype=np.float64)[None, :]
-            rows = max(1, _CHUNK_PIXELS // xs.size)
-            for r0 in range(ey0, ey1 + 1, rows):
-                r1 = min(r0 + rows, ey1 + 1)
-                ys = np.arange(r0, r1, dtype=np.float64)[:, None]
-                dist = edge_distances(xs, ys, ax, ay, bx, by, self.exact_distance)
-                dist /= distance
-                block = nearest[r0:r1, ex0:ex1 + 1]
-                np.minimum(block, dist, out=block, casting='unsafe')
-        return nearest
+        The maximum over polygons and the minimum over edges commute, so edges are handled one
+        pixel run (an edge's part of an image row) at a time, all polygons together. A run covers the
+        pixels of its row within D of the edge's line and of its box grown by D, inside the
+        polygon's clipped dilated box: a superset of the pixels where the value is positive.
+        """
+        ax, ay, bx, by, dist, wx0, wy0, wx1, wy1 = edges.T
+        ex, ey = bx - ax, by - ay
+        # Rows of each edge's band, expanded into runs.
+        row0 = np.maximum(np.ceil(np.minimum(ay, by) - dist), wy0).astype(np.int64)
+        row1 = np.minimum(np.floor(np.maximum(ay, by) + dist), wy1).astype(np.int64)
+        edge = np.repeat(np.arange(len(edges)), np.maximum(row1 - row0 + 1, 0))
+        y = _ramp(np.maximum(row1 - row0 + 1, 0), row0)
+        # The run's columns: the box grown by D, the window, and the band around the edge's line.
+        xlo = np.maximum(np.minimum(ax, bx) - dist, wx0)[edge]
+        xhi = np.minimum(np.maximum(ax, bx) + dist, wx1)[edge]
+        sloped = ey[edge] != 0
+        ez = np.where(ey != 0, ey, 1.0)
+        centre = (ax + (0.0 - ay) * ex / ez)[edge] + y * (ex / ez)[edge]
+        half = (dist * np.hypot(ex, ey) / np.abs(ez))[edge]
+        xlo = np.where(sloped, np.maximum(xlo, centre - half), xlo)
+        xhi = np.where(sloped, np.minimum(xhi, centre + half), xhi)
+        x0 = np.ceil(xlo).astype(np.int64)
+        count = np.maximum(np.floor(xhi).astype(np.int64) - x0 + 1, 0)
+
+        flat = canvas.reshape(-1)
+        width = canvas.shape[1]
+        bounds = np.searchsorted(np.cumsum(count), np.arange(1, count.sum() // _CHUNK_PIXELS + 1) * _CHUNK_PIXELS)
+        start = 0
+        for stop in list(bounds + 1) + [len(count)]:
+            stop = min(max(stop, start + 1), len(count))
+            if stop <= start:
+                break
+            runs = slice(start, stop)
+            values, index = self.run_values(edges, edge[runs], y[runs], x0[runs], count[runs], width)
+            np.maximum.at(flat, index, values)
+            start = stop
+
+    def run_values(self, edges, edge, y, x0, count, width):
+        """1 - distance / D (float32) and flat canvas indices of the pixels of the given runs.
+
+        Along a run every quantity is a quadratic in u = x - ax with per-run coefficients, so the
+        per-pixel work is a few passes over u and the repeated coefficients.
+        """
+        ax, ay, bx, by, dist = (edges[:, k][edge] for k in range(5))
+        ex, ey = bx - ax, by - ay
+        length_sq = ex * ex + ey * ey
+        inv_length_sq = np.where(length_sq > 0, 1.0 / np.where(length_sq > 0, length_sq, 1.0), 0.0)
+        day = y - ay
+        u = _ramp(count, x0 - ax)  # x - ax, per pixel
+        index = _ramp(count, y * width + x0)
+
+        def rep(value):
+            return np.repeat(value, count)
+
+        projection = u * rep(ex)
+        projection += rep(day * ey)  # (p - a) . (b - a)
+        if self.exact_distance:
+            t = np.clip(projection * rep(inv_length_sq), 0.0, 1.0)
+            dx = u - t * rep(ex)
+            dy = rep(day) - t * rep(ey)
+            squared = dx * dx + dy * dy
+        else:
+            to_start = u * u
+            to_start += rep(day * day)  # |p - a|^2
+            facing = to_start - projection  # (p - a) . (p - b); > 0: outside the circle on a-b
+            to_end = facing - projection
+            to_end += rep(length_sq)  # |p - b|^2
+            cross = rep(ex * day) - u * rep(ey)
+            cross *= cross
+            cross *= rep(inv_length_sq)  # squared distance to the edge's line
+            np.minimum(to_start, to_end, out=to_end)
+            squared = np.where(facing > 0, to_end, cross)
+        np.sqrt(squared, out=squared)
+        squared *= rep(-1.0 / dist)
+        squared += 1.0
+        return squared.astype(np.float32), index
+
+
+def _ramp(counts, starts):
+    """Concatenation of arange(starts[i], starts[i] + counts[i]) over i (int64)."""
+    total = int(counts.sum())
+    offsets = np.repeat(np.cumsum(counts) - counts - starts, counts)
+    return np.arange(total, dtype=np.int64) - offsets
