@@ -82,84 +82,14 @@ def modulated_deform_conv(input, offset, mask, weight, bias=None, stride=1, padd
                        groups=groups, deformable_groups=deformable_groups, bias=bias, mask=mask)
 
 
-def _uniform_init(weight, in_channels, kernel_size):
-    fan_in = in_channels * kernel_size[0] * kernel_size[1]
-    stdv = 1. / math.sqrt(fan_in)
-    with torch.no_grad():
-        weight.uniform_(-stdv, stdv)
+class _DeformConvBase(nn.Module):
+    """Arguments, ``weight`` and optional ``bias`` shared by both deformable convs."""
 
-
-class DeformConv(nn.Module):
-    """Deformable convolution v1 (no mask, no bias), the original's ``DeformConv``.
-
-    forward(x, offset): x (N, in_channels, H, W), offset (N, deformable_groups*2*kh*kw, Ho, Wo)
-    -> (N, out_channels, Ho, Wo). Parameter: ``weight`` (out, in // groups, kh, kw).
-    """
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, deformable_groups=1, bias=False):
-        super().__init__()
-        if bias:
-            raise ValueError("DeformConv: bias=True is not supported (as in the original); "
-                             "use ModulatedDeformConv or add a bias after the conv.")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"DeformConv: in_channels {in_channels} and out_channels "
-                             f"{out_channels} must both be divisible by groups {groups}.")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
-        self.padding = _pair(padding)
-        self.dilation = _pair(dilation)
-        self.groups = groups
-        self.deformable_groups = deformable_groups
-        self.weight = nn.Parameter(
-            torch.empty(out_channels, in_channels // groups, *self.kernel_size))
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        _uniform_init(self.weight, self.in_channels, self.kernel_size)
-
-    def forward(self, x, offset):
-        return deform_conv(x, offset, self.weight, self.stride, self.padding, self.dilation,
-                           self.groups, self.deformable_groups)
-
-
-class DeformConvPack(DeformConv):
-    """DeformConv that predicts its own offsets with ``conv_offset`` (zero-initialised).
-
-    forward(x): x (N, in_channels, H, W) -> (N, out_channels, Ho, Wo).
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.conv_offset = nn.Conv2d(
-            self.in_channels,
-            self.deformable_groups * 2 * self.kernel_size[0] * self.kernel_size[1],
-            kernel_size=self.kernel_size, stride=self.stride, padding=self.padding, bias=True)
-        self.init_offset()
-
-    def init_offset(self):
-        nn.init.zeros_(self.conv_offset.weight)
-        nn.init.zeros_(self.conv_offset.bias)
-
-    def forward(self, x):
-        return super().forward(x, self.conv_offset(x))
-
-
-class ModulatedDeformConv(nn.Module):
-    """Modulated deformable convolution (DCNv2), the original's ``ModulatedDeformConv``.
-
-    forward(x, offset, mask): x (N, in_channels, H, W); offset (N, dg*2*kh*kw, Ho, Wo);
-    mask (N, dg*kh*kw, Ho, Wo), already passed through a sigmoid -> (N, out_channels, Ho, Wo).
-    Parameters: ``weight`` (out, in // groups, kh, kw) and ``bias`` (out,) when bias=True.
-    """
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, deformable_groups=1, bias=True):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
+                 groups, deformable_groups, bias):
         super().__init__()
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"ModulatedDeformConv: in_channels {in_channels} and out_channels "
+            raise ValueError(f"{type(self).__name__}: in_channels {in_channels} and out_channels "
                              f"{out_channels} must both be divisible by groups {groups}.")
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -179,9 +109,70 @@ class ModulatedDeformConv(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        _uniform_init(self.weight, self.in_channels, self.kernel_size)
+        """The original's init: uniform(+-1/sqrt(fan_in)) weight, zero bias."""
+        stdv = 1. / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
+        with torch.no_grad():
+            self.weight.uniform_(-stdv, stdv)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
+
+    def _offset_conv(self, values_per_tap):
+        """A zero-initialised conv predicting ``values_per_tap`` numbers per kernel tap."""
+        conv = nn.Conv2d(
+            self.in_channels,
+            self.deformable_groups * values_per_tap * self.kernel_size[0] * self.kernel_size[1],
+            kernel_size=self.kernel_size, stride=self.stride, padding=self.padding, bias=True)
+        nn.init.zeros_(conv.weight)
+        nn.init.zeros_(conv.bias)
+        return conv
+
+
+class DeformConv(_DeformConvBase):
+    """Deformable convolution v1 (no mask, no bias), the original's ``DeformConv``.
+
+    forward(x, offset): x (N, in_channels, H, W), offset (N, deformable_groups*2*kh*kw, Ho, Wo)
+    -> (N, out_channels, Ho, Wo). Parameter: ``weight`` (out, in // groups, kh, kw).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, deformable_groups=1, bias=False):
+        if bias:
+            raise ValueError("DeformConv: bias=True is not supported (as in the original); "
+                             "use ModulatedDeformConv or add a bias after the conv.")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, deformable_groups, bias)
+
+    def forward(self, x, offset):
+        return deform_conv(x, offset, self.weight, self.stride, self.padding, self.dilation,
+                           self.groups, self.deformable_groups)
+
+
+class DeformConvPack(DeformConv):
+    """DeformConv that predicts its own offsets with ``conv_offset`` (zero-initialised).
+
+    forward(x): x (N, in_channels, H, W) -> (N, out_channels, Ho, Wo).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.conv_offset = self._offset_conv(2)
+
+    def forward(self, x):
+        return super().forward(x, self.conv_offset(x))
+
+
+class ModulatedDeformConv(_DeformConvBase):
+    """Modulated deformable convolution (DCNv2), the original's ``ModulatedDeformConv``.
+
+    forward(x, offset, mask): x (N, in_channels, H, W); offset (N, dg*2*kh*kw, Ho, Wo);
+    mask (N, dg*kh*kw, Ho, Wo), already passed through a sigmoid -> (N, out_channels, Ho, Wo).
+    Parameters: ``weight`` (out, in // groups, kh, kw) and ``bias`` (out,) when bias=True.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, deformable_groups=1, bias=True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, deformable_groups, bias)
 
     def forward(self, x, offset, mask):
         return modulated_deform_conv(x, offset, mask, self.weight, self.bias, self.stride,
@@ -199,15 +190,7 @@ class ModulatedDeformConvPack(ModulatedDeformConv):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.conv_offset_mask = nn.Conv2d(
-            self.in_channels,
-            self.deformable_groups * 3 * self.kernel_size[0] * self.kernel_size[1],
-            kernel_size=self.kernel_size, stride=self.stride, padding=self.padding, bias=True)
-        self.init_offset()
-
-    def init_offset(self):
-        nn.init.zeros_(self.conv_offset_mask.weight)
-        nn.init.zeros_(self.conv_offset_mask.bias)
+        self.conv_offset_mask = self._offset_conv(3)
 
     def forward(self, x):
         o1, o2, mask = torch.chunk(self.conv_offset_mask(x), 3, dim=1)
