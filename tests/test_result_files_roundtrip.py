@@ -61,3 +61,11 @@ def test_scorer_on_folder_and_zip(tmp_path, capsys):
     assert (zipped['precision'], zipped['recall']) == (1.0, 0.5)
     assert (tmp_path / 'scores.json').exists()
     assert sample_key('poly_gt_img5.txt') == sample_key('img5.txt') == 'img5'
+
+
+def test_draw_polygons_outlines_without_touching_the_input():
+    from structure.visualizers import draw_polygons
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    drawn = draw_polygons(image, [np.array([[10, 10], [50, 10], [50, 30], [10, 30]])], [0.9], thickness=1)
+    assert image.sum() == 0
+    assert tuple(drawn[10, 30]) == (0, 0, 255) and tuple(drawn[20, 30]) == (0, 0, 0)

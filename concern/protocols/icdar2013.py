@@ -30,12 +30,9 @@ class DetectionICDAR2013Evaluator:
         self.mtype_om_m = mtype_om_m
 
     def evaluate_image(self, gt, pred):
-        gt_polygons, gt_kept, gt_dc, invalid_gt = P.read_ground_truth(gt)
-        det_polygons, det_kept, invalid_det = P.read_detections(pred)
-        gt_areas, det_areas = P.areas(gt_polygons), P.areas(det_polygons)
-        det_dc = P.dont_care_detections(det_polygons, det_areas, gt_polygons, gt_dc,
-                                        self.area_precision_constraint)
-        inter = P.intersection_matrix(gt_polygons, det_polygons)
+        s = P.prepare_image(gt, pred, self.area_precision_constraint)
+        gt_polygons, det_polygons, inter = s['gt_polygons'], s['det_polygons'], s['inter']
+        gt_areas, det_areas, gt_dc, det_dc = s['gt_areas'], s['det_areas'], s['gt_dc'], s['det_dc']
         with np.errstate(divide='ignore', invalid='ignore'):
             g_area, d_area = gt_areas[:, None], det_areas[None, :]
             recall = np.where(g_area > 0, inter / np.where(g_area > 0, g_area, 1.0), 0.0)
@@ -45,8 +42,8 @@ class DetectionICDAR2013Evaluator:
         matches, recall_credit, precision_credit = self.match(recall, precision, gt_points, det_points,
                                                               gt_dc, det_dc)
         matches = [(gts, dets, kind, {}) for gts, dets, kind in matches]
-        return P.image_result(matches, gt_kept, det_kept, gt_dc, det_dc, invalid_gt, invalid_det,
-                              recall_credit, precision_credit)
+        return P.image_result(matches, s['gt_kept'], s['det_kept'], gt_dc, det_dc, s['invalid_gt'],
+                              s['invalid_det'], recall_credit, precision_credit)
 
     def centres_close(self, gt_points, det_points):
         def diagonal(points):

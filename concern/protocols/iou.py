@@ -28,16 +28,9 @@ class DetectionIoUEvaluator:
 
     def prepare(self, gt, pred):
         """Read the inputs and compute what the matching needs (shared with the TIoU protocol)."""
-        gt_polygons, gt_kept, gt_dc, invalid_gt = P.read_ground_truth(gt)
-        det_polygons, det_kept, invalid_det = P.read_detections(pred)
-        gt_areas, det_areas = P.areas(gt_polygons), P.areas(det_polygons)
-        det_dc = P.dont_care_detections(det_polygons, det_areas, gt_polygons, gt_dc,
-                                        self.area_precision_constraint)
-        inter = P.intersection_matrix(gt_polygons, det_polygons)
-        return dict(gt_polygons=gt_polygons, det_polygons=det_polygons, gt_kept=gt_kept, det_kept=det_kept,
-                    gt_dc=gt_dc, det_dc=det_dc, invalid_gt=invalid_gt, invalid_det=invalid_det,
-                    gt_areas=gt_areas, det_areas=det_areas, inter=inter,
-                    iou=P.iou_matrix(inter, gt_areas, det_areas))
+        s = P.prepare_image(gt, pred, self.area_precision_constraint)
+        s['iou'] = P.iou_matrix(s['inter'], s['gt_areas'], s['det_areas'])
+        return s
 
     def evaluate_image(self, gt, pred):
         s = self.prepare(gt, pred)

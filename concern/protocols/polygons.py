@@ -7,7 +7,6 @@ shapely's vectorised functions in one call.
 """
 import numpy as np
 import shapely
-from shapely.geometry import Polygon
 
 
 def as_points(points):
@@ -24,22 +23,6 @@ def as_points(points):
     if array.ndim != 2 or array.shape[1] != 2:
         return None
     return array
-
-
-def make_polygon(points, require_valid=True):
-    """Build a shapely Polygon from points, or return None when the protocol must skip it.
-
-    Skipped: fewer than 3 points, non-finite (NaN / inf) coordinates, and - when `require_valid` - a
-    polygon that is not valid or not simple (self-intersecting), as the original IoU protocol skips them.
-    With `require_valid=False` a self-intersecting polygon is kept as given (the caller may repair it).
-    """
-    array = as_points(points)
-    if array is None or array.shape[0] < 3 or not np.isfinite(array).all():
-        return None
-    polygon = Polygon(array)
-    if require_valid and not (polygon.is_valid and polygon.is_simple):
-        return None
-    return polygon
 
 
 def repair(polygon):
@@ -115,39 +98,68 @@ def dont_care_detections(det_polygons, det_areas, gt_polygons, gt_dont_care, thr
     return [int(j) for j in np.nonzero((ratio > threshold).any(axis=0))[0]]
 
 
+def make_polygons(point_sets, require_valid=True, repair_invalid=False):
+    """Build shapely Polygons for a list of point sets: returns (polygons, kept_indices, invalid_indices).
+
+    Skipped (listed in invalid_indices): fewer than 3 points, non-finite (NaN / inf) coordinates, and -
+    when `require_valid` - polygons that are not valid or not simple (self-intersecting), as the original
+    IoU protocol skips them. With `require_valid=False` such polygons are kept as given.
+
+    All rings are created in one shapely call (much cheaper than one Polygon object at a time);
+    `repair_invalid` applies `repair` (buffer(0)) to the invalid ones that are kept.
+    """
+    arrays, kept, invalid = [], [], []
+    for index, points in enumerate(point_sets):
+        array = as_points(points)
+        if array is None or array.shape[0] < 3 or not np.isfinite(array).all():
+            invalid.append(index)
+            continue
+        arrays.append(array)
+        kept.append(index)
+    if not arrays:
+        return [], [], invalid
+    counts = [len(a) for a in arrays]
+    rings = shapely.linearrings(np.concatenate(arrays), indices=np.repeat(np.arange(len(arrays)), counts))
+    polygons = shapely.polygons(rings)
+    valid = shapely.is_valid(polygons) & shapely.is_simple(polygons)
+    if require_valid:
+        dropped = [kept[i] for i in np.nonzero(~valid)[0]]
+        kept = [kept[i] for i in np.nonzero(valid)[0]]
+        polygons = polygons[valid]
+        invalid = sorted(invalid + dropped)
+    elif repair_invalid and not valid.all():
+        polygons = polygons.copy()
+        polygons[~valid] = shapely.buffer(polygons[~valid], 0)
+    return list(polygons), kept, invalid
+
+
 def read_ground_truth(gt, require_valid=True, repair_invalid=False):
     """Turn the protocol input [{'points', 'ignore'}, ...] into kept polygons and bookkeeping.
 
     Returns (polygons, kept_indices, dont_care_positions, invalid_indices): `kept_indices[k]` is the input
     index of polygons[k]; `dont_care_positions` are positions k (into polygons) of don't-care entries.
     """
-    polygons, kept, dont_care, invalid = [], [], [], []
-    for index, entry in enumerate(gt):
-        polygon = make_polygon(entry['points'], require_valid=require_valid)
-        if polygon is None:
-            invalid.append(index)
-            continue
-        if repair_invalid:
-            polygon = repair(polygon)
-        if entry.get('ignore', False):
-            dont_care.append(len(polygons))
-        polygons.append(polygon)
-        kept.append(index)
+    polygons, kept, invalid = make_polygons([entry['points'] for entry in gt], require_valid, repair_invalid)
+    dont_care = [k for k, index in enumerate(kept) if gt[index].get('ignore', False)]
     return polygons, kept, dont_care, invalid
 
 
 def read_detections(pred, require_valid=True, repair_invalid=False):
     """Turn the protocol input [{'points'}, ...] into kept polygons: (polygons, kept_indices, invalid_indices)."""
-    polygons, kept, invalid = [], [], []
-    for index, entry in enumerate(pred):
-        points = entry['points'] if isinstance(entry, dict) else entry
-        polygon = make_polygon(points, require_valid=require_valid)
-        if polygon is None:
-            invalid.append(index)
-            continue
-        polygons.append(repair(polygon) if repair_invalid else polygon)
-        kept.append(index)
-    return polygons, kept, invalid
+    point_sets = [entry['points'] if isinstance(entry, dict) else entry for entry in pred]
+    return make_polygons(point_sets, require_valid, repair_invalid)
+
+
+def prepare_image(gt, pred, dont_care_threshold):
+    """What the IoU-family protocols need for one image: kept polygons, indices, areas, don't-care lists
+    (detections by intersection / own area > dont_care_threshold) and the intersection matrix."""
+    gt_polygons, gt_kept, gt_dc, invalid_gt = read_ground_truth(gt)
+    det_polygons, det_kept, invalid_det = read_detections(pred)
+    gt_areas, det_areas = areas(gt_polygons), areas(det_polygons)
+    det_dc = dont_care_detections(det_polygons, det_areas, gt_polygons, gt_dc, dont_care_threshold)
+    return dict(gt_polygons=gt_polygons, det_polygons=det_polygons, gt_kept=gt_kept, det_kept=det_kept,
+                gt_dc=gt_dc, det_dc=det_dc, invalid_gt=invalid_gt, invalid_det=invalid_det,
+                gt_areas=gt_areas, det_areas=det_areas, inter=intersection_matrix(gt_polygons, det_polygons))
 
 
 def image_summary(recall_credit, precision_credit, gt_care, det_care):
