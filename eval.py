@@ -22,7 +22,8 @@ import torch
 
 from concern.config import ConfigError
 from concern.distributed import choose_device
-from concern.evaluation import iterate_predictions
+from concern.distributed import DistributedContext
+from concern.evaluation import iterate_predictions, shard_loader
 from concern.result_files import write_result_file
 from concern.runtime import build_model_with_weights, load_experiment_for_inference
 
@@ -112,6 +113,7 @@ def main(argv=None) -> int:
     report = {'experiment': args.exp, 'checkpoint': args.resume, 'polygon': args.polygon, 'datasets': {}}
     for name, loader in loaders.items():
         kept = []  # (ground-truth part of the batch, representer output) per batch
+        loader = shard_loader(loader, DistributedContext())
         for batch, pred in iterate_predictions(model, loader, device, desc=name):
             output = representer.represent(batch, pred, is_output_polygon=args.polygon)
             kept.append(({key: batch[key] for key in GT_KEYS if key in batch}, output))

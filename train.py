@@ -27,7 +27,7 @@ def parse_args(argv=None):
     parser.add_argument('exp', help='experiment YAML file')
     parser.add_argument('--name', help='experiment name: logs and checkpoints go to workspace/<name>')
     parser.add_argument('--workspace_root', default='workspace', help='folder holding every workspace/<name>')
-    parser.add_argument('--batch_size', type=int, help='training batch size (per process)')
+    parser.add_argument('--batch_size', type=int, help='training batch size (in total over all processes, as in the original)')
     parser.add_argument('--resume', help='checkpoint to resume from (this project\'s or the original\'s)')
     parser.add_argument('--epochs', type=int, help='number of epochs (also the learning-rate decay length)')
     parser.add_argument('--num_workers', type=int, help='data-loading worker processes')

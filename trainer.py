@@ -54,19 +54,24 @@ def move_to_device(batch: dict, device: torch.device) -> dict:
 
 
 def make_train_loader(loader, context: DistributedContext, seed: int) -> tuple[TorchDataLoader, ResumableSampler]:
-    """A torch DataLoader over the YAML DataLoader's dataset, batch size, workers and collate function,
-    with a ResumableSampler sharded for this rank."""
+    """A torch DataLoader over the YAML DataLoader's dataset, workers and collate function, with a
+    ResumableSampler sharded for this rank. The YAML's batch_size is the total over all processes
+    (as in the original): each of ``world_size`` processes takes ``batch_size // world_size``."""
     dataset = loader.dataset
+    if loader.batch_size % context.world_size:
+        raise ValueError(f'batch_size {loader.batch_size} is not divisible by the {context.world_size} '
+                         f'processes; choose a multiple of {context.world_size}.')
+    batch_size = loader.batch_size // context.world_size
     sampler = ResumableSampler(len(dataset), shuffle=getattr(loader, 'shuffle', True) is not False,
                                seed=seed, rank=context.rank, world_size=context.world_size)
     torch_loader = TorchDataLoader(
-        SeededDataset(dataset), batch_size=loader.batch_size, sampler=sampler,
+        SeededDataset(dataset), batch_size=batch_size, sampler=sampler,
         num_workers=loader.num_workers, collate_fn=getattr(loader, 'collate_fn', None),
         drop_last=getattr(loader, 'drop_last', True), pin_memory=torch.cuda.is_available(),
         persistent_workers=False)
     if len(torch_loader) == 0:
-        raise ValueError(f'the training set has {len(dataset)} samples per rank, fewer than one batch of '
-                         f'{loader.batch_size}; lower --batch_size or add data.')
+        raise ValueError(f'the training set has {len(sampler)} samples per process, fewer than one batch of '
+                         f'{batch_size}; lower --batch_size or add data.')
     return torch_loader, sampler
 
 

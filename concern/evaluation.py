@@ -17,10 +17,11 @@ __all__ = ['iterate_predictions', 'evaluate', 'shard_loader']
 
 
 def shard_loader(loader, context: DistributedContext):
-    """This rank's share of a validation loader (the loader itself in a single process)."""
-    if not context.is_distributed:
-        return loader
-    dataset = Subset(loader.dataset, range(context.rank, len(loader.dataset), context.world_size))
+    """This rank's share of a validation loader, in dataset order (never shuffled, nothing dropped,
+    whatever the YAML's DataLoader says)."""
+    dataset = loader.dataset
+    if context.is_distributed:
+        dataset = Subset(dataset, range(context.rank, len(dataset), context.world_size))
     return TorchDataLoader(dataset, batch_size=loader.batch_size, num_workers=loader.num_workers,
                            collate_fn=loader.collate_fn, shuffle=False, drop_last=False)
 

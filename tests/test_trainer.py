@@ -131,7 +131,7 @@ def _ddp_worker(rank, world_size, port, workspace, queue):
     torch.set_num_threads(1)
     torch.distributed.init_process_group('gloo')
     try:
-        trainer = make_trainer(workspace, batch_size=2, shuffle=False, max_iterations=4,
+        trainer = make_trainer(workspace, batch_size=4, shuffle=False, max_iterations=4,
                                context=DistributedContext(rank, world_size, rank))
         trainer.train()
         queue.put((rank, {key: value.numpy() for key, value in weights(trainer).items()}))
