@@ -72,10 +72,10 @@ def test_release_file_loads_key_for_key_and_round_trips(tmp_path):
     fresh = Builder('SegDetectorModel', R50_ARGS).build().eval()
     missing, unexpected = load_model_weights(fresh, str(release), strict=True)
     assert missing == [] and unexpected == []
-    image = torch.randn(1, 3, 64, 64)
+    image = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         first = fresh({'image': image}, training=False)
-    assert tuple(first.shape) == (1, 1, 64, 64)
+    assert tuple(first.shape) == (1, 1, 32, 32)
     state = torch.load(release, weights_only=True)
     for key, value in fresh.state_dict().items():
         assert torch.equal(value, state[key]), key
@@ -94,9 +94,11 @@ def test_release_file_loads_key_for_key_and_round_trips(tmp_path):
 
 def test_prefixless_state_dict_loads():
     torch.manual_seed(2)
-    source = SegDetectorModel(R50_ARGS)
+    args = dict(backbone='deformable_resnet18', backbone_args=dict(pretrained=False),
+                decoder='SegDetector', decoder_args=dict(adaptive=True, k=50))
+    source = SegDetectorModel(args)
     bare = {k[len('model.module.'):]: v for k, v in source.state_dict().items()}
-    target = SegDetectorModel(R50_ARGS)
+    target = SegDetectorModel(args)
     assert load_model_weights(target, bare, strict=True) == ([], [])
     assert torch.equal(target.model.module.decoder.in5.weight, source.model.module.decoder.in5.weight)
 
