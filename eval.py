@@ -24,7 +24,7 @@ from concern.config import ConfigError
 from concern.distributed import choose_device
 from concern.distributed import DistributedContext
 from concern.evaluation import iterate_predictions, shard_loader
-from concern.result_files import write_result_file
+from concern.result_files import result_filename, write_result_file
 from concern.runtime import build_model_with_weights, load_experiment_for_inference
 
 GT_KEYS = ('polygons', 'ignore_tags', 'shape', 'filename')
@@ -65,6 +65,18 @@ def evaluation_loaders(config):
         if config.has(path):
             return config.build(path).data_loaders
     raise ConfigError(f"{config.path}: defines neither Experiment.evaluation nor Experiment.validation.")
+
+
+def keep_scores_above(output, threshold: float):
+    """The detections of a representer output whose score is at least ``threshold`` (the
+    representer's own box_thresh filter, applied after the fact for a sweep)."""
+    boxes_batch, scores_batch = output
+    kept_boxes, kept_scores = [], []
+    for boxes, scores in zip(boxes_batch, scores_batch):
+        keep = [index for index, score in enumerate(scores) if score >= threshold]
+        kept_boxes.append([boxes[index] for index in keep])
+        kept_scores.append([scores[index] for index in keep])
+    return kept_boxes, kept_scores
 
 
 def measure_speed(model, representer, loader, device, runs: int, polygon: bool) -> dict:
@@ -117,18 +129,17 @@ def main(argv=None) -> int:
         for batch, pred in iterate_predictions(model, loader, device, desc=name):
             output = representer.represent(batch, pred, is_output_polygon=args.polygon)
             kept.append(({key: batch[key] for key in GT_KEYS if key in batch}, output))
-            for index, (polygons, scores) in enumerate(zip(*output)):
-                keep = [i for i, score in enumerate(scores) if score >= args.box_thresh]
+            for index, (polygons, scores) in enumerate(zip(*keep_scores_above(output, args.box_thresh))):
                 stem = os.path.splitext(os.path.basename(str(batch['filename'][index])))[0]
                 if args.write_results:
-                    write_result_file(os.path.join(args.result_dir, f'res_{stem}.txt'),
-                                      [polygons[i] for i in keep], [scores[i] for i in keep])
+                    write_result_file(os.path.join(args.result_dir, result_filename(str(batch['filename'][index]))),
+                                      polygons, scores)
                 if args.visualize:
-                    save_overlay(args.result_dir, stem, batch, index, [polygons[i] for i in keep],
-                                 [scores[i] for i in keep])
+                    save_overlay(args.result_dir, stem, batch, index, polygons, scores)
         table = []
         for threshold in thresholds:
-            raw = [measurer.validate_measure(gt, output, is_output_polygon=args.polygon, box_thresh=threshold)
+            raw = [measurer.validate_measure(gt, keep_scores_above(output, threshold),
+                                             is_output_polygon=args.polygon, box_thresh=threshold)
                    for gt, output in kept]
             table.append((threshold, measurer.gather_measure(raw)))
         by_threshold = dict(table)

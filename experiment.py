@@ -10,6 +10,7 @@ from concern.log import Logger  # noqa: F401  (looked up by the YAML files)
 from structure.builder import Builder  # noqa: F401
 from structure.measurers import QuadMeasurer  # noqa: F401
 from structure.representers import SegDetectorRepresenter  # noqa: F401
+from structure.visualizers import SegDetectorVisualizer  # noqa: F401
 from training import Checkpoint, ModelSaver, OptimizerScheduler  # noqa: F401
 
 __all__ = ['Experiment', 'Structure', 'TrainSettings', 'ValidationSettings', 'EvaluationSettings']

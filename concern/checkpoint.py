@@ -131,7 +131,10 @@ def save_checkpoint(state, path):
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
                                          suffix='.tmp', dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(handle, 'wb') as stream:
             torch.save(state, stream)
             stream.flush()
