@@ -1,0 +1,8 @@
+"""Deployment: ONNX / TorchScript export, inference without PyTorch, faster PyTorch inference.
+
+- ``deploy.onnx_export``: export a DB model (deformable convolution included) to ONNX / TorchScript.
+- ``deploy.onnx_predictor``: ``OnnxDetector``, images -> polygons with ONNX Runtime; it imports no torch.
+- ``deploy.optimize``: BatchNorm folding, channels_last, reduced precision, ONNX Runtime quantisation.
+
+This ``__init__`` imports nothing, so that ``deploy.onnx_predictor`` stays free of torch.
+"""
