@@ -44,6 +44,5 @@ def offset_polygon(polygon: np.ndarray, distance: float) -> list:
     the polygon vanishes).
     """
     offset = pyclipper.PyclipperOffset()
-    offset.AddPath([tuple(point) for point in polygon.tolist()], pyclipper.JT_ROUND,
-                   pyclipper.ET_CLOSEDPOLYGON)
-    return [np.asarray(path, dtype=np.int64).reshape(-1, 2) for path in offset.Execute(distance)]
+    offset.AddPath(polygon.tolist(), pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
+    return [np.array(path, dtype=np.int64) for path in offset.Execute(distance)]

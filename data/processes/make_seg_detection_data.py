@@ -61,8 +61,8 @@ class MakeSegDetectionData(DataProcess):
         """A polygon gets a text target when it has 3+ points and is at least min_text_size across."""
         if polygon.shape[0] < 3:
             return False
-        extent = polygon.max(axis=0) - polygon.min(axis=0)
-        return min(extent[0], extent[1]) >= self.min_text_size
+        (x0, y0), (x1, y1) = polygon.min(axis=0).tolist(), polygon.max(axis=0).tolist()
+        return min(x1 - x0, y1 - y0) >= self.min_text_size
 
     @staticmethod
     def mask_out(mask, polygon):
@@ -74,9 +74,7 @@ class MakeSegDetectionData(DataProcess):
         """Clips the polygons to the image, ignores |area| < 1, orders points as the original."""
         validated = []
         for i, polygon in enumerate(polygons):
-            polygon = polygon.copy()
-            np.clip(polygon[:, 0], 0, w - 1, out=polygon[:, 0])
-            np.clip(polygon[:, 1], 0, h - 1, out=polygon[:, 1])
+            polygon = np.minimum(np.maximum(polygon, 0), np.array([w - 1, h - 1], dtype=polygon.dtype))
             area = signed_area(polygon) if polygon.shape[0] else 0.0
             if abs(area) < 1:
                 ignore_tags[i] = True

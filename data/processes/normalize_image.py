@@ -2,6 +2,7 @@
 import numpy as np
 import torch
 
+from data.normalization import BGR_MEAN, normalize
 from .data_process import DataProcess
 
 
@@ -12,15 +13,13 @@ class NormalizeImage(DataProcess):
     No division by a standard deviation, as in the original. ``restore`` is the inverse (for
     visualisation).
     """
-    RGB_MEAN = (122.67891434, 116.66876762, 104.00698793)  # the original's name; the order is B, G, R
+    RGB_MEAN = BGR_MEAN  # the original's name; the order is B, G, R
 
     def process(self, data):
         if 'image' not in data:
             raise KeyError("NormalizeImage needs the key 'image' in the sample; put it after the "
                            "dataset / augmentation processes.")
-        image = data['image'].astype(np.float32)
-        image -= np.asarray(self.RGB_MEAN, dtype=np.float32)
-        image /= 255.0
+        image = normalize(data['image'])
         data['image'] = torch.from_numpy(image).permute(2, 0, 1).contiguous()
         return data
 
