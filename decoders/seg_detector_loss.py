@@ -119,7 +119,7 @@ class L1BalanceCELoss(nn.Module):
         return dice_loss + self.l1_scale * l1_loss + self.bce_scale * bce_loss, metrics
 
 
-class L1BCEMiningLoss(nn.Module):
+class L1BCEMiningLoss(L1BalanceCELoss):
     """L1BalanceCELoss whose dice part weights each pixel by 1 + its min-max normalised BCE.
 
     As in the original, the BCE map used as weights is not detached.
@@ -127,12 +127,7 @@ class L1BCEMiningLoss(nn.Module):
     """
 
     def __init__(self, eps=1e-6, l1_scale=10, bce_scale=5):
-        super().__init__()
-        self.dice_loss = DiceLoss(eps=eps)
-        self.l1_loss = MaskL1Loss()
-        self.bce_loss = BalanceCrossEntropyLoss()
-        self.l1_scale = l1_scale
-        self.bce_scale = bce_scale
+        super().__init__(eps=eps, l1_scale=l1_scale, bce_scale=bce_scale)
         self.eps = eps
 
     def forward(self, pred, batch):

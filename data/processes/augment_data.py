@@ -16,30 +16,35 @@ def _range(value, name):
     raise ValueError(f"augmenter_args: '{name}' must be a number or [low, high], not {value!r}.")
 
 
-class Fliplr:
+class Flip:
+    """Mirrors along ``axis`` (1: left-right, 0: top-bottom) with probability ``p``; a point
+    coordinate c on that axis goes to (size - 1) - c."""
+    axis = 1
+
+    def __init__(self, p=1.0):
+        self.p = float(p)
+
+    def __call__(self, image, polygons):
+        if np.random.random() >= self.p:
+            return image, polygons
+        size = image.shape[self.axis]
+        column = 1 - self.axis  # x is column 0 of a polygon and axis 1 of an image
+        flipped = []
+        for polygon in polygons:
+            polygon = polygon.copy()
+            polygon[:, column] = size - 1 - polygon[:, column]
+            flipped.append(polygon)
+        return np.flip(image, axis=self.axis).copy(), flipped
+
+
+class Fliplr(Flip):
     """Mirrors left-right with probability ``p``; a point x goes to (W - 1) - x."""
-
-    def __init__(self, p=1.0):
-        self.p = float(p)
-
-    def __call__(self, image, polygons):
-        if np.random.random() >= self.p:
-            return image, polygons
-        w = image.shape[1]
-        return image[:, ::-1].copy(), [np.column_stack([w - 1 - p[:, 0], p[:, 1]]) for p in polygons]
+    axis = 1
 
 
-class Flipud:
+class Flipud(Flip):
     """Mirrors top-bottom with probability ``p``; a point y goes to (H - 1) - y."""
-
-    def __init__(self, p=1.0):
-        self.p = float(p)
-
-    def __call__(self, image, polygons):
-        if np.random.random() >= self.p:
-            return image, polygons
-        h = image.shape[0]
-        return image[::-1].copy(), [np.column_stack([p[:, 0], h - 1 - p[:, 1]]) for p in polygons]
+    axis = 0
 
 
 class Affine:
