@@ -19,7 +19,11 @@ import torch
 
 from concern.config import ConfigError, load_config
 from concern.distributed import init_distributed
+from data.image_io import ImageReadError
+from data.readers import AnnotationError
 from trainer import TrainOptions, Trainer
+
+DATA_ERRORS = (ImageReadError, AnnotationError)
 
 
 def parse_args(argv=None):
@@ -84,6 +88,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def data_error_message(error: BaseException) -> str | None:
+    """The one-sentence message of a data error (ImageReadError / AnnotationError) raised in the main
+    process or re-raised from a DataLoader worker (whose message carries the worker's traceback), else None."""
+    text = str(error)
+    names = tuple(kind.__name__ for kind in DATA_ERRORS)
+    if text.startswith('Caught ') and text.split(' ', 2)[1] in names:  # torch's ExceptionWrapper message
+        last = text.rstrip().splitlines()[-1]
+        return last.split(': ', 1)[1] if ': ' in last else last
+    if isinstance(error, DATA_ERRORS):
+        return text
+    return None
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -135,9 +152,21 @@ def main(argv=None) -> int:
     if checkpoint is not None:
         trainer.epoch, trainer.step = checkpoint.start_epoch, checkpoint.start_iter
         if checkpoint.resume:
-            trainer.resume(checkpoint.resume)
+            try:
+                trainer.resume(checkpoint.resume)
+            except (FileNotFoundError, RuntimeError) as error:  # missing, corrupt or refused (code in the pickle)
+                print(f'error: {error}', file=sys.stderr)
+                return 2
     logger.info(f'training {args.exp} on {device} (world size {context.world_size}), workspace {workspace}')
-    reason = trainer.train()
+    try:
+        reason = trainer.train()
+    except Exception as error:
+        message = data_error_message(error)
+        if message is None:
+            raise
+        logger.close()
+        print(f'error: {message}', file=sys.stderr)
+        return 1
     logger.close()
     if context.is_distributed:
         torch.distributed.destroy_process_group()

@@ -4,7 +4,9 @@ A plain loop in the manner of torchvision's reference scripts. What it adds to t
 checkpoints with the full training state written atomically (``model_latest`` and
 ``model_epoch_E_minibatch_I``), exact resumption (same iteration, learning rate, optimizer state and
 data order), non-finite losses or gradients skipped (training stops after ``max_nonfinite`` in a row),
-and SIGINT / SIGTERM answered by a resumable checkpoint and a clean exit.
+SIGINT / SIGTERM answered by a resumable checkpoint and a clean exit, an error while loading data
+answered by saving ``model_latest`` before it propagates, and the samples the dataset skipped
+(``batch['skipped']``, summed over DataLoader workers and processes) counted and logged.
 """
 from __future__ import annotations
 
@@ -126,13 +128,16 @@ class Trainer:
         self.epoch_step = 0    # completed iterations in the current epoch
         self.nonfinite_in_a_row = 0
         self.skipped_steps = 0
+        self.skipped_samples = 0  # samples the dataset replaced (on_error: skip), all workers and processes
+        self._in_step = False     # True while a step is half done (no checkpoint may be written then)
         self.best = {}
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
         return {'model': unwrap(self.model).state_dict(), 'optimizer': self.optimizer.state_dict(),
                 'scaler': self.scaler.state_dict(), 'epoch': self.epoch, 'iteration': self.step,
-                'epoch_iteration': self.epoch_step, 'config': self.config_text}
+                'epoch_iteration': self.epoch_step, 'skipped_samples': self.skipped_samples,
+                'config': self.config_text}
 
     def save(self, names: list[str]) -> None:
         if not self.context.is_main:
@@ -155,6 +160,7 @@ class Trainer:
             self.epoch = int(checkpoint['epoch'])
             self.step = int(checkpoint['iteration'])
             self.epoch_step = int(checkpoint.get('epoch_iteration', 0))
+            self.skipped_samples = int(checkpoint.get('skipped_samples', 0))
             self.logger.info(f'resumed {path}: epoch {self.epoch}, iteration {self.step}')
         else:
             self.logger.info(f'initialised the model from {path} (weights only; {len(missing)} missing, '
@@ -190,6 +196,21 @@ class Trainer:
         return float(loss.detach()), {key: float(value.detach()) if torch.is_tensor(value) else float(value)
                                       for key, value in metrics.items()}
 
+    def count_skipped(self, batch) -> int:
+        """Removes ``'skipped'`` (per-sample counts of the samples the dataset passed over, written under
+        ``on_error: skip``) from ``batch``, adds its sum over the batch and over the processes to
+        ``skipped_samples``, and returns that sum."""
+        if not isinstance(batch, dict) or 'skipped' not in batch:
+            return 0
+        skipped = batch.pop('skipped')
+        count = torch.as_tensor(skipped).sum().to(torch.float64)
+        if self.context.is_distributed:
+            count = count.to(self.device)
+            torch.distributed.all_reduce(count)
+        count = int(count.item())
+        self.skipped_samples += count
+        return count
+
     # ------------------------------------------------------------------ validation
     def validate(self) -> dict:
         results = {}
@@ -209,60 +230,26 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def train(self) -> str:
         """Runs to the end (or a stop request / max_iterations); returns why it stopped:
-        'finished', 'max_iterations', 'SIGINT' / 'SIGTERM' or 'nonfinite'."""
+        'finished', 'max_iterations', 'SIGINT' / 'SIGTERM' or 'nonfinite'.
+
+        An exception between steps (a data error under ``on_error: raise``, a validation failure) first
+        saves ``model_latest`` (when any step was done), then propagates."""
         settings, options, logger = self.settings, self.options, self.logger
         loader, sampler = make_train_loader(settings.data_loader, self.context, options.seed)
-        steps_per_epoch = len(loader)
         saver = settings.model_saver
-        interval = self.validation.interval if (self.validation and options.validate) else 0
         self.model.train()
-        reason = 'finished'
+        start_step = self.step
         with _StopRequest() as stop:
-            while self.epoch < settings.epochs:
-                sampler.set_epoch(self.epoch)
-                sampler.skip(self.epoch_step * loader.batch_size)
-                progress = tqdm(loader, total=steps_per_epoch, initial=self.epoch_step,
-                                disable=not (options.show_progress and self.context.is_main),
-                                desc=f'epoch {self.epoch}', dynamic_ncols=True)
-                started = time.time()
-                for batch in progress:
-                    lr = self.scheduler.update(self.optimizer, self.epoch, self.step, steps_per_epoch)
-                    loss, metrics = self.train_step(batch)
-                    self.step += 1
-                    self.epoch_step += 1
-                    if loss is None:
-                        self.skipped_steps += 1
-                        self.nonfinite_in_a_row += 1
-                        logger.warning(f'iteration {self.step}: non-finite loss or gradient, step skipped '
-                                       f'({self.nonfinite_in_a_row} in a row)')
-                        if self.nonfinite_in_a_row >= options.max_nonfinite:
-                            logger.warning(f'stopping: {self.nonfinite_in_a_row} non-finite steps in a row; '
-                                           f'the last good checkpoint is kept (lower the learning rate or '
-                                           f'check the data).')
-                            return 'nonfinite'
-                    else:
-                        self.nonfinite_in_a_row = 0
-                        rate = self.epoch_step * loader.batch_size * self.context.world_size / max(
-                            1e-9, time.time() - started)
-                        progress.set_postfix(loss=f'{loss:.4f}', lr=f'{lr:.2e}', img_s=f'{rate:.1f}',
-                                             **{k: f'{v:.3f}' for k, v in metrics.items()})
-                        if self.step % max(1, logger.log_interval) == 0:
-                            logger.info(f'epoch {self.epoch} iteration {self.step}: loss {loss:.4f}, lr {lr:.6f}, '
-                                        + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()))
-                            logger.report(self.step, {'loss': loss, 'lr': lr, 'images_per_s': rate, **metrics})
-                    if saver.should_save(self.step, options.workspace):
-                        self.save([saver.checkpoint_name(self.epoch, self.step), 'model_latest'])
-                    if interval and self.step % interval == 0 and self.epoch >= max(0, self.validation.exempt):
-                        self.validate()
-                    stop_now = broadcast_flag(stop.requested is not None, self.context, self.device)
-                    if stop_now or (options.max_iterations and self.step >= options.max_iterations):
-                        reason = stop.requested or ('SIGTERM' if stop_now else 'max_iterations')
-                        break
-                else:
-                    self.epoch += 1
-                    self.epoch_step = 0
-                    continue
-                break
+            try:
+                reason = self._run(loader, sampler, stop)
+            except Exception:
+                if not self._in_step and self.step > start_step:
+                    logger.warning(f'error after iteration {self.step} (while loading data or validating); '
+                                   f'saving model_latest so that no training is lost.')
+                    self.save(['model_latest'])
+                raise
+            if reason == 'nonfinite':
+                return reason
             if reason == 'finished':
                 self.save([saver.checkpoint_name(self.epoch, self.step), 'model_latest', 'final'])
             else:
@@ -271,8 +258,60 @@ class Trainer:
                             f'{os.path.join(saver.directory(options.workspace), "model_latest")}')
         if self.skipped_steps:
             logger.info(f'{self.skipped_steps} steps were skipped for non-finite values.')
-        skipped = getattr(settings.data_loader.dataset, 'num_skipped', 0)
-        if skipped:
-            logger.info(f'{skipped} unreadable samples were skipped by the dataset in this process.')
+        if self.skipped_samples:
+            logger.info(f'{self.skipped_samples} samples were skipped by the dataset (unreadable or invalid; '
+                        f'the warnings name each file).')
         return reason
 
+    def _run(self, loader, sampler, stop: _StopRequest) -> str:
+        settings, options, logger = self.settings, self.options, self.logger
+        steps_per_epoch = len(loader)
+        saver = settings.model_saver
+        interval = self.validation.interval if (self.validation and options.validate) else 0
+        while self.epoch < settings.epochs:
+            sampler.set_epoch(self.epoch)
+            sampler.skip(self.epoch_step * loader.batch_size)
+            progress = tqdm(loader, total=steps_per_epoch, initial=self.epoch_step,
+                            disable=not (options.show_progress and self.context.is_main),
+                            desc=f'epoch {self.epoch}', dynamic_ncols=True)
+            started = time.time()
+            for batch in progress:
+                self.count_skipped(batch)
+                lr = self.scheduler.update(self.optimizer, self.epoch, self.step, steps_per_epoch)
+                self._in_step = True
+                loss, metrics = self.train_step(batch)
+                self.step += 1
+                self.epoch_step += 1
+                self._in_step = False
+                if loss is None:
+                    self.skipped_steps += 1
+                    self.nonfinite_in_a_row += 1
+                    logger.warning(f'iteration {self.step}: non-finite loss or gradient, step skipped '
+                                   f'({self.nonfinite_in_a_row} in a row)')
+                    if self.nonfinite_in_a_row >= options.max_nonfinite:
+                        logger.warning(f'stopping: {self.nonfinite_in_a_row} non-finite steps in a row; '
+                                       f'the last good checkpoint is kept (lower the learning rate or '
+                                       f'check the data).')
+                        return 'nonfinite'
+                else:
+                    self.nonfinite_in_a_row = 0
+                    rate = self.epoch_step * loader.batch_size * self.context.world_size / max(
+                        1e-9, time.time() - started)
+                    progress.set_postfix(loss=f'{loss:.4f}', lr=f'{lr:.2e}', img_s=f'{rate:.1f}',
+                                         **{k: f'{v:.3f}' for k, v in metrics.items()})
+                    if self.step % max(1, logger.log_interval) == 0:
+                        skipped = f', skipped samples {self.skipped_samples}' if self.skipped_samples else ''
+                        logger.info(f'epoch {self.epoch} iteration {self.step}: loss {loss:.4f}, lr {lr:.6f}, '
+                                    + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()) + skipped)
+                        logger.report(self.step, {'loss': loss, 'lr': lr, 'images_per_s': rate,
+                                                  'skipped_samples': self.skipped_samples, **metrics})
+                if saver.should_save(self.step, options.workspace):
+                    self.save([saver.checkpoint_name(self.epoch, self.step), 'model_latest'])
+                if interval and self.step % interval == 0 and self.epoch >= max(0, self.validation.exempt):
+                    self.validate()
+                stop_now = broadcast_flag(stop.requested is not None, self.context, self.device)
+                if stop_now or (options.max_iterations and self.step >= options.max_iterations):
+                    return stop.requested or ('SIGTERM' if stop_now else 'max_iterations')
+            self.epoch += 1
+            self.epoch_step = 0
+        return 'finished'

@@ -125,12 +125,14 @@ def load_model_weights(model, state_or_path, strict=False):
 def save_checkpoint(state, path):
     """Save ``state`` (a dict) to ``path`` atomically: a temporary file in the same folder is
     written, flushed, fsync'ed, then renamed over ``path``; a crash never leaves ``path``
-    half-written (the previous file stays intact)."""
+    half-written (the previous file stays intact). Temporary files of ``path`` left by a process
+    killed during an earlier save (SIGKILL cannot be cleaned up after) are removed after success."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
-                                         suffix='.tmp', dir=folder)
+    prefix = '.' + os.path.basename(path) + '.'
+    leftovers = [name for name in os.listdir(folder) if name.startswith(prefix) and name.endswith('.tmp')]
+    handle, temporary = tempfile.mkstemp(prefix=prefix, suffix='.tmp', dir=folder)
     umask = os.umask(0)
     os.umask(umask)
     try:
@@ -150,3 +152,8 @@ def save_checkpoint(state, path):
             os.fsync(directory)
         finally:
             os.close(directory)
+    for name in leftovers:  # older than this save: left by a killed process (one process saves a path)
+        try:
+            os.remove(os.path.join(folder, name))
+        except FileNotFoundError:
+            pass

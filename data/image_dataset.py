@@ -4,10 +4,11 @@ from __future__ import annotations
 import logging
 import os
 
+import numpy as np
 import torch.utils.data
 
 from .image_io import read_image
-from .readers import (SynthTextGroundTruth, read_ctw1500, read_db_txt, read_gnhk,
+from .readers import (AnnotationError, SynthTextGroundTruth, read_ctw1500, read_db_txt, read_gnhk,
                       read_icdar2015, read_td500, read_totaltext_legacy, read_totaltext_mat)
 
 __all__ = ['ImageDataset', 'READERS', 'gt_relative_path']
@@ -63,7 +64,10 @@ class ImageDataset(torch.utils.data.Dataset):
         gt_name: gt file name pattern (``{name}``, ``{stem}``), default per reader.
         on_error: 'raise' (a clear error naming the file / line) or 'skip' (one warning per file; a bad
             sample is replaced by the next good one and counted in ``num_skipped``, a bad line is dropped
-            and counted in ``num_bad_lines``). Counters are per process (each DataLoader worker has its own).
+            and counted in ``num_bad_lines``). Counters are per process (each DataLoader worker has its own);
+            so that the training loop can count skips across workers, every sample returned under 'skip'
+            carries ``'skipped'``: how many bad samples were passed over to produce it (usually 0).
+            A region with a NaN or infinite coordinate is a bad line (never a NaN target).
         max_pixels: images larger than this (from the header) are refused; None disables the guard.
 
     Returns (``dataset[i]``) the sample dict ``{'image': HxWx3 uint8 BGR, 'lines': [{'poly': [[x, y], ...],
@@ -155,13 +159,28 @@ class ImageDataset(torch.utils.data.Dataset):
             return read_db_txt(source, one_is_dont_care=True)
         return READERS[self.reader][0](source, **self.reader_args)
 
+    def _finite_lines(self, lines: list, index: int) -> tuple[list, list]:
+        """``(lines whose coordinates are all finite, one AnnotationError per region with a NaN / inf)``."""
+        finite, problems = [], []
+        for number, line in enumerate(lines, start=1):
+            if np.isfinite(np.asarray(line['poly'], dtype=np.float64)).all():
+                finite.append(line)
+                continue
+            source = self.gt_sources[index][0]
+            where = source if isinstance(source, str) else f'{self.image_paths[index]} (ground truth)'
+            problems.append(AnnotationError(where, None, f"region {number} ({line['text']!r}) has a NaN or "
+                                                         f"infinite coordinate; fix or remove it"))
+        return finite, problems
+
     def load(self, index: int) -> dict:
         """The raw sample dict of ``index`` (before processes); raises ImageReadError / AnnotationError."""
         lines, problems = self.read_annotation(index)
+        lines, non_finite = self._finite_lines(lines, index)
+        problems = list(problems) + non_finite
         if problems:
             if self.on_error == 'raise':
                 raise problems[0]
-            gt = str(self.gt_sources[index][0]) if self.reader != 'synthtext' else problems[0].path
+            gt = problems[0].path
             self.num_bad_lines += len(problems)
             if gt not in self._warned_gts:
                 self._warned_gts.add(gt)
@@ -187,11 +206,14 @@ class ImageDataset(torch.utils.data.Dataset):
             if path in self.skipped_files:
                 continue
             try:
-                return self._process(candidate)
+                data = self._process(candidate)
             except Exception as error:  # on_error='skip': any failure of this sample skips it, with a warning
                 self.skipped_files.add(path)
                 self.num_skipped += 1
                 logger.warning('skipping sample %d (%s): %s: %s', candidate, path, type(error).__name__, error)
+                continue
+            data['skipped'] = attempt  # the candidates before this one were bad
+            return data
         raise RuntimeError(f'ImageDataset: every sample failed to load (last data list {self.data_list[-1]}); '
                            f'run tools/check_dataset.py on it.')
 

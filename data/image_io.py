@@ -6,6 +6,7 @@ decoding, images with more than ``max_pixels`` pixels (a decompression-bomb guar
 """
 from __future__ import annotations
 
+import re
 import warnings
 
 import cv2
@@ -37,18 +38,14 @@ def image_size(path: str) -> tuple[int, int] | None:
 def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
     """Read ``path`` as an ``HxWx3 uint8`` BGR array (EXIF orientation applied).
 
-    Raises ImageReadError naming the file if it is missing, undecodable or larger than ``max_pixels``.
+    Raises ImageReadError naming the file if it is missing, undecodable or larger than ``max_pixels``
+    (checked from the header before decoding for the formats Pillow identifies, else after decoding).
     """
-    size = image_size(path)
     if max_pixels is not None:
-        if size is None:
-            header_refused = _pillow_refuses_size(path)
-            if header_refused:
-                raise ImageReadError(f'{path}: image exceeds the max_pixels limit ({max_pixels}) per its header; '
-                                     f'raise max_pixels if the file is trusted.')
-        elif size[0] * size[1] > max_pixels:
-            raise ImageReadError(f'{path}: image is {size[0]}x{size[1]} = {size[0] * size[1]} pixels, over the '
-                                 f'max_pixels limit ({max_pixels}); raise max_pixels if the file is trusted.')
+        pixels = _header_pixels(path)
+        if pixels is not None and pixels > max_pixels:
+            raise ImageReadError(f'{path}: image has {pixels} pixels per its header, over the max_pixels limit '
+                                 f'({max_pixels}); raise max_pixels if the file is trusted.')
     try:
         buffer = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
@@ -63,11 +60,21 @@ def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
     return image
 
 
-def _pillow_refuses_size(path: str) -> bool:
+def _header_pixels(path: str) -> int | None:
+    """Width x height from the header, or None when Pillow cannot identify the file. Above Pillow's own
+    decompression-bomb limit the count comes from Pillow's refusal (at least that limit), so ``max_pixels``
+    alone decides, whatever Pillow's global ``MAX_IMAGE_PIXELS``."""
+    try:
+        size = image_size(path)
+    except ImageReadError:
+        return None  # missing: reported by the read below
+    if size is not None:
+        return size[0] * size[1]
     try:
         with Image.open(path):
-            return False
-    except Image.DecompressionBombError:
-        return True
+            return None
+    except Image.DecompressionBombError as error:
+        found = re.search(r'\((\d+) pixels\)', str(error))
+        return int(found.group(1)) if found else 2 * (Image.MAX_IMAGE_PIXELS or 0) + 1
     except (OSError, ValueError, SyntaxError):
-        return False
+        return None
