@@ -68,11 +68,20 @@ class Affine:
         return image, [p @ matrix[:, :2].T + matrix[:, 2] for p in polygons]
 
 
+INTERPOLATIONS = {'nearest': cv2.INTER_NEAREST, 'linear': cv2.INTER_LINEAR, 'area': cv2.INTER_AREA,
+                  'cubic': cv2.INTER_CUBIC}
+
+
 class Resize:
     """Resizes the image: ``size`` is a factor, a [low, high] factor range (one factor for both
-    sides) or {'width': W, 'height': H}. Polygons follow OpenCV's pixel-centre mapping."""
+    sides) or {'width': W, 'height': H}. Polygons follow OpenCV's pixel-centre mapping.
+    ``interpolation`` (nearest, linear, area, cubic) defaults to cubic, imgaug's default."""
 
-    def __init__(self, size):
+    def __init__(self, size, interpolation='cubic'):
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"augmenter_args: Resize interpolation must be one of "
+                             f"{', '.join(INTERPOLATIONS)}, not {interpolation!r}.")
+        self.interpolation = INTERPOLATIONS[interpolation]
         if isinstance(size, dict):
             if set(size) != {'width', 'height'}:
                 raise ValueError(f"augmenter_args: Resize size dict needs exactly 'width' and 'height', "
@@ -91,7 +100,7 @@ class Resize:
     def __call__(self, image, polygons):
         h, w = image.shape[:2]
         new_w, new_h = self.target_size(h, w)
-        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        image = cv2.resize(image, (new_w, new_h), interpolation=self.interpolation)
         factor = np.array([new_w / w, new_h / h])
         return image, [(p + 0.5) * factor - 0.5 for p in polygons]
 
