@@ -36,7 +36,14 @@ def original_distance(xs, ys, a, b):
     return result
 
 
-def oracle_thresh_map(polygons, shape, shrink_ratio=0.4):
+def segment_distance(xs, ys, a, b):
+    """True point-to-segment distance."""
+    e = b - a
+    t = np.clip(((xs - a[0]) * e[0] + (ys - a[1]) * e[1]) / (e @ e), 0, 1)
+    return np.hypot(xs - a[0] - t * e[0], ys - a[1] - t * e[1])
+
+
+def oracle_thresh_map(polygons, shape, shrink_ratio=0.4, distance=original_distance):
     """Slow reference: every pixel of the dilated box, every edge, the original's formula."""
     import pyclipper
     from shapely.geometry import Polygon
@@ -52,7 +59,7 @@ def oracle_thresh_map(polygons, shape, shrink_ratio=0.4):
         x0, y0 = padded.min(0)
         x1, y1 = padded.max(0)
         inside = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
-        nearest = np.min([np.clip(original_distance(xs, ys, p[i], p[(i + 1) % len(p)]) / d, 0, 1)
+        nearest = np.min([np.clip(distance(xs, ys, p[i], p[(i + 1) % len(p)]) / d, 0, 1)
                           for i in range(len(p))], axis=0)
         canvas = np.where(inside, np.fmax(1 - nearest, canvas), canvas)
     return canvas * 0.4 + 0.3
@@ -100,6 +107,9 @@ def test_border_map_matches_slow_oracle_on_random_polygons():
     assert len(cared) >= 4
     expected = oracle_thresh_map(cared, (100, 120))
     assert np.abs(data['thresh_map'] - expected).max() <= 1e-4
+    exact = MakeBorderMap(exact_distance=True)(dict(data))['thresh_map']
+    expected = oracle_thresh_map(cared, (100, 120), distance=segment_distance)
+    assert np.abs(exact - expected).max() <= 1e-4
 
 
 def test_curved_polygon_and_partly_outside_polygon():
