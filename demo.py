@@ -23,8 +23,10 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Run a DBNet model on images.')
-    parser.add_argument('exp', help='experiment YAML file')
-    parser.add_argument('--resume', required=True, help='checkpoint (this project\'s or the original\'s)')
+    parser.add_argument('exp', nargs='?', help='experiment YAML file (not needed with --onnx)')
+    parser.add_argument('--resume', help='checkpoint (this project\'s or the original\'s); not needed with --onnx')
+    parser.add_argument('--onnx', metavar='MODEL.onnx',
+                        help='run this exported model (convert_to_onnx.py) with ONNX Runtime instead; no torch needed')
     parser.add_argument('--image_path', required=True, help='an image file or a folder (searched recursively)')
     parser.add_argument('--result_dir', default='./demo_results/', help='where results are written')
     parser.add_argument('--polygon', action='store_true', help='output polygons (curved text) instead of boxes')
@@ -37,7 +39,10 @@ def parse_args(argv=None):
     parser.add_argument('--max_pixels', type=int, default=250_000_000,
                         help='refuse images with more pixels than this (decompression bombs)')
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.onnx is None and (args.exp is None or args.resume is None):
+        parser.error('an experiment file and --resume are required (or --onnx MODEL.onnx).')
+    return args
 
 
 def find_images(path: str) -> list[str]:
@@ -69,38 +74,49 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
     log = logging.getLogger('dbnet')
-    # Imported here so that `--help` and path errors answer quickly.
-    import torch  # noqa: F401
-
-    from concern.config import ConfigError
-    from concern.distributed import choose_device
+    # Imported here so that `--help` and path errors answer quickly (and, with --onnx, torch is never imported).
     from concern.result_files import write_result_file
-    from concern.runtime import build_model_with_weights, load_experiment_for_inference
     from data.image_io import ImageReadError, read_image
-    from structure.predictor import Detector, torch_forward
     from structure.visualizers import draw_polygons
 
-    try:
-        images = find_images(args.image_path)
-        config = load_experiment_for_inference(args.exp, args.opt)
-        structure = config.build('Experiment.structure')
-        device = choose_device(args.device)
-        model = build_model_with_weights(structure, args.resume, device)
-    except (ConfigError, FileNotFoundError, RuntimeError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    representer = structure.representer
-    representer.box_thresh = args.box_thresh
-    if args.thresh is not None:
-        representer.thresh = args.thresh
-    detector = Detector(torch_forward(model, device), representer, args.image_short_side,
-                        is_output_polygon=args.polygon, batch_size=args.batch_size)
+    if args.onnx is not None:
+        from deploy.onnx_predictor import OnnxDetector
+        try:
+            images = find_images(args.image_path)
+            detector = OnnxDetector(args.onnx, image_short_side=args.image_short_side, is_output_polygon=args.polygon,
+                                    batch_size=args.batch_size, thresh=args.thresh, box_thresh=args.box_thresh)
+        except (FileNotFoundError, RuntimeError) as error:
+            print(f'error: {error}', file=sys.stderr)
+            return 2
+    else:
+        import torch  # noqa: F401
+
+        from concern.config import ConfigError
+        from concern.distributed import choose_device
+        from concern.runtime import build_model_with_weights, load_experiment_for_inference
+        from structure.predictor import Detector, torch_forward
+
+        try:
+            images = find_images(args.image_path)
+            config = load_experiment_for_inference(args.exp, args.opt)
+            structure = config.build('Experiment.structure')
+            device = choose_device(args.device)
+            model = build_model_with_weights(structure, args.resume, device)
+        except (ConfigError, FileNotFoundError, RuntimeError) as error:
+            print(f'error: {error}', file=sys.stderr)
+            return 2
+        representer = structure.representer
+        representer.box_thresh = args.box_thresh
+        if args.thresh is not None:
+            representer.thresh = args.thresh
+        detector = Detector(torch_forward(model, device), representer, args.image_short_side,
+                            is_output_polygon=args.polygon, batch_size=args.batch_size)
     os.makedirs(args.result_dir, exist_ok=True)
 
     results, failed = {}, []
-    chunk = max(1, args.batch_size) * 8
-    for start in tqdm(range(0, len(images), chunk), desc='detecting', unit='chunk'):
-        paths, loaded = [], []
+    chunk = max(1, args.batch_size)  # images held decoded at once: a folder of huge photos stays in memory
+    for start in tqdm(range(0, len(images), chunk), desc='detecting', unit='batch'):
+        paths, loaded, image = [], [], None  # the previous images are released before the next are decoded
         for path in images[start:start + chunk]:
             try:
                 loaded.append(read_image(path, max_pixels=args.max_pixels))
@@ -117,7 +133,7 @@ def main(argv=None) -> int:
             results[path] = [{'points': [[int(x), int(y)] for x, y in polygon], 'score': float(score)}
                              for polygon, score in zip(polygons, scores)]
     with open(os.path.join(args.result_dir, 'results.json'), 'w', encoding='utf-8') as handle:
-        json.dump({'experiment': args.exp, 'checkpoint': args.resume, 'polygon': args.polygon,
+        json.dump({'experiment': args.exp, 'checkpoint': args.onnx or args.resume, 'polygon': args.polygon,
                    'box_thresh': args.box_thresh, 'images': results, 'failed': failed}, handle, indent=1)
     print(f'{len(results)} images processed, {len(failed)} skipped; results in {args.result_dir}')
     for path in failed:

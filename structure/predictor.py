@@ -12,9 +12,8 @@ from typing import Callable, Sequence
 
 import cv2
 import numpy as np
-import torch
 
-from data.processes.normalize_image import NormalizeImage
+from data.normalization import normalize
 
 __all__ = ['Detector', 'inference_size', 'torch_forward']
 
@@ -30,6 +29,7 @@ def inference_size(height: int, width: int, short_side: int) -> tuple[int, int]:
 
 def torch_forward(model: torch.nn.Module, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
     """A forward function for ``Detector`` over a PyTorch SegDetectorModel (eval mode, no grad)."""
+    import torch  # here, so that the rest of this module (used by the ONNX Runtime path) needs no torch
     model.eval()
 
     def forward(images: np.ndarray) -> np.ndarray:
@@ -69,8 +69,7 @@ class Detector:
         height, width = image.shape[:2]
         new_height, new_width = inference_size(height, width, self.image_short_side)
         resized = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
-        normalised = (resized.astype(np.float32) - np.asarray(NormalizeImage.RGB_MEAN, np.float32)) / 255.0
-        return np.ascontiguousarray(normalised.transpose(2, 0, 1))
+        return np.ascontiguousarray(normalize(resized).transpose(2, 0, 1))
 
     def detect(self, images: Sequence[np.ndarray]) -> list[tuple[list, list]]:
         inputs = [self.preprocess(image) for image in images]

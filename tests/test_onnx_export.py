@@ -32,10 +32,14 @@ def randomize(model, seed=0):
     return model.eval()
 
 
-def db_model(backbone, in_channels):
-    return randomize(SegDetectorModel(dict(
-        backbone=backbone, backbone_args=dict(pretrained=False), decoder='SegDetector',
-        decoder_args=dict(adaptive=True, in_channels=in_channels, k=50, inner_channels=32))))
+def db_model(backbone, in_channels, seed=0):
+    """A small-headed DB model with seeded random weights (the global RNG is left as it was)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = SegDetectorModel(dict(
+            backbone=backbone, backbone_args=dict(pretrained=False), decoder='SegDetector',
+            decoder_args=dict(adaptive=True, in_channels=in_channels, k=50, inner_channels=32)))
+    return randomize(model, seed)
 
 
 class TinyBottleneckDB(nn.Module):
@@ -97,8 +101,7 @@ def run_onnx_against_torch(model, tmp_path, name):
 @pytest.mark.parametrize('backbone, channels', [
     ('resnet18', [64, 128, 256, 512]),
     ('deformable_resnet18', [64, 128, 256, 512]),
-    ('mobilenet_v3_small', [16, 24, 48, 576]),
-    ('mobilenet_v3_large', [24, 40, 112, 960]),
+    ('mobilenet_v3_small', [16, 24, 48, 576]),  # the large variant has the same blocks (wider, deeper)
 ])
 def test_onnx_matches_pytorch(backbone, channels, tmp_path):
     run_onnx_against_torch(db_model(backbone, channels), tmp_path, backbone)
@@ -128,9 +131,9 @@ def test_stride_read_is_not_a_no_op_here():
 
 def test_torchscript_runs_other_sizes(tmp_path):
     model = db_model('deformable_resnet18', [64, 128, 256, 512])
-    path = export_torchscript(model, str(tmp_path / 'model.pt'), example_size=(64, 64))
+    path = export_torchscript(model, str(tmp_path / 'model.pt'), example_size=(32, 32))
     loaded = torch.jit.load(path)
-    image = torch.randn(2, 3, 96, 64, generator=torch.Generator().manual_seed(4))
+    image = torch.randn(2, 3, 64, 32, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         assert torch.allclose(loaded(image), model(image, training=False), atol=1e-5)
 

@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Export a trained DBNet model to ONNX (and optionally TorchScript).
+
+    python convert_to_onnx.py experiments/seg_detector/totaltext_resnet50_deform_thre.yaml \\
+        --resume pretrained/totaltext_resnet50 --output totaltext_resnet50.onnx [--opset 17] \\
+        [--torchscript totaltext_resnet50.pt]
+
+The ONNX model takes ``image`` (N, 3, H, W) float32, normalised as in training (BGR minus the mean, divided
+by 255; H and W multiples of 32), with dynamic batch, height and width, and returns ``probability``
+(N, 1, H, W). Deformable convolutions are exported as GridSample + MatMul (see deploy/onnx_export.py), so
+ONNX Runtime runs every model. The experiment's representer arguments are stored in the file's metadata,
+which ``deploy.onnx_predictor.OnnxDetector`` and ``demo.py --onnx`` read. After writing, the file is run
+with ONNX Runtime on a random input and compared with PyTorch (the maximum difference is printed).
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import logging
+import sys
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Export a DBNet model to ONNX / TorchScript.')
+    parser.add_argument('exp', help='experiment YAML file')
+    parser.add_argument('--resume', required=True, help="checkpoint (this project's or the original's)")
+    parser.add_argument('--output', required=True, help='the ONNX file to write')
+    parser.add_argument('--opset', type=int, default=17, help='ONNX opset (16 or later: GridSample)')
+    parser.add_argument('--torchscript', metavar='PATH', help='also write a traced TorchScript model here')
+    parser.add_argument('--example_size', type=int, nargs=2, default=(736, 1280), metavar=('H', 'W'),
+                        help='image size traced for the export and used for the check (any size runs later)')
+    parser.add_argument('--no_check', action='store_true', help='skip the ONNX Runtime vs PyTorch check')
+    parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
+    return parser.parse_args(argv)
+
+
+def representer_arguments(representer) -> dict:
+    """The representer's constructor arguments (without ``cmd``), read back from the object."""
+    names = [name for name in inspect.signature(type(representer).__init__).parameters
+             if name not in ('self', 'cmd')]
+    return {name: getattr(representer, name) for name in names if hasattr(representer, name)}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
+    import numpy as np
+    import torch
+
+    from concern.config import ConfigError
+    from concern.runtime import build_model_with_weights, load_experiment_for_inference
+    from deploy.onnx_export import export_onnx, export_torchscript
+    from deploy.onnx_predictor import REPRESENTER_METADATA_KEY
+
+    if args.example_size[0] % 32 or args.example_size[1] % 32:
+        print(f'error: --example_size {args.example_size} must be multiples of 32.', file=sys.stderr)
+        return 2
+    try:
+        config = load_experiment_for_inference(args.exp, args.opt)
+        structure = config.build('Experiment.structure')
+        model = build_model_with_weights(structure, args.resume, torch.device('cpu'))
+    except (ConfigError, FileNotFoundError, RuntimeError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    metadata = {REPRESENTER_METADATA_KEY: json.dumps(representer_arguments(structure.representer)),
+                'dbnet.experiment': args.exp, 'dbnet.checkpoint': args.resume}
+    export_onnx(model, args.output, opset_version=args.opset, example_size=tuple(args.example_size),
+                metadata=metadata)
+    print(f'wrote {args.output}')
+    if args.torchscript:
+        export_torchscript(model, args.torchscript, example_size=tuple(args.example_size))
+        print(f'wrote {args.torchscript}')
+    if not args.no_check:
+        import onnxruntime
+        session = onnxruntime.InferenceSession(args.output, providers=['CPUExecutionProvider'])
+        image = torch.randn(1, 3, *args.example_size, generator=torch.Generator().manual_seed(0))
+        with torch.inference_mode():
+            expected = model(image, training=False).numpy()
+        got = session.run(None, {'image': image.numpy()})[0]
+        difference = float(np.abs(got - expected).max())
+        print(f'check: ONNX Runtime vs PyTorch on a random {args.example_size[0]}x{args.example_size[1]} '
+              f'input: max abs difference {difference:.2e}')
+        if difference > 1e-3:
+            print('error: the exported model does not match PyTorch; please report this with the experiment '
+                  'file.', file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
