@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     os.makedirs(args.result_dir, exist_ok=True)
 
     results, failed = {}, []
-    chunk = max(1, args.batch_size)  # images held decoded at once: a folder of huge photos stays in memory
+    chunk = max(1, args.batch_size)  # decode one batch at a time: bounded memory on folders of huge photos
     for start in tqdm(range(0, len(images), chunk), desc='detecting', unit='batch'):
         paths, loaded, image = [], [], None  # the previous images are released before the next are decoded
         for path in images[start:start + chunk]:

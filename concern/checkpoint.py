@@ -33,13 +33,21 @@ def load_checkpoint(path, map_location='cpu'):
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         message = str(error)
+        # torch wraps the safe unpickler's complaint in a long paragraph; its own line names the cause
+        detail = next((line.strip() for line in message.splitlines() if line.strip().startswith('Unsupported')),
+                      message.splitlines()[0] if message else '')
         if 'GLOBAL' in message or 'global' in message:
             raise RuntimeError(
                 f"Checkpoint {path} was refused: unpickling it would import or run code "
                 f"(only tensors and plain data are accepted); re-save it as a plain state dict "
                 f"from a trusted environment.") from None
+        if detail.startswith('Unsupported') and _starts_with(path, b'\x80'):  # a pickle (PROTO opcode)
+            raise RuntimeError(
+                f"Checkpoint {path} was refused: it uses pickle instructions the safe loader does not accept "
+                f"({detail}; e.g. a pickle.dump file rather than torch.save's); re-save it with torch.save "
+                f"as a plain state dict from a trusted environment.") from None
         raise RuntimeError(f"Checkpoint {path} is corrupt or not a PyTorch file "
-                           f"({message.splitlines()[0]}); re-download or re-save it.") from None
+                           f"({detail}); re-download or re-save it.") from None
     except (RuntimeError, EOFError, KeyError, ValueError, OSError) as error:
         raise RuntimeError(f"Checkpoint {path} is corrupt or not a PyTorch file "
                            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
@@ -48,6 +56,11 @@ def load_checkpoint(path, map_location='cpu'):
         raise RuntimeError(f"Checkpoint {path} holds a {type(state).__name__}, not a dict; "
                            f"expected a state dict or {{'model': state_dict, ...}}.")
     return state
+
+
+def _starts_with(path, prefix: bytes) -> bool:
+    with open(path, 'rb') as handle:
+        return handle.read(len(prefix)) == prefix
 
 
 def _state_dict_of(state):
