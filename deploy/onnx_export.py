@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from assets.ops.dcn import DeformConv, DeformConvPack, ModulatedDeformConv, ModulatedDeformConvPack
 
-__all__ = ['SampledDeformConv', 'sampled_deform_conv', 'ProbabilityMapModel', 'exportable_copy',
+__all__ = ['SampledDeformConv', 'sampled_deform_conv', 'ProbabilityMapModel', 'exportable_copy', 'replace_deform_convs',
            'export_onnx', 'export_torchscript', 'DEFAULT_OPSET']
 
 DEFAULT_OPSET = 17
@@ -118,18 +118,22 @@ class ProbabilityMapModel(nn.Module):
         return pred
 
 
-def exportable_copy(model: nn.Module) -> nn.Module:
-    """A deep copy of ``model`` in eval mode with every deformable conv replaced by ``SampledDeformConv``."""
-    model = copy.deepcopy(model).eval()
+def replace_deform_convs(model: nn.Module, factory) -> nn.Module:
+    """Replace, in place, every ``DeformConv`` / ``ModulatedDeformConv`` of ``model`` by ``factory(conv)``."""
     for name, module in list(model.named_modules()):
         if isinstance(module, (DeformConvPack, ModulatedDeformConvPack)):
-            raise TypeError(f"exportable_copy: '{name}' is a {type(module).__name__}, which predicts its own "
+            raise TypeError(f"replace_deform_convs: '{name}' is a {type(module).__name__}, which predicts its own "
                             f"offsets; only DeformConv / ModulatedDeformConv (the backbones' layout) are swapped.")
         if type(module) in (DeformConv, ModulatedDeformConv):
             parent_name, _, child = name.rpartition('.')
             parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, child, SampledDeformConv(module))
+            setattr(parent, child, factory(module))
     return model
+
+
+def exportable_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` in eval mode with every deformable conv replaced by ``SampledDeformConv``."""
+    return replace_deform_convs(copy.deepcopy(model).eval(), SampledDeformConv)
 
 
 def _example_input(model: nn.Module, height: int, width: int, batch: int = 1):
@@ -139,12 +143,12 @@ def _example_input(model: nn.Module, height: int, width: int, batch: int = 1):
 
 
 def export_onnx(model: nn.Module, path: str, opset_version: int = DEFAULT_OPSET,
-                example_size: tuple[int, int] = (128, 160)) -> str:
+                example_size: tuple[int, int] = (128, 160), metadata: dict | None = None) -> str:
     """Write ``model`` (a SegDetectorModel) to ``path`` as ONNX with dynamic batch, height and width.
 
     Input ``image`` (N, 3, H, W) float32, normalised as in training (H, W multiples of 32); output
-    ``probability`` (N, 1, H, W). Deformable convs are exported through ``SampledDeformConv``. Returns
-    ``path``.
+    ``probability`` (N, 1, H, W). Deformable convs are exported through ``SampledDeformConv``.
+    ``metadata``: string key -> string value pairs stored in the file's metadata_props. Returns ``path``.
     """
     if opset_version < 16:
         raise ValueError(f"export_onnx: opset {opset_version} has no GridSample; use --opset 16 or later.")
@@ -160,6 +164,13 @@ def export_onnx(model: nn.Module, path: str, opset_version: int = DEFAULT_OPSET,
         torch.onnx.export(wrapped, (example,), path, dynamo=False, opset_version=opset_version,
                           input_names=['image'], output_names=['probability'],
                           dynamic_axes={'image': axes, 'probability': axes}, do_constant_folding=True)
+    if metadata:
+        import onnx
+        proto = onnx.load(path)
+        for key, value in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = str(key), str(value)
+        onnx.save(proto, path)
     logger.info('wrote %s (opset %d)', path, opset_version)
     return path
 

@@ -1,0 +1,155 @@
+"""Faster inference with the same results: BatchNorm folding, channels_last, inference mode, reduced precision
+(bf16 autocast on CPU, fp16 on GPU) and ONNX Runtime int8 quantisation.
+
+    fast = optimize_for_inference(model)                  # a folded, channels_last copy in eval mode
+    detector = Detector(optimized_forward(fast, device), representer, 736)
+    detector = Detector(optimized_forward(fast, device, precision='bf16'), representer, 736)
+    quantize_onnx('model.onnx', 'model.int8.onnx', mode='static', calibration_images=[...])
+
+Folding: in eval mode a BatchNorm after a convolution is an affine map per output channel, so it is merged
+into the convolution's weight and bias: w' = w * g / s, b' = (b - mean) * g / s + beta with s = sqrt(var + eps).
+This holds for Conv2d, ConvTranspose2d (output channels on weight dim 1) and the modulated deformable conv
+(its output is a linear function of its weight, plus its bias); DeformConv (v1) has no bias, so a
+BatchNorm after it is kept. Pairs are found where the BatchNorm is known to read the convolution's output
+directly: consecutive modules of an ``nn.Sequential``, and ``convK`` / ``bnK`` of the ResNet blocks and stem.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from assets.ops.dcn import ModulatedDeformConv, deform_conv
+from backbones.resnet import BasicBlock, Bottleneck, ResNet
+from deploy.onnx_export import SampledDeformConv, replace_deform_convs
+
+__all__ = ['fold_batchnorm', 'optimize_for_inference', 'optimized_forward', 'quantize_onnx', 'PRECISIONS',
+           'Float32DeformConv']
+
+PRECISIONS = ('fp32', 'bf16', 'fp16')
+_FOLDABLE = (nn.Conv2d, nn.ConvTranspose2d, ModulatedDeformConv)
+# (conv, batchnorm) attribute pairs whose forward is bn(conv(x)) in these classes
+_NAMED_PAIRS = {ResNet: [('conv1', 'bn1')], BasicBlock: [('conv1', 'bn1'), ('conv2', 'bn2')],
+                Bottleneck: [('conv1', 'bn1'), ('conv2', 'bn2'), ('conv3', 'bn3')]}
+
+
+def _fold(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
+    """Merge ``bn`` (eval statistics) into ``conv`` in place; conv gets a bias if it had none."""
+    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    shift = bn.bias.detach() - bn.running_mean * scale
+    weight = conv.weight.detach()
+    channel_dim = 1 if isinstance(conv, nn.ConvTranspose2d) else 0
+    if isinstance(conv, nn.ConvTranspose2d) and conv.groups != 1:
+        raise ValueError("fold_batchnorm: grouped ConvTranspose2d is not supported.")
+    shape = [1] * weight.dim()
+    shape[channel_dim] = -1
+    conv.weight = nn.Parameter(weight * scale.reshape(shape))
+    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(scale)
+    conv.bias = nn.Parameter(bias * scale + shift)
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode with every foldable BatchNorm2d merged into the preceding conv and
+    replaced by ``nn.Identity``. Returns the copy; ``model`` is not modified."""
+    model = copy.deepcopy(model).eval()
+    for module in list(model.modules()):
+        if isinstance(module, nn.Sequential):
+            children = list(module._modules.items())
+            for (_, first), (name, second) in zip(children, children[1:]):
+                if isinstance(first, _FOLDABLE) and isinstance(second, nn.BatchNorm2d):
+                    _fold(first, second)
+                    module._modules[name] = nn.Identity()
+        for conv_name, bn_name in _NAMED_PAIRS.get(type(module), []):
+            conv, bn = getattr(module, conv_name), getattr(module, bn_name)
+            if isinstance(conv, _FOLDABLE) and isinstance(bn, nn.BatchNorm2d):
+                _fold(conv, bn)
+                setattr(module, bn_name, nn.Identity())
+    return model
+
+
+class Float32DeformConv(SampledDeformConv):
+    """A deformable conv run by ``assets.ops.dcn.deform_conv`` in float32 with autocast off (torchvision's
+    CPU kernel has no bf16 / fp16 version); the rest of the model keeps the autocast precision. Shares the
+    replaced conv's parameters (same state-dict keys). forward(x, offset, mask=None) -> float32
+    (N, Cout, Ho, Wo)."""
+
+    def forward(self, x, offset, mask=None):
+        with torch.autocast(x.device.type, enabled=False):
+            return deform_conv(x.float(), offset.float(), self.weight, self.stride, self.padding, self.dilation,
+                               self.groups, self.deformable_groups, bias=self.bias,
+                               mask=mask.float() if self.modulated else None)
+
+
+def optimize_for_inference(model: nn.Module, fold_bn: bool = True, channels_last: bool = True) -> nn.Module:
+    """A copy of ``model`` for inference: eval mode, BatchNorm folded, weights in channels_last layout,
+    deformable convs as ``Float32DeformConv`` (so that bf16 / fp16 autocast runs every model).
+    Feed it with ``optimized_forward`` (which also makes its inputs channels_last)."""
+    model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
+    replace_deform_convs(model, Float32DeformConv)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def optimized_forward(model: nn.Module, device, precision: str = 'fp32',
+                      channels_last: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+    """A forward function for ``structure.predictor.Detector``: (N, 3, H, W) float32 numpy -> (N, 1, H, W)
+    float32 probability maps, under ``torch.inference_mode``, with channels_last inputs and ``precision``:
+    'fp32', 'bf16' (autocast; on CPU it pays off with AVX512-BF16 / AMX) or 'fp16' (autocast, GPU only)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"optimized_forward: precision {precision!r} is not one of {PRECISIONS}.")
+    device = torch.device(device)
+    if precision == 'fp16' and device.type != 'cuda':
+        raise ValueError("optimized_forward: precision 'fp16' needs a CUDA device; use 'bf16' on CPU.")
+    model.eval()
+    autocast_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(precision)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def forward(images: np.ndarray) -> np.ndarray:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
+                                                    enabled=autocast_dtype is not None):
+            tensor = torch.from_numpy(images).to(device).contiguous(memory_format=memory_format)
+            pred = model(tensor, training=False)
+            if isinstance(pred, dict):
+                pred = pred['binary']
+            return pred.float().cpu().numpy()
+    return forward
+
+
+def quantize_onnx(model_path: str, output_path: str, mode: str = 'dynamic', calibration_images=None,
+                  per_channel: bool = True) -> str:
+    """Write an int8-quantised copy of an exported ONNX model with ONNX Runtime's quantiser.
+
+    mode 'dynamic': int8 weights, activations quantised at run time (Conv and MatMul).
+    mode 'static': int8 weights and activations of Conv / ConvTranspose / MatMul (QDQ format; the
+    sigmoid and the rest stay float), activation ranges calibrated on
+    ``calibration_images``: a sequence of (N, 3, H, W) float32 inputs as the model takes them (e.g.
+    ``Detector.preprocess`` of a few validation images, stacked). Returns ``output_path``.
+    """
+    from onnxruntime import quantization
+
+    if mode == 'dynamic':
+        quantization.quantize_dynamic(model_path, output_path, weight_type=quantization.QuantType.QInt8,
+                                      per_channel=per_channel, op_types_to_quantize=['Conv', 'MatMul'])
+        return output_path
+    if mode != 'static':
+        raise ValueError(f"quantize_onnx: mode {mode!r} is not 'dynamic' or 'static'.")
+    if not calibration_images:
+        raise ValueError("quantize_onnx: mode 'static' needs calibration_images (a few preprocessed inputs).")
+
+    class _Reader(quantization.CalibrationDataReader):
+        def __init__(self, inputs):
+            self.inputs = iter([{'image': np.ascontiguousarray(x, dtype=np.float32)} for x in inputs])
+
+        def get_next(self):
+            return next(self.inputs, None)
+
+    quantization.quantize_static(model_path, output_path, _Reader(calibration_images),
+                                 quant_format=quantization.QuantFormat.QDQ, per_channel=per_channel,
+                                 activation_type=quantization.QuantType.QUInt8,
+                                 weight_type=quantization.QuantType.QInt8,
+                                 op_types_to_quantize=['Conv', 'ConvTranspose', 'MatMul'])
+    return output_path
