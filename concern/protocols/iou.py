@@ -26,9 +26,14 @@ class DetectionIoUEvaluator:
         self.iou_constraint = iou_constraint
         self.area_precision_constraint = area_precision_constraint
 
-    def prepare(self, gt, pred):
-        """Read the inputs and compute what the matching needs (shared with the TIoU protocol)."""
-        s = P.prepare_image(gt, pred, self.area_precision_constraint)
+    def prepare(self, gt, pred, exact=False):
+        """Read the inputs and compute what the matching needs (shared with the TIoU protocol).
+
+        exact=False clips convex pairs with numpy (`polygons.prepare_image` with the IoU threshold): the
+        decisions are shapely's, intersection values may differ from shapely's in the last digits;
+        exact=True intersects every candidate pair with shapely."""
+        s = P.prepare_image(gt, pred, self.area_precision_constraint,
+                            iou_threshold=None if exact else self.iou_constraint)
         s['iou'] = P.iou_matrix(s['inter'], s['gt_areas'], s['det_areas'])
         return s
 
@@ -44,14 +49,13 @@ class DetectionIoUEvaluator:
         num_gt, num_det = iou.shape
         det_free = np.ones(num_det, dtype=bool)
         det_free[list(det_dont_care)] = False
-        gt_dont_care = set(gt_dont_care)
+        above = iou > self.iou_constraint
+        above[list(gt_dont_care)] = False
+        above &= det_free[None, :]
+        rows, cols = np.nonzero(above)  # row-major: each row's candidates in index order
         pairs = []
-        for g in range(num_gt):
-            if g in gt_dont_care:
-                continue
-            candidates = np.nonzero(det_free & (iou[g] > self.iou_constraint))[0]
-            if candidates.size:
-                d = int(candidates[0])
+        for g, d in zip(rows.tolist(), cols.tolist()):
+            if det_free[d] and (not pairs or pairs[-1][0] != g):
                 det_free[d] = False
                 pairs.append((g, d))
         return pairs

@@ -27,7 +27,7 @@ class DetectionTIoUEvaluator(DetectionIoUEvaluator):
     """
 
     def evaluate_image(self, gt, pred):
-        s = self.prepare(gt, pred)
+        s = self.prepare(gt, pred, exact=True)  # the credits use the intersection values themselves
         pairs = self.match(s['iou'], s['gt_dc'], s['det_dc'])
         matches, recall_credit, precision_credit = [], 0.0, 0.0
         for g, d in pairs:
