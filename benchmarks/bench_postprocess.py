@@ -2,13 +2,16 @@
 
 A 736x1280 probability map with 100 words (rotated rectangles and curved bands, smoothed) is post-processed
 in box and polygon mode; the straightforward reference below follows the original release one contour at
-a time (shapely Polygon per candidate for the unclip distance, Python sort of the box corners). Prints the
-milliseconds per map of each and checks that both give identical boxes and scores.
+a time (shapely Polygon per candidate for the unclip distance, Python sort of the box corners). The two
+are run interleaved (the machine may be shared); prints the median milliseconds per map of each, their
+ratio, and checks that both give identical boxes and scores. --profile prints where the time goes.
 
-    python benchmarks/bench_postprocess.py [--repeat 30]
+    python benchmarks/bench_postprocess.py [--repeat 30] [--profile]
 """
 import argparse
+import cProfile
 import os
+import pstats
 import sys
 import time
 
@@ -109,17 +112,22 @@ class Straightforward:
         return boxes, scores
 
 
-def timed(function, repeat):
-    function()  # warm-up
-    start = time.perf_counter()
+def interleaved(functions, repeat):
+    """Median milliseconds of each function, run alternately `repeat` times after a warm-up; and results."""
+    results = [function() for function in functions]
+    times = [[] for _ in functions]
     for _ in range(repeat):
-        result = function()
-    return (time.perf_counter() - start) / repeat * 1000.0, result
+        for function, spent in zip(functions, times):
+            start = time.perf_counter()
+            function()
+            spent.append((time.perf_counter() - start) * 1000.0)
+    return [float(np.median(spent)) for spent in times], results
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeat', type=int, default=30)
+    parser.add_argument('--profile', action='store_true', help='print cProfile tables of both implementations')
     args = parser.parse_args()
     cv2.setNumThreads(1)
     pred = make_map()
@@ -127,17 +135,23 @@ def main():
     ours = SegDetectorRepresenter(box_thresh=0.5, max_candidates=1000)
     reference = Straightforward(box_thresh=0.5, max_candidates=1000)
     contours = cv2.findContours((pred > 0.3).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)[0]
-    print(f"map 736x1280, {len(contours)} contours, repeat {args.repeat}, 1 OpenCV thread")
+    print(f"map 736x1280, {len(contours)} contours, median of {args.repeat} interleaved runs, 1 OpenCV thread")
     for polygon in (False, True):
         mode = 'polygon' if polygon else 'box'
-        t_ref, (ref_boxes, ref_scores) = timed(lambda: reference.run(pred, dest_w, dest_h, polygon), args.repeat)
-        t_new, (new_boxes, new_scores) = timed(lambda: ours.represent_map(pred, (dest_h, dest_w), polygon),
-                                               args.repeat)
+        functions = [lambda: reference.run(pred, dest_w, dest_h, polygon),
+                     lambda: ours.represent_map(pred, (dest_h, dest_w), polygon)]
+        (t_ref, t_new), ((ref_boxes, ref_scores), (new_boxes, new_scores)) = interleaved(functions, args.repeat)
         identical = (len(ref_boxes) == len(new_boxes)
                      and all(np.array_equal(a, b) for a, b in zip(ref_boxes, new_boxes))
                      and ref_scores == new_scores)
         print(f"{mode:8s} mode: straightforward {t_ref:7.2f} ms  ours {t_new:7.2f} ms  "
               f"speed-up {t_ref / t_new:5.2f}x  detections {len(new_boxes)}  identical {identical}")
+        if args.profile:
+            for name, function in zip(('straightforward', 'ours'), functions):
+                profile = cProfile.Profile()
+                profile.runcall(lambda: [function() for _ in range(args.repeat)])
+                print(f"--- {mode} mode, {name}: {args.repeat} runs")
+                pstats.Stats(profile).sort_stats('tottime').print_stats(8)
 
 
 if __name__ == '__main__':

@@ -3,6 +3,8 @@
 The module needs only numpy, OpenCV, shapely and pyclipper (no torch), so the ONNX Runtime path can call
 `SegDetectorRepresenter.represent_map` directly; `represent` accepts torch tensors by duck typing.
 """
+import itertools
+
 import cv2
 import numpy as np
 import pyclipper
@@ -104,69 +106,80 @@ class SegDetectorRepresenter:
 
     # ------------------------------------------------------------------ box mode
     def boxes_from_bitmap(self, pred, bitmap, dest_width, dest_height):
-        """Box mode: minAreaRect per contour, score, unclip, minAreaRect again, scale to the original size."""
+        """Box mode: minAreaRect per contour, score, unclip, minAreaRect again, scale to the original size.
+
+        The original's per-contour steps, with the per-box arithmetic (corner ordering, crop bounds,
+        scaling) done for all boxes at once; the result is identical."""
         height, width = bitmap.shape
-        candidates, scores = [], []
-        for contour in self.find_contours(bitmap):
-            points, short_side = self.get_mini_boxes(contour)
-            if short_side < self.min_size:
-                continue
-            score = self.score(pred, points, contour)
-            if self.box_thresh > score:
-                continue
-            candidates.append(points)
-            scores.append(score)
-        if not candidates:
+        contours = self.find_contours(bitmap)
+        rects = [cv2.minAreaRect(contour) for contour in contours]
+        large = [index for index, rect in enumerate(rects) if min(rect[1]) >= self.min_size]
+        if not large:
             return [], []
-        # all unclip distances in one vectorised shapely call (same GEOS area / length as one by one)
+        boxes = self.order_corners(np.stack([cv2.boxPoints(rects[index]) for index in large]))
+        scores = self.region_scores(pred, boxes if self.score_mode == 'fast' else
+                                    [self.contour_points(contours[index]) for index in large])
+        passed = [index for index, score in enumerate(scores) if not self.box_thresh > score]
+        if not passed:
+            return [], []
+        candidates = boxes[passed]
         distances = self.unclip_distances(candidates, self.unclip_ratio)
-        boxes, kept_scores = [], []
-        for points, distance, score in zip(candidates, distances, scores):
+        expanded_rects, kept = [], []
+        for position, (points, distance) in enumerate(zip(candidates, distances)):
             expanded = self.offset(points, distance)
             if len(expanded) == 0:
                 continue
-            box, short_side = self.get_mini_boxes(np.asarray(expanded).reshape(-1, 1, 2))
-            if short_side < self.min_size + 2:
+            rect = cv2.minAreaRect(np.asarray(expanded).reshape(-1, 1, 2))
+            if min(rect[1]) < self.min_size + 2:
                 continue
-            boxes.append(self.to_original(box, width, height, dest_width, dest_height))
-            kept_scores.append(score)
-        return boxes, kept_scores
+            expanded_rects.append(rect)
+            kept.append(passed[position])
+        if not kept:
+            return [], []
+        corners = self.order_corners(np.stack([cv2.boxPoints(rect) for rect in expanded_rects]))
+        boxes = self.to_original(corners, width, height, dest_width, dest_height)
+        return list(boxes), [scores[index] for index in kept]
 
     # ------------------------------------------------------------------ polygon mode
     def polygons_from_bitmap(self, pred, bitmap, dest_width, dest_height):
         """Polygon mode: approxPolyDP per contour (>= 4 points), score, unclip (a single polygon), min size."""
         height, width = bitmap.shape
-        candidates, scores = [], []
+        contours, candidates = [], []
         for contour in self.find_contours(bitmap):
             epsilon = self.epsilon_ratio * cv2.arcLength(contour, True)
             points = cv2.approxPolyDP(contour, epsilon, True).reshape(-1, 2)
-            if points.shape[0] < 4:
-                continue
-            score = self.score(pred, points, contour)
-            if self.box_thresh > score:
-                continue
-            candidates.append(points)
-            scores.append(score)
+            if points.shape[0] >= 4:
+                contours.append(contour)
+                candidates.append(points)
         if not candidates:
             return [], []
-        distances = self.unclip_distances(candidates, self.polygon_unclip_ratio)
-        polygons, kept_scores = [], []
-        for points, distance, score in zip(candidates, distances, scores):
-            expanded = self.offset(points, distance)
+        scores = self.region_scores(pred, candidates if self.score_mode == 'fast' else
+                                    [self.contour_points(contour) for contour in contours])
+        passed = [index for index, score in enumerate(scores) if not self.box_thresh > score]
+        if not passed:
+            return [], []
+        distances = self.unclip_distances([candidates[index] for index in passed], self.polygon_unclip_ratio)
+        polygons, kept = [], []
+        for index, distance in zip(passed, distances):
+            expanded = self.offset(candidates[index], distance)
             if len(expanded) != 1:
                 continue
-            polygon = np.asarray(expanded[0]).reshape(-1, 2)
-            _, short_side = self.get_mini_boxes(polygon.reshape(-1, 1, 2))
-            if short_side < self.min_size + 2:
+            polygon = self.path_array(expanded[0])
+            if min(cv2.minAreaRect(polygon.reshape(-1, 1, 2))[1]) < self.min_size + 2:
                 continue
-            polygons.append(self.to_original(polygon.astype(np.float64), width, height, dest_width, dest_height))
-            kept_scores.append(score)
-        return polygons, kept_scores
+            polygons.append(polygon)
+            kept.append(index)
+        if not kept:
+            return [], []
+        counts = np.cumsum([len(polygon) for polygon in polygons])[:-1]
+        scaled = self.to_original(np.concatenate(polygons).astype(np.float64), width, height, dest_width,
+                                  dest_height)
+        return np.split(scaled, counts), [scores[index] for index in kept]
 
     # ------------------------------------------------------------------ pieces
     @staticmethod
     def to_original(points, width, height, dest_width, dest_height):
-        """Scale map coordinates to the original image, round, clip to [0, w] x [0, h]; int32 (K, 2).
+        """Scale map coordinates (..., 2) to the original image, round, clip to [0, w] x [0, h]; int32.
 
         The arithmetic stays in the points' dtype (float32 in box mode), as in the original."""
         dtype = points.dtype
@@ -189,42 +202,66 @@ class SegDetectorRepresenter:
         offsetter.AddPath(points, pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
         return offsetter.Execute(distance)
 
+    @staticmethod
+    def path_array(path):
+        """One pyclipper path (list of [x, y] ints) as an int64 (K, 2) array (as np.array(path) gives)."""
+        return np.fromiter(itertools.chain.from_iterable(path), dtype=np.int64, count=2 * len(path)).reshape(-1, 2)
+
     def unclip(self, points, unclip_ratio=1.5):
         """The original's unclip for one polygon: offset by area * unclip_ratio / perimeter."""
         return self.offset(points, float(self.unclip_distances([points], unclip_ratio)[0]))
 
-    @staticmethod
-    def get_mini_boxes(contour):
+    @classmethod
+    def get_mini_boxes(cls, contour):
         """minAreaRect of a contour -> (float32 (4, 2) corners clockwise from top-left, short side)."""
         rect = cv2.minAreaRect(contour)
-        points = cv2.boxPoints(rect)
-        xs, ys = points[:, 0].tolist(), points[:, 1].tolist()
-        order = sorted(range(4), key=xs.__getitem__)  # stable, as the original's sort by x
-        top_left, bottom_left = (order[0], order[1]) if ys[order[1]] > ys[order[0]] else (order[1], order[0])
-        top_right, bottom_right = (order[2], order[3]) if ys[order[3]] > ys[order[2]] else (order[3], order[2])
-        box = points[[top_left, top_right, bottom_right, bottom_left]]
-        return box, min(rect[1])
-
-    def score(self, pred, points, contour):
-        if self.score_mode == 'fast':
-            return self.box_score_fast(pred, points)
-        return self.box_score_slow(pred, contour)
+        return cls.order_corners(cv2.boxPoints(rect)[None])[0], min(rect[1])
 
     @staticmethod
-    def box_score_fast(bitmap, box):
-        """Mean of `bitmap` inside the polygon `box` (filled at integer coordinates) over its bounding box."""
+    def order_corners(corners):
+        """(N, 4, 2) boxPoints -> the same corners as top-left, top-right, bottom-right, bottom-left.
+
+        The original's rule: a stable sort by x; of the two leftmost the one with the larger y is bottom-left
+        (the first on a tie), likewise on the right."""
+        by_x = np.take_along_axis(corners, np.argsort(corners[:, :, 0], axis=1, kind='stable')[:, :, None], axis=1)
+        left_swap = ~(by_x[:, 1, 1] > by_x[:, 0, 1])[:, None]
+        right_swap = ~(by_x[:, 3, 1] > by_x[:, 2, 1])[:, None]
+        top_left = np.where(left_swap, by_x[:, 1], by_x[:, 0])
+        bottom_left = np.where(left_swap, by_x[:, 0], by_x[:, 1])
+        top_right = np.where(right_swap, by_x[:, 3], by_x[:, 2])
+        bottom_right = np.where(right_swap, by_x[:, 2], by_x[:, 3])
+        return np.stack([top_left, top_right, bottom_right, bottom_left], axis=1)
+
+    @staticmethod
+    def contour_points(contour):
+        """An OpenCV contour as float32 (K, 2) points (the region of score_mode='slow')."""
+        return np.asarray(contour).reshape(-1, 2).astype(np.float32)
+
+    @staticmethod
+    def region_scores(bitmap, regions):
+        """Mean of `bitmap` inside each polygon of `regions` (filled at integer coordinates), over its
+        bounding box clipped to the map: list of floats. regions: a (N, K, 2) array or a list of (K_i, 2)
+        arrays; each is filled after shifting by its (floored, clipped) top-left corner in its own dtype
+        and truncating to int32, as the original's box_score_fast does."""
         h, w = bitmap.shape[:2]
-        box = np.asarray(box)
-        low = np.floor(box.min(axis=0)).tolist()
-        high = np.ceil(box.max(axis=0)).tolist()
-        xmin, ymin = min(max(int(low[0]), 0), w - 1), min(max(int(low[1]), 0), h - 1)
-        xmax, ymax = min(max(int(high[0]), 0), w - 1), min(max(int(high[1]), 0), h - 1)
-        mask = np.zeros((ymax - ymin + 1, xmax - xmin + 1), dtype=np.uint8)
-        shifted = box - np.array([xmin, ymin], dtype=box.dtype)
-        cv2.fillPoly(mask, shifted.reshape(1, -1, 2).astype(np.int32), 1)
-        return cv2.mean(bitmap[ymin:ymax + 1, xmin:xmax + 1], mask)[0]
+        lows = np.array([np.floor(region.min(axis=0)) for region in regions]).astype(np.int64)
+        highs = np.array([np.ceil(region.max(axis=0)) for region in regions]).astype(np.int64)
+        low = np.clip(lows, 0, [w - 1, h - 1])
+        high = np.clip(highs, 0, [w - 1, h - 1])
+        scores = []
+        for region, (xmin, ymin), (xmax, ymax) in zip(regions, low.tolist(), high.tolist()):
+            mask = np.zeros((ymax - ymin + 1, xmax - xmin + 1), dtype=np.uint8)
+            shifted = region - np.array([xmin, ymin], dtype=region.dtype)
+            cv2.fillPoly(mask, shifted.reshape(1, -1, 2).astype(np.int32), 1)
+            scores.append(cv2.mean(bitmap[ymin:ymax + 1, xmin:xmax + 1], mask)[0])
+        return scores
+
+    @classmethod
+    def box_score_fast(cls, bitmap, box):
+        """Mean of `bitmap` inside the polygon `box` (filled at integer coordinates) over its bounding box."""
+        return cls.region_scores(bitmap, [np.asarray(box)])[0]
 
     @classmethod
     def box_score_slow(cls, bitmap, contour):
         """Mean of `bitmap` inside the contour itself (score_mode='slow')."""
-        return cls.box_score_fast(bitmap, np.asarray(contour).reshape(-1, 2).astype(np.float32))
+        return cls.region_scores(bitmap, [cls.contour_points(contour)])[0]
