@@ -24,7 +24,7 @@ from concern.distributed import DistributedContext, broadcast_flag
 from concern.evaluation import evaluate
 from data.sampler import ResumableSampler, SeededDataset
 
-__all__ = ['TrainOptions', 'Trainer', 'make_train_loader', 'move_to_device', 'unwrap']
+__all__ = ['TrainOptions', 'Trainer', 'ignore_stop_signals', 'make_train_loader', 'move_to_device', 'unwrap']
 
 
 @dataclass
@@ -55,6 +55,14 @@ def move_to_device(batch: dict, device: torch.device) -> dict:
             for key, value in batch.items()}
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader worker start: SIGINT / SIGTERM (Ctrl-C or a scheduler signals the whole process group)
+    are left to the main process, which finishes its step, saves and shuts the workers down; a worker
+    killed by them would break the batch being loaded (whatever the multiprocessing start method)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def make_train_loader(loader, context: DistributedContext, seed: int) -> tuple[TorchDataLoader, ResumableSampler]:
     """A torch DataLoader over the YAML DataLoader's dataset, workers and collate function, with a
     ResumableSampler sharded for this rank. The YAML's batch_size is the total over all processes
@@ -70,7 +78,7 @@ def make_train_loader(loader, context: DistributedContext, seed: int) -> tuple[T
         SeededDataset(dataset), batch_size=batch_size, sampler=sampler,
         num_workers=loader.num_workers, collate_fn=getattr(loader, 'collate_fn', None),
         drop_last=getattr(loader, 'drop_last', True), pin_memory=torch.cuda.is_available(),
-        persistent_workers=False)
+        persistent_workers=False, worker_init_fn=ignore_stop_signals)
     if len(torch_loader) == 0:
         raise ValueError(f'the training set has {len(sampler)} samples per process, fewer than one batch of '
                          f'{batch_size}; lower --batch_size or add data.')
@@ -268,6 +276,7 @@ class Trainer:
         steps_per_epoch = len(loader)
         saver = settings.model_saver
         interval = self.validation.interval if (self.validation and options.validate) else 0
+        save_pending = False
         while self.epoch < settings.epochs:
             sampler.set_epoch(self.epoch)
             sampler.skip(self.epoch_step * loader.batch_size)
@@ -305,8 +314,10 @@ class Trainer:
                                     + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()) + skipped)
                         logger.report(self.step, {'loss': loss, 'lr': lr, 'images_per_s': rate,
                                                   'skipped_samples': self.skipped_samples, **metrics})
-                if saver.should_save(self.step, options.workspace):
+                save_pending = saver.should_save(self.step, options.workspace) or save_pending
+                if save_pending and self.nonfinite_in_a_row == 0:  # during a non-finite streak: at its end
                     self.save([saver.checkpoint_name(self.epoch, self.step), 'model_latest'])
+                    save_pending = False
                 if interval and self.step % interval == 0 and self.epoch >= max(0, self.validation.exempt):
                     self.validate()
                 stop_now = broadcast_flag(stop.requested is not None, self.context, self.device)

@@ -61,13 +61,16 @@ def test_sigterm_saves_a_resumable_checkpoint_and_resume_matches_an_uninterrupte
     # the uninterrupted run and the one to interrupt run side by side (one thread each)
     straight = subprocess.Popen(command(*args, '--name', 'straight'), cwd=ROOT, env=environment(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # the interrupted run loads with 2 worker processes (the data do not depend on it); SIGTERM goes to the
+    # whole process group, workers included, as a scheduler or Ctrl-C (SIGINT) would send it
+    workers = ['--opt', 'Experiment.train.data_loader.num_workers=2']
     metrics = tmp_path / 'cut' / 'metrics.jsonl'
-    process = subprocess.Popen(command(*args, '--name', 'cut'), cwd=ROOT, env=environment(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command(*args, *workers, '--name', 'cut'), cwd=ROOT, env=environment(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
         if metrics.exists() and metrics.read_text().count('"split": "train"') >= 2:
-            process.send_signal(signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGTERM)
             break
         time.sleep(0.02)
     _, stderr = process.communicate(timeout=240)
@@ -82,7 +85,7 @@ def test_sigterm_saves_a_resumable_checkpoint_and_resume_matches_an_uninterrupte
     expected = load_checkpoint(tmp_path / 'straight' / 'model' / 'model_latest')
     assert expected['iteration'] == total
 
-    resumed = run(*args, '--name', 'cut', '--resume', str(latest))
+    resumed = run(*args, *workers, '--name', 'cut', '--resume', str(latest))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f'resumed {latest}: epoch {stopped["epoch"]}, iteration {stopped["iteration"]}' in resumed.stderr
     # the resumed run logged exactly the iterations the interrupted one had not done
@@ -227,3 +230,24 @@ def test_nan_and_inf_coordinates_are_dropped_with_a_warning_never_nan_targets(tm
     strict = ImageDataset(**lists)
     with pytest.raises(AnnotationError, match=r'img_3\.jpg\.txt: region 2 .*NaN or infinite'):
         strict[3]
+
+
+# ---------------------------------------------------------------------------------------- non-finite streak
+def test_a_nonfinite_streak_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    from tests.test_trainer import ToyModel, make_trainer
+    trainer = make_trainer(tmp_path, model=ToyModel(poison_steps=set(range(5, 100))), max_nonfinite=3,
+                           save_interval=2)
+    assert trainer.train() == 'nonfinite'
+    assert trainer.step == 7 and trainer.skipped_steps == 3  # steps 5, 6, 7 were skipped, then it stopped
+    latest = load_checkpoint(tmp_path / 'model' / 'model_latest')
+    assert latest['iteration'] == 4  # the last good save: the save due at 6, inside the streak, waits
+    assert sorted(os.listdir(tmp_path / 'model')) == ['model_epoch_0_minibatch_2', 'model_epoch_0_minibatch_4',
+                                                      'model_latest']
+    for key, value in trainer.model.state_dict().items():  # skipped steps changed nothing
+        assert torch.isfinite(value).all() and torch.equal(latest['model'][key], value)
+    log = (tmp_path / 'output.log').read_text()
+    assert 'stopping: 3 non-finite steps in a row; the last good checkpoint is kept' in log
+
+    brief = make_trainer(tmp_path / 'brief', model=ToyModel(poison_steps={5, 6}), save_interval=2, max_iterations=8)
+    assert brief.train() == 'max_iterations' and brief.skipped_steps == 2
+    assert 'model_epoch_1_minibatch_7' in os.listdir(tmp_path / 'brief' / 'model')  # the save due at 6, done at 7
