@@ -111,6 +111,9 @@ def test_iou_protocol_fast_path_matches_shapely_on_mixed_polygons():
     assert [(p['gt'][0], p['det'][0]) for p in fast['pairs']] == exact_pairs
     exact = P.intersection_matrix(s['gt_polygons'], s['det_polygons'])
     assert np.all(np.abs(s['inter'] - exact) <= s['uncertainty'])
+    # the rings read back from the shapely polygons give the same clipping
+    again, uncertainty = P.fast_intersection_matrix(s['gt_polygons'], s['det_polygons'])
+    assert np.all(np.abs(again - exact) <= uncertainty) and (uncertainty > 0).sum() > 50
     assert len(exact_pairs) > 30
 
 
