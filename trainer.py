@@ -246,6 +246,7 @@ class Trainer:
         loader, sampler = make_train_loader(settings.data_loader, self.context, options.seed)
         saver = settings.model_saver
         self.model.train()
+        logger.report(self.step, {'epoch': self.epoch}, prefix='start')  # minute 0 of training curves
         start_step = self.step
         with _StopRequest() as stop:
             try:
