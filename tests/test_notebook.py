@@ -14,14 +14,15 @@ NOTEBOOK = os.path.join(ROOT, 'DBNet.ipynb')
 KERNEL = 'dbnet-test-python'
 
 # The quick-start experiment shrunk as in tests/test_scripts.py: 96x96 images, 4 training and 3 validation
-# samples, a narrow decoder, validation every 2 iterations (so the notebook has a P/R/F curve to print).
+# samples, a narrow decoder, 2 iterations of a batch of 4 with a validation after each (so the notebook has a
+# P/R/F curve to print).
 TINY_OVERRIDES = [
     'train_data.num_samples=4', 'train_data.image_size=[96,96]', 'train_data.processes.1.size=[96,96]',
     'validate_data.num_samples=3', 'validate_data.image_size=[96,96]',
     "validate_data.processes.0.augmenter_args=[['Resize', {'width': 96, 'height': 96}]]",
     'Experiment.train.data_loader.num_workers=0',
     'Experiment.structure.builder.model_args.decoder_args.inner_channels=32',
-    'Experiment.logger.log_interval=1', 'Experiment.validation.interval=2',
+    'Experiment.logger.log_interval=1', 'Experiment.validation.interval=1',
 ]
 
 
@@ -31,7 +32,7 @@ def tiny_parameters(workspace_root, results_root):
         "NAME = 'tiny'",
         f'WORKSPACE_ROOT = {str(workspace_root)!r}',
         f'OVERRIDES = {TINY_OVERRIDES!r}',
-        "TRAIN_ARGS = ['--epochs', '2', '--batch_size', '2']",
+        "TRAIN_ARGS = ['--epochs', '2', '--batch_size', '4']",
         "DEVICE = 'cpu'",
         'IMAGE_SHORT_SIDE = 64',
         'BOX_THRESH = 0.0',
@@ -110,7 +111,8 @@ def test_notebook_runs_top_to_bottom(executed):
     assert all(cell.execution_count is not None for cell in code_cells)
     assert not any(output['output_type'] == 'error' for cell in code_cells for output in cell.outputs)
     # It wrote where the parameters say, not into the repository.
-    assert (base / 'workspace' / 'tiny' / 'model' / 'final').is_file()
+    assert (base / 'workspace' / 'tiny' / 'model' / 'final').is_file()  # the run finished
+    assert 'The run stopped before its end' not in ''.join(outputs_text(cell) for cell in code_cells)
     assert (base / 'workspace' / 'tiny' / 'model' / 'release_format').is_file()
     assert (base / 'results' / 'tiny' / 'eval' / 'metrics.json').is_file()
 
@@ -119,7 +121,7 @@ def test_notebook_prints_the_validation_curve_and_precision_recall_f(executed):
     notebook, base = executed
     text = [outputs_text(cell) for cell in notebook.cells if cell.cell_type == 'code']
     curve = next(chunk for chunk in text if 'iteration  precision  recall  fmeasure' in chunk)
-    assert len(curve.strip().splitlines()) >= 3  # the header and the validations at iterations 2 and 4
+    assert len(curve.strip().splitlines()) >= 3  # the header and the validations at iterations 1 and 2
     evaluation = next(chunk for chunk in text if '$ python eval.py' in chunk)
     metrics = json.loads((base / 'results' / 'tiny' / 'eval' / 'metrics.json').read_text())
     synthetic = metrics['datasets']['synthetic']
