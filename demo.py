@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+from collections import deque
 
 from tqdm import tqdm
 
@@ -34,6 +35,8 @@ def parse_args(argv=None):
     parser.add_argument('--thresh', type=float, help='binarisation threshold of the probability map')
     parser.add_argument('--image_short_side', type=int, default=736, help='resize the short side to this')
     parser.add_argument('--batch_size', type=int, default=1, help='images per forward pass (same-size images)')
+    parser.add_argument('--pipeline', action='store_true',
+                        help='post-process in a second thread while the next batch runs through the model (same results)')
     parser.add_argument('--visualize', action='store_true', help='write overlay images')
     parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
     parser.add_argument('--max_pixels', type=int, default=250_000_000,
@@ -84,7 +87,8 @@ def main(argv=None) -> int:
         try:
             images = find_images(args.image_path)
             detector = OnnxDetector(args.onnx, image_short_side=args.image_short_side, is_output_polygon=args.polygon,
-                                    batch_size=args.batch_size, thresh=args.thresh, box_thresh=args.box_thresh)
+                                    batch_size=args.batch_size, thresh=args.thresh, box_thresh=args.box_thresh,
+                                    pipeline=args.pipeline)
         except (FileNotFoundError, RuntimeError) as error:
             print(f'error: {error}', file=sys.stderr)
             return 2
@@ -110,28 +114,33 @@ def main(argv=None) -> int:
         if args.thresh is not None:
             representer.thresh = args.thresh
         detector = Detector(torch_forward(model, device), representer, args.image_short_side,
-                            is_output_polygon=args.polygon, batch_size=args.batch_size)
+                            is_output_polygon=args.polygon, batch_size=args.batch_size, pipeline=args.pipeline)
     os.makedirs(args.result_dir, exist_ok=True)
 
-    results, failed = {}, []
-    chunk = max(1, args.batch_size)  # decode one batch at a time: bounded memory on folders of huge photos
-    for start in tqdm(range(0, len(images), chunk), desc='detecting', unit='batch'):
-        paths, loaded, image = [], [], None  # the previous images are released before the next are decoded
-        for path in images[start:start + chunk]:
+    results, failed, decoded = {}, [], deque()
+
+    def read_images():
+        """Decodes the images as the detector asks for them (a batch at a time, a few batches ahead with
+        --pipeline): bounded memory on folders of huge photos; unreadable files are reported and skipped."""
+        for path in tqdm(images, desc='detecting', unit='image'):
             try:
-                loaded.append(read_image(path, max_pixels=args.max_pixels))
-                paths.append(path)
+                decoded.append((path, read_image(path, max_pixels=args.max_pixels)))
             except ImageReadError as error:
                 log.warning('skipped: %s', error)
                 failed.append(path)
-        for path, image, (polygons, scores) in zip(paths, loaded, detector.detect(loaded)):
-            name = result_name(path, args.image_path)
-            write_result_file(os.path.join(args.result_dir, f'res_{name}.txt'), polygons, scores)
-            if args.visualize:
-                import cv2
-                cv2.imwrite(os.path.join(args.result_dir, f'{name}.jpg'), draw_polygons(image, polygons, scores))
-            results[path] = [{'points': [[int(x), int(y)] for x, y in polygon], 'score': float(score)}
-                             for polygon, score in zip(polygons, scores)]
+                continue
+            yield decoded[-1][1]
+
+    for polygons, scores in detector.detect_stream(read_images()):
+        path, image = decoded.popleft()  # results come in input order
+        name = result_name(path, args.image_path)
+        write_result_file(os.path.join(args.result_dir, f'res_{name}.txt'), polygons, scores)
+        if args.visualize:
+            import cv2
+            cv2.imwrite(os.path.join(args.result_dir, f'{name}.jpg'), draw_polygons(image, polygons, scores))
+        results[path] = [{'points': [[int(x), int(y)] for x, y in polygon], 'score': float(score)}
+                         for polygon, score in zip(polygons, scores)]
+        del image  # released before the next image is decoded
     with open(os.path.join(args.result_dir, 'results.json'), 'w', encoding='utf-8') as handle:
         json.dump({'experiment': args.exp, 'checkpoint': args.onnx or args.resume, 'polygon': args.polygon,
                    'box_thresh': args.box_thresh, 'images': results, 'failed': failed}, handle, indent=1)

@@ -49,7 +49,8 @@ class OnnxDetector(Detector):
             output (N, 1, H, W) probability map).
         representer: a SegDetectorRepresenter; None builds it from the file's metadata (the experiment's
             representer arguments) with ``thresh`` / ``box_thresh`` / ``max_candidates`` applied when given.
-        image_short_side, is_output_polygon, batch_size: as in ``Detector``.
+        image_short_side, is_output_polygon, batch_size, pipeline, max_pending: as in ``Detector``
+            (``pipeline``: post-processing in a second thread while ONNX Runtime runs the next batch).
         providers: ONNX Runtime execution providers (default: CPU).
         intra_op_num_threads: threads per operator (0: ONNX Runtime's choice).
 
@@ -60,7 +61,8 @@ class OnnxDetector(Detector):
     def __init__(self, model_path: str, representer: SegDetectorRepresenter | None = None,
                  image_short_side: int = 736, is_output_polygon: bool = False, batch_size: int = 1,
                  thresh: float | None = None, box_thresh: float | None = None,
-                 max_candidates: int | None = None, providers=None, intra_op_num_threads: int = 0):
+                 max_candidates: int | None = None, providers=None, intra_op_num_threads: int = 0,
+                 pipeline: bool = False, max_pending: int = 2):
         import onnxruntime
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = intra_op_num_threads
@@ -75,4 +77,5 @@ class OnnxDetector(Detector):
             representer = representer_from_metadata(self.session, thresh=thresh, box_thresh=box_thresh,
                                                     max_candidates=max_candidates)
         super().__init__(onnx_forward(self.session), representer, image_short_side,
-                         is_output_polygon=is_output_polygon, batch_size=batch_size)
+                         is_output_polygon=is_output_polygon, batch_size=batch_size, pipeline=pipeline,
+                         max_pending=max_pending)

@@ -4,11 +4,20 @@
 the original demo does), normalises it, runs a forward function on batches of images that share a
 size, and turns each probability map into polygons and scores in the original image's coordinates
 with the experiment's representer.
+
+With ``pipeline=True`` the post-processing runs in a second thread (producer / consumer): the calling
+thread runs the forward passes batch after batch while the consumer turns finished probability maps into
+polygons (OpenCV, numpy, ONNX Runtime and PyTorch release the GIL while they compute), so the polygons of
+one batch are found while the next batch goes through the model. The batches, the maps and the results are
+those of the sequential path, in input order; an exception in either thread propagates to the caller.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
+from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -51,18 +60,25 @@ class Detector:
         image_short_side: the short side the images are resized to (multiple of 32; default 736).
         is_output_polygon: polygons (curved text) instead of rotated boxes.
         batch_size: images per forward call; only images of the same resized size share a batch.
+        pipeline: post-process in a second thread, overlapped with the next forward pass (same results).
+        max_pending: with ``pipeline``, in ``detect_stream``, how many chunks of ``batch_size`` images may
+            wait for post-processing before the forward passes pause (bounds the memory held).
 
     ``detect(images)`` returns, per image, ``(polygons, scores)``: a list of int (K, 2) arrays in the
-    image's pixel coordinates and a list of floats.
+    image's pixel coordinates and a list of floats. ``detect_stream(iterable)`` yields the same per image,
+    in order, reading the iterable ``batch_size`` images at a time (for folders of photos).
     """
 
     def __init__(self, forward: Callable[[np.ndarray], np.ndarray], representer, image_short_side: int = 736,
-                 is_output_polygon: bool = False, batch_size: int = 1):
+                 is_output_polygon: bool = False, batch_size: int = 1, pipeline: bool = False,
+                 max_pending: int = 2):
         self.forward = forward
         self.representer = representer
         self.image_short_side = image_short_side
         self.is_output_polygon = is_output_polygon
         self.batch_size = max(1, int(batch_size))
+        self.pipeline = pipeline
+        self.max_pending = max(1, int(max_pending))
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """HxWx3 BGR uint8 -> (3, H', W') float32, resized and normalised as in training."""
@@ -71,9 +87,10 @@ class Detector:
         resized = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
         return np.ascontiguousarray(normalize(resized).transpose(2, 0, 1))
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[tuple[list, list]]:
+    def probability_maps(self, images: Sequence[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+        """``(index, (H', W') probability map)`` per image, batch after batch: images of the same resized size
+        share a batch of at most ``batch_size``, in order of first appearance."""
         inputs = [self.preprocess(image) for image in images]
-        results: list = [None] * len(images)
         groups: dict = {}
         for index, tensor in enumerate(inputs):
             groups.setdefault(tensor.shape, []).append(index)
@@ -82,7 +99,62 @@ class Detector:
                 chunk = indices[start:start + self.batch_size]
                 maps = self.forward(np.stack([inputs[i] for i in chunk]))
                 for row, index in enumerate(chunk):
-                    height, width = images[index].shape[:2]
-                    results[index] = self.representer.represent_map(maps[row, 0], (height, width),
-                                                                    self.is_output_polygon)
-        return results
+                    yield index, maps[row, 0]
+
+    def represent(self, probability: np.ndarray, image: np.ndarray) -> tuple[list, list]:
+        """One probability map -> ``(polygons, scores)`` in ``image``'s pixel coordinates."""
+        return self.representer.represent_map(probability, image.shape[:2], self.is_output_polygon)
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[tuple[list, list]]:
+        if not self.pipeline:
+            results: list = [None] * len(images)
+            for index, probability in self.probability_maps(images):
+                results[index] = self.represent(probability, images[index])
+            return results
+        with _Consumer() as consumer:
+            return [future.result() for future in self._submit(consumer, images)]
+
+    def detect_stream(self, images: Iterable[np.ndarray]) -> Iterator[tuple[list, list]]:
+        """``(polygons, scores)`` per image of ``images`` (any iterable, read ``batch_size`` images at a time,
+        each chunk batched as ``detect`` batches it), in order. With ``pipeline`` the forward passes run
+        up to ``max_pending`` chunks ahead of the post-processing."""
+        iterator = iter(images)
+        if not self.pipeline:
+            while True:
+                chunk = list(islice(iterator, self.batch_size))
+                if not chunk:
+                    return
+                results = self.detect(chunk)
+                del chunk  # the images are released before the next chunk is read
+                yield from results
+        with _Consumer() as consumer:
+            pending: deque = deque()
+            while True:
+                chunk = list(islice(iterator, self.batch_size))
+                if not chunk:
+                    break
+                pending.append(self._submit(consumer, chunk))
+                del chunk
+                while len(pending) > self.max_pending:
+                    yield from (future.result() for future in pending.popleft())
+            while pending:
+                yield from (future.result() for future in pending.popleft())
+
+    def _submit(self, consumer: ThreadPoolExecutor, images: Sequence[np.ndarray]) -> list[Future]:
+        """Runs the forward passes of ``images`` here and hands each map to ``consumer``; futures in input order."""
+        futures: list = [None] * len(images)
+        for index, probability in self.probability_maps(images):
+            futures[index] = consumer.submit(self.represent, probability, images[index])
+        return futures
+
+
+class _Consumer(ThreadPoolExecutor):
+    """One post-processing thread; on leaving the ``with`` block (normally, by an exception or by a closed
+    generator) the work not started is cancelled and the running one is waited for."""
+
+    def __init__(self):
+        super().__init__(max_workers=1, thread_name_prefix='dbnet-postprocess')
+
+    def __exit__(self, *exc_info):
+        self.shutdown(wait=True, cancel_futures=True)
+        return False

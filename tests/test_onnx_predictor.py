@@ -124,3 +124,28 @@ def test_demo_onnx_writes_the_pytorch_results(exported, tmp_path):
     polygons, scores = torch_detector.detect([image])[0]
     assert [d['points'] for d in detections] == [p.tolist() for p in polygons]
     assert (tmp_path / 'res_synthetic_1.txt').exists()
+
+
+def test_demo_onnx_pipeline_on_a_folder_writes_the_pytorch_results_in_order(exported, tmp_path):
+    """--pipeline (post-processing in a second thread) with batches of 2 over a folder: every image gets the
+    PyTorch Detector's detections, whatever the order the threads finish in."""
+    import demo
+    path, image, torch_detector, arguments = exported
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    variants = {'a.png': image, 'b.png': image[:, ::-1], 'c.png': image[::-1], 'd.png': image[:, : image.shape[1] // 2]}
+    for name, variant in variants.items():
+        cv2.imwrite(str(folder / name), np.ascontiguousarray(variant))
+    out = tmp_path / 'out'
+    status = demo.main(['--onnx', path, '--image_path', str(folder), '--result_dir', str(out), '--pipeline',
+                        '--batch_size', '2', '--image_short_side', str(SHORT_SIDE), '--box_thresh', '0',
+                        '--thresh', str(arguments['thresh'])])
+    assert status == 0
+    results = json.loads((out / 'results.json').read_text())['images']
+    assert list(results) == [str(folder / name) for name in sorted(variants)]
+    counts = set()
+    for name, variant in variants.items():
+        polygons, scores = torch_detector.detect([cv2.imread(str(folder / name))])[0]
+        assert [d['points'] for d in results[str(folder / name)]] == [p.tolist() for p in polygons]
+        counts.add(len(polygons))
+    assert len(counts) > 1  # the images' detections differ, so a mix-up would show
