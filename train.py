@@ -57,28 +57,31 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+# The original's command-line flags and the config paths (under Experiment.train) each one sets. --epochs and
+# --lr also set the learning-rate schedule's own values when the experiment has a schedule.
+FLAG_PATHS = {
+    'batch_size': ['data_loader.batch_size'],
+    'num_workers': ['data_loader.num_workers'],
+    'epochs': ['epochs', 'scheduler.learning_rate.epochs'],
+    'lr': ['scheduler.optimizer_args.lr', 'scheduler.learning_rate.lr'],
+    'resume': ['checkpoint.resume'],
+    'start_iter': ['checkpoint.start_iter'],
+    'start_epoch': ['checkpoint.start_epoch'],
+}
+
+
 def flag_overrides(args, config) -> list[tuple[str, object]]:
-    """The original's command-line flags as config paths."""
-    train = 'Experiment.train'
+    """(config path, value) for each of the original's flags given on the command line."""
+    has_schedule = config.has('Experiment.train.scheduler.learning_rate')
     pairs = []
-    if args.batch_size is not None:
-        pairs.append((f'{train}.data_loader.batch_size', args.batch_size))
-    if args.num_workers is not None:
-        pairs.append((f'{train}.data_loader.num_workers', args.num_workers))
-    if args.epochs is not None:
-        pairs.append((f'{train}.epochs', args.epochs))
-        if config.has(f'{train}.scheduler.learning_rate'):
-            pairs.append((f'{train}.scheduler.learning_rate.epochs', args.epochs))
-    if args.lr is not None:
-        pairs.append((f'{train}.scheduler.optimizer_args.lr', args.lr))
-        if config.has(f'{train}.scheduler.learning_rate'):
-            pairs.append((f'{train}.scheduler.learning_rate.lr', args.lr))
-    if args.resume is not None:
-        pairs.append((f'{train}.checkpoint.resume', args.resume))
-    if args.start_iter is not None:
-        pairs.append((f'{train}.checkpoint.start_iter', args.start_iter))
-    if args.start_epoch is not None:
-        pairs.append((f'{train}.checkpoint.start_epoch', args.start_epoch))
+    for flag, paths in FLAG_PATHS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        for path in paths:
+            if path.startswith('scheduler.learning_rate.') and not has_schedule:
+                continue
+            pairs.append((f'Experiment.train.{path}', value))
     return pairs
 
 

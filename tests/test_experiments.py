@@ -33,3 +33,18 @@ def test_experiment_builds_a_model_that_runs(path, monkeypatch):
     assert float(prob.min()) >= 0 and float(prob.max()) <= 1
     assert structure.representer is not None and structure.measurer is not None
     assert config.has('Experiment.train.data_loader')
+
+
+def test_original_flags_reach_the_config(monkeypatch):
+    import train
+    monkeypatch.chdir(ROOT)
+    args = train.parse_args(['experiments/synthetic/quickstart.yaml', '--lr', '0.01',
+                             '--epochs', '3', '--batch_size', '4', '--resume', 'x.pth', '--start_iter', '7'])
+    config = load_experiment_for_inference(args.exp)
+    for path, value in train.flag_overrides(args, config):
+        config.set(path, value)
+    train_settings = config.build('Experiment.train')
+    assert train_settings.epochs == 3 and train_settings.scheduler.learning_rate.epochs == 3
+    assert train_settings.scheduler.optimizer_args['lr'] == 0.01 and train_settings.scheduler.learning_rate.lr == 0.01
+    assert train_settings.data_loader.batch_size == 4
+    assert train_settings.checkpoint.resume == 'x.pth' and train_settings.checkpoint.start_iter == 7
