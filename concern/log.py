@@ -37,7 +37,9 @@ class Logger:
         self.workspace = workspace
         self.enabled = enabled
         self._logger.setLevel(self.level)
-        self._logger.propagate = False
+        # The sinks sit on the root logger, so that the warnings of other modules (a skipped sample in
+        # data.image_dataset, missing keys in concern.checkpoint) reach output.log too.
+        self._root = logging.getLogger()
         if not enabled:
             return self
         os.makedirs(workspace, exist_ok=True)
@@ -45,7 +47,7 @@ class Logger:
         for handler in (logging.FileHandler(os.path.join(workspace, 'output.log'), encoding='utf-8'),
                         logging.StreamHandler()):
             handler.setFormatter(formatter)
-            self._logger.addHandler(handler)
+            self._root.addHandler(handler)
             self._handlers.append(handler)
         self._metrics_file = open(os.path.join(workspace, 'metrics.jsonl'), 'a', encoding='utf-8')
         if self.tensorboard:
@@ -84,7 +86,7 @@ class Logger:
 
     def close(self) -> None:
         for handler in self._handlers:
-            self._logger.removeHandler(handler)
+            self._root.removeHandler(handler)
             handler.close()
         self._handlers = []
         if self._metrics_file:
