@@ -9,13 +9,21 @@ of that size) and whether the detections are identical to the plain forward's.
 Variants: plain (model(x, training=False) under no_grad, as eval.py did originally), optimized
 (deploy.optimize: folded BN, channels_last, inference_mode), onnx (ONNX Runtime, graph optimisations on),
 bf16 (optimized + bf16 autocast; fast only on CPUs with AVX512-BF16 / AMX), int8 (ONNX Runtime static
-QDQ quantisation calibrated on synthetic images).
+QDQ quantisation calibrated on synthetic images), int8dyn (ONNX Runtime dynamic quantisation).
 
-The weights are random (no download), so the detections compare code paths, not accuracy: an F-measure
-change needs a trained checkpoint (see docs/deployment.md).
+Speed mode (default): random weights (no download), so the detections compare code paths, not accuracy.
 
-    python benchmarks/bench_inference.py                               # every model, both sizes (~10 min, 2 cores)
+Accuracy mode (``--checkpoint`` and ``--experiment``): the trained model of the experiment, each variant
+run on the experiment's validation set with the experiment's representer and measurer (as eval.py):
+precision / recall / F per variant, the F change from the plain forward in points, the model-only speed-up
+on those images, and end-to-end images/s of the Detector on the raw validation images, sequential and with
+``pipeline=True`` (post-processing overlapped with the next forward pass). int8 is calibrated on synthetic
+images of another seed, never on the validation images.
+
+    python benchmarks/bench_inference.py                               # every model, both sizes (~15 min, 2 cores)
     python benchmarks/bench_inference.py --models resnet18 --sizes 736x1280 --variants plain,optimized,onnx
+    python benchmarks/bench_inference.py --checkpoint workspace/quickstart/model/final \
+        --experiment experiments/synthetic/quickstart.yaml --variants plain,optimized,onnx,bf16,int8,int8dyn
 """
 import argparse
 import logging
@@ -40,7 +48,7 @@ from structure.representers import SegDetectorRepresenter  # noqa: E402
 
 CHANNELS = {'resnet18': [64, 128, 256, 512], 'deformable_resnet18': [64, 128, 256, 512],
             'deformable_resnet50': [256, 512, 1024, 2048], 'mobilenet_v3_large': [24, 40, 112, 960]}
-VARIANTS = ('plain', 'optimized', 'onnx', 'bf16', 'int8')
+VARIANTS = ('plain', 'optimized', 'onnx', 'bf16', 'int8', 'int8dyn')
 
 
 def build(backbone):
@@ -67,30 +75,125 @@ def count_gflops(model, height, width):
     return (counter.get_total_flops() + sum(extra)) / 1e9
 
 
-def timed(function, repeats):
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def synthetic_image(height, width):
     from data.synth import SyntheticTextDataset
     sample = SyntheticTextDataset(num_samples=1, seed=7, image_size=(height, width), is_training=False)[0]
     return sample['image']
 
 
+def make_forwards(model, variants, workdir, name, calibration, threads):
+    """{variant: forward function (N, 3, H, W) float32 numpy -> (N, 1, H, W) maps} for ``variants``;
+    ``calibration``: a list of preprocessed (1, 3, H, W) inputs for static int8."""
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+
+    def session(path):
+        return onnx_forward(onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider']))
+    forwards = {'plain': torch_forward(model, torch.device('cpu'))}
+    if 'optimized' in variants or 'bf16' in variants:
+        fast = optimize_for_inference(model)
+        forwards['optimized'] = optimized_forward(fast, 'cpu')
+        forwards['bf16'] = optimized_forward(fast, 'cpu', precision='bf16')
+    if {'onnx', 'int8', 'int8dyn'} & set(variants):
+        onnx_path = export_onnx(model, os.path.join(workdir, f'{name}.onnx'), example_size=(128, 128))
+        forwards['onnx'] = session(onnx_path)
+        if 'int8' in variants:
+            forwards['int8'] = session(quantize_onnx(onnx_path, os.path.join(workdir, f'{name}.int8.onnx'),
+                                                     mode='static', calibration_images=calibration))
+        if 'int8dyn' in variants:
+            forwards['int8dyn'] = session(quantize_onnx(onnx_path, os.path.join(workdir, f'{name}.int8dyn.onnx'),
+                                                        mode='dynamic'))
+    return forwards
+
+
+def accuracy(args, variants, workdir):
+    """Accuracy mode: P / R / F of every variant of a trained model on the experiment's validation set."""
+    import copy
+
+    from concern.runtime import build_model_with_weights, load_experiment_for_inference
+    from eval import evaluation_loaders
+
+    config = load_experiment_for_inference(args.experiment)
+    structure = config.build('Experiment.structure')
+    model = build_model_with_weights(structure, args.checkpoint, torch.device('cpu'))
+    representer, measurer = structure.representer, structure.measurer
+    if args.box_thresh is not None:
+        representer.box_thresh = args.box_thresh
+    name, loader = next(iter(evaluation_loaders(config).items()))
+    batches = list(loader)
+    raw_dataset = copy.copy(loader.dataset)
+    raw_dataset.processes = []  # the same images before resizing / normalisation, for the Detector
+    raw_images = [raw_dataset[index]['image'] for index in range(len(raw_dataset))]
+    short_side = min(raw_images[0].shape[:2])
+    calibration_source = copy.copy(raw_dataset)
+    calibration_source.seed += 7919  # other images than the validation set's
+    calibrator = Detector(None, representer, short_side)
+    calibration = [calibrator.preprocess(calibration_source[index]['image'])[None] for index in range(8)]
+    forwards = make_forwards(model, variants, workdir, 'trained', calibration, args.threads)
+    print(f'{args.experiment}, {args.checkpoint}: validation set {name!r}, {len(raw_images)} images '
+          f'{raw_images[0].shape[1]}x{raw_images[0].shape[0]}, batch {loader.batch_size}, '
+          f'box_thresh {representer.box_thresh}, thresh {representer.thresh}; speed: median of {args.repeats} '
+          f'interleaved runs over the first {args.timing_images} images; e2e = Detector.detect_stream on the raw '
+          f'images, sequential and pipelined')
+    print(f"{'variant':10s} {'precision':>9s} {'recall':>7s} {'F':>7s} {'dF (pt)':>8s} {'img/s':>7s} {'speed-up':>8s} "
+          f"{'max|dp|':>8s} {'same boxes':>10s} {'e2e img/s':>9s} {'pipelined':>9s}")
+    order = [v for v in VARIANTS if v in variants]
+    maps, outputs, metrics, boxes = {}, {}, {}, {}
+    for variant in order:  # accuracy: every validation image once
+        maps[variant] = [forwards[variant](batch['image'].numpy()) for batch in batches]
+        outputs[variant] = [representer.represent(batch, probability)
+                            for batch, probability in zip(batches, maps[variant])]
+        metrics[variant] = measurer.gather_measure([
+            measurer.validate_measure(batch, output, box_thresh=representer.box_thresh)
+            for batch, output in zip(batches, outputs[variant])])
+        boxes[variant] = [box for output in outputs[variant] for image_boxes in output[0] for box in image_boxes]
+    # speed: the first --timing_images images, variants interleaved within each repeat (a change of load hits all)
+    timing_batches = batches[:max(1, args.timing_images // loader.batch_size)]
+    timing_images = raw_images[:len(timing_batches) * loader.batch_size]
+    detectors = {(variant, pipeline): Detector(forwards[variant], representer, short_side,
+                                               batch_size=loader.batch_size, pipeline=pipeline)
+                 for variant in order for pipeline in (False, True)}
+    runs = {'model': {}, False: {}, True: {}}
+    for repeat in range(args.repeats + 1):  # the first round is a warm-up
+        for variant in order:
+            jobs = {'model': lambda: [forwards[variant](batch['image'].numpy()) for batch in timing_batches],
+                    False: lambda: list(detectors[variant, False].detect_stream(timing_images)),
+                    True: lambda: list(detectors[variant, True].detect_stream(timing_images))}
+            for kind, job in jobs.items():
+                start = time.perf_counter()
+                job()
+                if repeat:
+                    runs[kind].setdefault(variant, []).append(time.perf_counter() - start)
+    rate = {kind: {v: len(timing_images) / float(np.median(times)) for v, times in by_variant.items()}
+            for kind, by_variant in runs.items()}
+    for variant in order:
+        same = len(boxes[variant]) == len(boxes['plain']) and all(
+            np.array_equal(a, b) for a, b in zip(boxes[variant], boxes['plain']))
+        difference = max(float(np.abs(a - b).max()) for a, b in zip(maps[variant], maps['plain']))
+        print(f"{variant:10s} {metrics[variant]['precision']:9.4f} {metrics[variant]['recall']:7.4f} "
+              f"{metrics[variant]['fmeasure']:7.4f} "
+              f"{100 * (metrics[variant]['fmeasure'] - metrics['plain']['fmeasure']):+8.2f} "
+              f"{rate['model'][variant]:7.2f} {rate['model'][variant] / rate['model']['plain']:7.2f}x "
+              f"{difference:8.1e} {('yes' if same else 'no') + f' ({len(boxes[variant])})':>10s} "
+              f"{rate[False][variant]:9.2f} {rate[True][variant]:9.2f}", flush=True)
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--models', nargs='+', default=list(CHANNELS), choices=list(CHANNELS))
     parser.add_argument('--sizes', nargs='+', default=['736x1280', '800x800'], help='HxW, multiples of 32')
     parser.add_argument('--variants', default='plain,optimized,onnx,int8', help=f'comma list of {VARIANTS}')
-    parser.add_argument('--repeats', type=int, default=2, help='timed runs per measurement (median)')
+    parser.add_argument('--repeats', type=int, default=3, help='timed runs per variant (median; model-only, and in accuracy mode end-to-end too)')
+    parser.add_argument('--e2e_repeats', type=int, default=1, help='timed end-to-end runs per variant (median)')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(), help='CPU threads (torch and ORT)')
+    parser.add_argument('--checkpoint', help='accuracy mode: a trained checkpoint (with --experiment)')
+    parser.add_argument('--experiment', help='accuracy mode: its experiment YAML (validation set, representer)')
+    parser.add_argument('--timing_images', type=int, default=16,
+                        help='accuracy mode: validation images timed per repeat (all of them are evaluated)')
+    parser.add_argument('--box_thresh', type=float, help="accuracy mode: override the representer's box_thresh")
     args = parser.parse_args(argv)
+    if (args.checkpoint is None) != (args.experiment is None):
+        parser.error('--checkpoint and --experiment go together (accuracy mode).')
     variants = args.variants.split(',')
     unknown = set(variants) - set(VARIANTS)
     if unknown or 'plain' not in variants:
@@ -99,55 +202,49 @@ def main(argv=None):
     logging.getLogger().setLevel(logging.ERROR)  # the ONNX Runtime quantiser's advice on every layer
     torch.set_num_threads(args.threads)
     import onnxruntime
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = args.threads
     flags = open('/proc/cpuinfo').read() if os.path.exists('/proc/cpuinfo') else ''
     print(f'torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} threads, '
           f'CPU bf16 support: {"yes" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"}')
+    workdir = tempfile.mkdtemp(prefix='bench_inference_')
+    if args.checkpoint is not None:
+        accuracy(args, variants, workdir)
+        return
     print(f"{'model':22s} {'size':9s} {'GFLOPs':>7s} {'variant':10s} {'img/s':>7s} {'GFLOP/s':>8s} {'speed-up':>8s} "
           f"{'max|dp|':>8s} {'e2e img/s':>9s} {'detections':>14s}")
-    workdir = tempfile.mkdtemp(prefix='bench_inference_')
     for backbone in args.models:
         model = build(backbone)
-        onnx_path = None
+        calibration = [Detector(None, SegDetectorRepresenter(), 320).preprocess(synthetic_image(320, 320))[None]]
+        forwards = make_forwards(model, variants, workdir, backbone, calibration, args.threads)
         for size in args.sizes:
             height, width = (int(v) for v in size.lower().split('x'))
             gflops = count_gflops(model, height, width)
             image = synthetic_image(height, width)
             representer = SegDetectorRepresenter(max_candidates=1000, box_thresh=0.6)
             inputs = Detector(None, representer, min(height, width)).preprocess(image)[None]
-            forwards = {'plain': torch_forward(model, torch.device('cpu'))}
-            if 'optimized' in variants or 'bf16' in variants:
-                fast = optimize_for_inference(model)
-                forwards['optimized'] = optimized_forward(fast, 'cpu')
-                forwards['bf16'] = optimized_forward(fast, 'cpu', precision='bf16')
-            if 'onnx' in variants or 'int8' in variants:
-                if onnx_path is None:
-                    onnx_path = export_onnx(model, os.path.join(workdir, f'{backbone}.onnx'), example_size=(128, 128))
-                forwards['onnx'] = onnx_forward(onnxruntime.InferenceSession(onnx_path, options,
-                                                                             providers=['CPUExecutionProvider']))
-            if 'int8' in variants:
-                calibration = [Detector(None, representer, 320).preprocess(synthetic_image(320, 320))[None]]
-                int8_path = quantize_onnx(onnx_path, os.path.join(workdir, f'{backbone}.int8.onnx'), mode='static',
-                                          calibration_images=calibration)
-                forwards['int8'] = onnx_forward(onnxruntime.InferenceSession(int8_path, options,
-                                                                             providers=['CPUExecutionProvider']))
-            reference_map, reference_detections, plain_time = None, None, None
-            for variant in [v for v in VARIANTS if v in variants]:
-                forward = forwards[variant]
-                seconds = timed(lambda: forward(inputs), args.repeats)
-                probability = forward(inputs)
-                detector = Detector(forward, representer, min(height, width))
-                e2e = timed(lambda: detector.detect([image]), args.repeats)
-                detections = detector.detect([image])[0]
-                if variant == 'plain':
-                    reference_map, reference_detections, plain_time = probability, detections, seconds
-                same = (len(detections[0]) == len(reference_detections[0]) and
-                        all(np.array_equal(a, b) for a, b in zip(detections[0], reference_detections[0])))
+            order = [v for v in VARIANTS if v in variants]
+            # variants interleaved within each repeat, so that a change of machine load hits them all alike
+            model_times, e2e_times, maps, detections = {v: [] for v in order}, {v: [] for v in order}, {}, {}
+            detectors = {v: Detector(forwards[v], representer, min(height, width)) for v in order}
+            for variant in order:
+                forwards[variant](inputs)  # warm-up
+            for _ in range(args.repeats):
+                for variant in order:
+                    start = time.perf_counter()
+                    maps[variant] = forwards[variant](inputs)
+                    model_times[variant].append(time.perf_counter() - start)
+            for _ in range(args.e2e_repeats):
+                for variant in order:
+                    start = time.perf_counter()
+                    detections[variant] = detectors[variant].detect([image])[0]
+                    e2e_times[variant].append(time.perf_counter() - start)
+            plain_time = float(np.median(model_times['plain']))
+            for variant in order:
+                seconds, e2e = float(np.median(model_times[variant])), float(np.median(e2e_times[variant]))
+                boxes, reference = detections[variant][0], detections['plain'][0]
+                same = len(boxes) == len(reference) and all(np.array_equal(a, b) for a, b in zip(boxes, reference))
                 print(f'{backbone:22s} {size:9s} {gflops:7.1f} {variant:10s} {1 / seconds:7.2f} {gflops / seconds:8.1f} '
-                      f'{plain_time / seconds:7.2f}x {np.abs(probability - reference_map).max():8.1e} {1 / e2e:9.2f} '
-                      f'{("same" if same else "DIFFERENT") + f" ({len(detections[0])})":>14s}', flush=True)
-
+                      f'{plain_time / seconds:7.2f}x {np.abs(maps[variant] - maps["plain"]).max():8.1e} {1 / e2e:9.2f} '
+                      f'{("same" if same else "DIFFERENT") + f" ({len(boxes)})":>14s}', flush=True)
 
 if __name__ == '__main__':
     main()
