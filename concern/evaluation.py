@@ -5,7 +5,7 @@ gathered on all ranks before they are combined, so every rank returns the same m
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader as TorchDataLoader, Subset
@@ -41,11 +41,9 @@ def iterate_predictions(model, loader, device: torch.device, show_progress: bool
 
 def evaluate(model, loader, representer, measurer, device: torch.device,
              context: DistributedContext | None = None, is_output_polygon: bool = False,
-             box_thresh: float = 0.6, show_progress: bool = True,
-             on_output: Callable | None = None) -> dict:
+             box_thresh: float = 0.6, show_progress: bool = True) -> dict:
     """Precision / recall / F-measure of ``model`` on ``loader``.
 
-    ``on_output(batch, output, pred)`` is called for every batch (writing result files, overlays).
     Returns the measurer's combined metrics (plain floats).
     """
     context = context or DistributedContext()
@@ -53,8 +51,6 @@ def evaluate(model, loader, representer, measurer, device: torch.device,
     for batch, pred in iterate_predictions(model, shard_loader(loader, context), device,
                                            show_progress and context.is_main):
         output = representer.represent(batch, pred, is_output_polygon=is_output_polygon)
-        if on_output is not None:
-            on_output(batch, output, pred)
         raw.append(measurer.validate_measure(batch, output, is_output_polygon=is_output_polygon,
                                              box_thresh=box_thresh))
     raw = all_gather_objects(raw, context)
