@@ -138,7 +138,7 @@ class Trainer:
         self.skipped_steps = 0
         self.skipped_samples = 0  # samples the dataset replaced (on_error: skip), all workers and processes
         self._in_step = False     # True while a step is half done (no checkpoint may be written then)
-        self.best = {}
+        self._saved_step = None   # the iteration of the last save, so the end of training does not repeat it
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
@@ -155,6 +155,7 @@ class Trainer:
         state = self.state()
         for name in names:
             save_checkpoint(state, os.path.join(directory, name))
+        self._saved_step = self.step
         self.logger.info(f'saved {", ".join(names)} at epoch {self.epoch}, iteration {self.step} in {directory}')
 
     def resume(self, path: str) -> None:
@@ -262,7 +263,10 @@ class Trainer:
             if reason == 'nonfinite':
                 return reason
             if reason == 'finished':
-                self.save([saver.checkpoint_name(self.epoch, self.step), 'model_latest', 'final'])
+                names = ['model_latest', 'final']
+                if self._saved_step != self.step:  # not already saved under its epoch name at this iteration
+                    names.insert(0, saver.checkpoint_name(self.epoch, self.step))
+                self.save(names)
             else:
                 self.save(['model_latest'])
                 logger.info(f'stopped ({reason}) at iteration {self.step}; resume with --resume '
@@ -286,7 +290,7 @@ class Trainer:
             progress = tqdm(loader, total=steps_per_epoch, initial=self.epoch_step,
                             disable=not (options.show_progress and self.context.is_main),
                             desc=f'epoch {self.epoch}', dynamic_ncols=True)
-            started = time.time()
+            started, steps_since_start = time.time(), 0
             for batch in progress:
                 self.count_skipped(batch)
                 lr = self.scheduler.update(self.optimizer, self.epoch, self.step, steps_per_epoch)
@@ -294,6 +298,7 @@ class Trainer:
                 loss, metrics = self.train_step(batch)
                 self.step += 1
                 self.epoch_step += 1
+                steps_since_start += 1
                 self._in_step = False
                 if loss is None:
                     self.skipped_steps += 1
@@ -307,7 +312,7 @@ class Trainer:
                         return 'nonfinite'
                 else:
                     self.nonfinite_in_a_row = 0
-                    rate = self.epoch_step * loader.batch_size * self.context.world_size / max(
+                    rate = steps_since_start * loader.batch_size * self.context.world_size / max(
                         1e-9, time.time() - started)
                     progress.set_postfix(loss=f'{loss:.4f}', lr=f'{lr:.2e}', img_s=f'{rate:.1f}',
                                          **{k: f'{v:.3f}' for k, v in metrics.items()})

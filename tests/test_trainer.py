@@ -157,3 +157,10 @@ def test_two_process_gloo_matches_one_process_with_the_combined_batch(tmp_path):
         np.testing.assert_allclose(results[0][key], value.numpy(), rtol=0, atol=1e-6)
         np.testing.assert_array_equal(results[0][key], results[1][key])
     assert (tmp_path / 'ddp' / 'model' / 'model_latest').exists()
+
+
+def test_a_final_iteration_already_saved_is_not_written_again(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=2, save_interval=5)  # 10 iterations; saves at 5 and 10
+    assert trainer.train() == 'finished'
+    assert sorted(os.listdir(tmp_path / 'model')) == ['final', 'model_epoch_0_minibatch_5',
+                                                      'model_epoch_1_minibatch_10', 'model_latest']
