@@ -130,21 +130,19 @@ def main(argv=None) -> int:
             output = representer.represent(batch, pred, is_output_polygon=args.polygon)
             kept.append(({key: batch[key] for key in GT_KEYS if key in batch}, output))
             for index, (polygons, scores) in enumerate(zip(*keep_scores_above(output, args.box_thresh))):
-                stem = os.path.splitext(os.path.basename(str(batch['filename'][index])))[0]
+                filename = str(batch['filename'][index])
                 if args.write_results:
-                    write_result_file(os.path.join(args.result_dir, result_filename(str(batch['filename'][index]))),
-                                      polygons, scores)
+                    write_result_file(os.path.join(args.result_dir, result_filename(filename)), polygons, scores)
                 if args.visualize:
-                    save_overlay(args.result_dir, stem, batch, index, polygons, scores)
+                    save_overlay(args.result_dir, filename, batch['image'][index], batch['shape'][index],
+                                 polygons, scores)
         table = []
         for threshold in thresholds:
             raw = [measurer.validate_measure(gt, keep_scores_above(output, threshold),
                                              is_output_polygon=args.polygon, box_thresh=threshold)
                    for gt, output in kept]
             table.append((threshold, measurer.gather_measure(raw)))
-        by_threshold = dict(table)
-        chosen = args.box_thresh if args.box_thresh in by_threshold else thresholds[0]
-        result = {'box_thresh': chosen, **by_threshold[chosen]}
+        result = {'box_thresh': table[0][0], **table[0][1]}
         if len(table) > 1:
             print(f'{name}: box_thresh   precision   recall   fmeasure')
             for threshold, metrics in table:
@@ -167,13 +165,16 @@ def main(argv=None) -> int:
     return 0
 
 
-def save_overlay(result_dir, stem, batch, index, polygons, scores):
-    """Draws the detections on the input image, read again from disk at its original size."""
+def save_overlay(result_dir, filename, image_tensor, shape, polygons, scores):
+    """Draws the detections on the network's input image (de-normalised, resized back to the original
+    (h, w) ``shape``, the coordinates of the detections); works for datasets with no image files too."""
     import cv2
 
-    from data.image_io import read_image
+    from data.processes.normalize_image import NormalizeImage
     from structure.visualizers import draw_polygons
-    image = read_image(str(batch['filename'][index]))
+    height, width = (int(value) for value in shape)
+    image = cv2.resize(NormalizeImage.restore(image_tensor), (width, height))
+    stem = os.path.splitext(os.path.basename(filename))[0]
     os.makedirs(os.path.join(result_dir, 'vis'), exist_ok=True)
     cv2.imwrite(os.path.join(result_dir, 'vis', f'{stem}.jpg'), draw_polygons(image, polygons, scores))
 

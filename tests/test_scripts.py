@@ -47,12 +47,14 @@ def test_train_writes_checkpoints_logs_and_loss_falls(trained):
 def test_eval_prints_precision_recall_f_and_writes_results(trained, tmp_path):
     out = tmp_path / 'results'
     result = run(os.path.join(ROOT, 'eval.py'), QUICKSTART, *TINY, '--resume', str(trained / 'model' / 'model_latest'),
-                 '--result_dir', str(out), '--box_thresh_sweep', '0.3:0.7:0.2', '--device', 'cpu', cwd=ROOT)
+                 '--result_dir', str(out), '--box_thresh_sweep', '0.3:0.7:0.2', '--device', 'cpu', '--visualize',
+                 cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'precision' in result.stdout and 'fmeasure' in result.stdout and 'best F' in result.stdout
     metrics = json.loads((out / 'metrics.json').read_text())['datasets']['synthetic']
     assert 0.0 <= metrics['fmeasure'] <= 1.0 and len(metrics['sweep']) == 3
     assert len(list(out.glob('res_*.txt'))) == 3
+    assert len(list((out / 'vis').glob('*.jpg'))) == 3
 
 
 def test_eval_refuses_a_missing_checkpoint_in_one_sentence(tmp_path):
