@@ -3,7 +3,9 @@
 A plain loop in the manner of torchvision's reference scripts. What it adds to the original's loop:
 checkpoints with the full training state written atomically (``model_latest`` and
 ``model_epoch_E_minibatch_I``), exact resumption (same iteration, learning rate, optimizer state and
-data order), non-finite losses or gradients skipped (training stops after ``max_nonfinite`` in a row),
+data order), non-finite losses or gradients skipped (training stops after ``max_nonfinite`` in a row; under
+``--amp`` a gradient overflow at a loss scale above 1 is the GradScaler's normal search for its scale: the
+step is skipped and the scale lowered, but it does not count as non-finite),
 SIGINT / SIGTERM answered by a resumable checkpoint and a clean exit, an error while loading data
 answered by saving ``model_latest`` before it propagates, and the samples the dataset skipped
 (``batch['skipped']``, summed over DataLoader workers and processes) counted and logged.
@@ -136,6 +138,7 @@ class Trainer:
         self.epoch_step = 0    # completed iterations in the current epoch
         self.nonfinite_in_a_row = 0
         self.skipped_steps = 0
+        self.overflow_steps = 0  # --amp steps skipped because the scaled fp16 gradients overflowed
         self.skipped_samples = 0  # samples the dataset replaced (on_error: skip), all workers and processes
         self._in_step = False     # True while a step is half done (no checkpoint may be written then)
         self._saved_step = None   # the iteration of the last save, so the end of training does not repeat it
@@ -183,27 +186,36 @@ class Trainer:
         norms = torch._foreach_norm(grads)  # noqa: SLF001 - fused, public since 2.0
         return bool(torch.isfinite(torch.stack(norms)).all())
 
-    def train_step(self, batch: dict) -> tuple[float | None, dict]:
+    def train_step(self, batch: dict) -> tuple[float | None, dict, str]:
+        """One optimisation step. Returns (loss, metrics, status); status 'ok', 'nonfinite' (a non-finite loss
+        or gradient on any process: the step is skipped) or 'overflow' (mixed precision: the loss was finite
+        but its gradients, scaled by the GradScaler's scale > 1, overflowed; the step is skipped and the scale
+        lowered, as torch.amp does); loss and metrics are None and {} unless 'ok'."""
         batch = move_to_device(batch, self.device)
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, enabled=self.options.amp and self.device.type == 'cuda'):
             loss, _pred, metrics = self.model(batch, training=True)
-        bad = not bool(torch.isfinite(loss.detach()).all())
-        if not bad:
+        finite = bool(torch.isfinite(loss.detach()).all())
+        overflow = unscaled = False
+        if finite:
             self.scaler.scale(loss).backward()
             if self.scaler.is_enabled():
                 self.scaler.unscale_(self.optimizer)
-            bad = not self._gradients_finite()
-        bad = broadcast_flag(bad, self.context, self.device)
-        if bad:
+                unscaled = True
+            if not self._gradients_finite():
+                finite = False
+                overflow = self.scaler.is_enabled() and self.scaler.get_scale() > 1.0
+        nonfinite = broadcast_flag(not finite and not overflow, self.context, self.device)
+        overflow = broadcast_flag(overflow, self.context, self.device) if self.scaler.is_enabled() else False
+        if nonfinite or overflow:
+            if unscaled:
+                self.scaler.update()  # required after unscale_; lowers the scale when the gradients overflowed
             self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler.is_enabled():
-                self.scaler.update()
-            return None, {}
+            return None, {}, 'nonfinite' if nonfinite else 'overflow'
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return float(loss.detach()), {key: float(value.detach()) if torch.is_tensor(value) else float(value)
-                                      for key, value in metrics.items()}
+                                      for key, value in metrics.items()}, 'ok'
 
     def count_skipped(self, batch) -> int:
         """Removes ``'skipped'`` (per-sample counts of the samples the dataset passed over, written under
@@ -295,12 +307,17 @@ class Trainer:
                 self.count_skipped(batch)
                 lr = self.scheduler.update(self.optimizer, self.epoch, self.step, steps_per_epoch)
                 self._in_step = True
-                loss, metrics = self.train_step(batch)
+                scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
+                loss, metrics, status = self.train_step(batch)
                 self.step += 1
                 self.epoch_step += 1
                 steps_since_start += 1
                 self._in_step = False
-                if loss is None:
+                if status == 'overflow':
+                    self.overflow_steps += 1
+                    logger.info(f'iteration {self.step}: mixed-precision gradients overflowed at loss scale '
+                                f'{scale:g}; step skipped and the scale lowered')
+                elif status == 'nonfinite':
                     self.skipped_steps += 1
                     self.nonfinite_in_a_row += 1
                     logger.warning(f'iteration {self.step}: non-finite loss or gradient, step skipped '

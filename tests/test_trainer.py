@@ -107,6 +107,52 @@ def test_finishing_writes_final_and_epoch_checkpoints(tmp_path):
     assert load_checkpoint(str(tmp_path / 'model' / 'final'))['iteration'] == 10
 
 
+class NarrowRangeGradient(torch.autograd.Function):
+    """Identity whose backward overflows to inf above ``limit``, as float16 gradients do above 65504."""
+
+    @staticmethod
+    def forward(ctx, x, limit):
+        ctx.limit = limit
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.where(grad.abs() > ctx.limit, torch.full_like(grad, float('inf')), grad), None
+
+
+class NarrowRangeModel(ToyModel):
+    def forward(self, batch, training=True):
+        pred = NarrowRangeGradient.apply(self.net(batch['image']), 64.0)
+        loss = ((pred - batch['target']) ** 2).mean()
+        return loss, {'binary': pred}, {'mse': loss.detach()}
+
+
+def test_mixed_precision_overflows_lower_the_scale_without_counting_as_nonfinite(tmp_path):
+    """The GradScaler starts at 2**16: the first steps overflow until the scale fits, more than max_nonfinite
+    of them here; training goes on and learns, and the lowered scale is saved."""
+    trainer = make_trainer(tmp_path, model=NarrowRangeModel(), max_iterations=25, epochs=5, max_nonfinite=3)
+    trainer.scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 16)
+    before = weights(trainer)
+    assert trainer.train() == 'max_iterations'
+    assert trainer.overflow_steps > 3 and trainer.skipped_steps == 0
+    assert 1.0 < trainer.scaler.get_scale() < 2.0 ** 16 / 2 ** 3
+    assert any(not torch.equal(before[key], value) for key, value in weights(trainer).items())
+    saved = load_checkpoint(str(tmp_path / 'model' / 'model_latest'))['scaler']
+    assert saved['scale'] == trainer.scaler.get_scale()
+
+
+def test_a_gradient_that_overflows_at_every_scale_is_nonfinite(tmp_path):
+    class AlwaysInf(NarrowRangeModel):
+        def forward(self, batch, training=True):
+            pred = NarrowRangeGradient.apply(self.net(batch['image']), 0.0)
+            loss = ((pred - batch['target']) ** 2).mean()
+            return loss, {'binary': pred}, {}
+    trainer = make_trainer(tmp_path, model=AlwaysInf(), max_nonfinite=2, epochs=20)
+    trainer.scaler = torch.amp.GradScaler('cpu', init_scale=4.0)
+    assert trainer.train() == 'nonfinite'
+    assert trainer.overflow_steps == 2 and trainer.skipped_steps == 2  # scale 4, 2 overflow; at 1 non-finite
+
+
 def test_nonfinite_steps_are_skipped_then_training_stops(tmp_path):
     trainer = make_trainer(tmp_path, model=ToyModel(poison_steps={2}), max_iterations=4)
     assert trainer.train() == 'max_iterations'
