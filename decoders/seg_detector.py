@@ -16,6 +16,16 @@ def weights_init(m):
         m.bias.data.fill_(1e-4)
 
 
+class Float32Sigmoid(nn.Sigmoid):
+    """nn.Sigmoid computed in float32: (any shape, any float dtype) -> float32, same shape. Under fp16 / bf16
+    autocast a half-precision sigmoid rounds every logit above ~8 (fp16) or ~6 (bf16) to exactly 1.0, which the
+    BCE loss then reads as log(0) (clamped to -100) on confident negatives, and which hides the probability
+    map's top end from the box score. Parameter-free, so state-dict keys are the original's."""
+
+    def forward(self, x):
+        return torch.sigmoid(x.float())
+
+
 class SegDetector(nn.Module):
     """DB head. forward(features, gt=None, masks=None, training=False).
 
@@ -60,7 +70,7 @@ class SegDetector(nn.Module):
             nn.BatchNorm2d(inner_channels // 4),
             nn.ReLU(inplace=True),
             nn.ConvTranspose2d(inner_channels // 4, 1, 2, 2),
-            nn.Sigmoid())
+            Float32Sigmoid())
         self.binarize.apply(weights_init)
 
         self.adaptive = adaptive
@@ -90,7 +100,7 @@ class SegDetector(nn.Module):
             nn.BatchNorm2d(inner_channels // 4),
             nn.ReLU(inplace=True),
             self._init_upsample(inner_channels // 4, 1, smooth=smooth, bias=bias),
-            nn.Sigmoid())
+            Float32Sigmoid())
 
     @staticmethod
     def _init_upsample(in_channels, out_channels, smooth=False, bias=False):
@@ -139,5 +149,5 @@ class SegDetector(nn.Module):
         return result
 
     def step_function(self, x, y):
-        """Differentiable binarization 1 / (1 + exp(-k (x - y)))."""
-        return torch.reciprocal(1 + torch.exp(-self.k * (x - y)))
+        """Differentiable binarization 1 / (1 + exp(-k (x - y))), in float32 (see ``Float32Sigmoid``)."""
+        return torch.reciprocal(1 + torch.exp(-self.k * (x.float() - y.float())))

@@ -120,3 +120,22 @@ def test_asf_rejects_unknown_attention_and_fpn_false():
         SegSpatialScaleDetector(attention_type='scale_nothing')
     with pytest.raises(ValueError, match='fpn'):
         SegSpatialScaleDetector(fpn=False)
+
+
+def test_maps_stay_float32_and_unsaturated_under_reduced_precision_autocast():
+    """A logit of 10 is sigmoid 0.99995 in float32 but exactly 1.0 in bf16 (and fp16), which the BCE loss would
+    read as log(0) on a confident negative: the head's sigmoids and binarization run in float32."""
+    torch.manual_seed(0)
+    head = SegDetector(adaptive=True, k=50, inner_channels=64).eval()
+    with torch.no_grad():
+        head.binarize[-2].weight.zero_()  # the logit is the bias: 10 everywhere
+        head.binarize[-2].bias.fill_(10.0)
+    feats = features(batch=1, size=8)
+    with torch.no_grad():
+        reference = head(feats, training=True)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            low = head(feats, training=True)
+            assert torch.sigmoid(torch.tensor([10.0], dtype=torch.bfloat16)).item() == 1.0  # what is avoided
+    for key in ('binary', 'thresh', 'thresh_binary'):
+        assert low[key].dtype == torch.float32, key
+    assert torch.allclose(low['binary'], reference['binary']) and (low['binary'] < 1).all()
