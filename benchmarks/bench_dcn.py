@@ -1,7 +1,9 @@
 """Time the deformable conv op (torchvision kernels) at the sizes of deformable ResNet-50.
 
 Prints milliseconds per call for the modulated deformable 3x3 conv of stages 2-4 at a 640x640
-input (forward, and forward+backward), next to a plain 3x3 conv of the same shape, then whole
+input (forward, and forward+backward), next to the same conv computed by ``sampled_deform_conv`` (grid_sample +
+one matrix product, what the ONNX export and ``deploy.optimize`` on CPU use) and a plain 3x3 conv of the
+same shape, then whole
 backbone forwards (resnet50 vs deformable_resnet50). Usage:
     python benchmarks/bench_dcn.py [--device cpu|cuda] [--batch 1] [--size 640] [--repeat 5]
 """
@@ -16,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import backbones  # noqa: E402
 from assets.ops.dcn import ModulatedDeformConv  # noqa: E402
+from deploy.onnx_export import sampled_deform_conv  # noqa: E402
 
 
 def timed(function, device, repeat):
@@ -43,7 +46,7 @@ def main():
         f'cpu, {torch.get_num_threads()} threads'
     print(f'device: {name}; torch {torch.__version__}; batch {args.batch}; '
           f'input {args.size}x{args.size}')
-    print(f"{'layer':<10}{'shape (N,C,H,W)':<22}{'dcn fwd ms':>12}{'conv fwd ms':>13}"
+    print(f"{'layer':<10}{'shape (N,C,H,W)':<22}{'dcn fwd ms':>12}{'sampled fwd ms':>16}{'conv fwd ms':>13}"
           f"{'dcn f+b ms':>12}")
     for stage, channels, stride in ((2, 128, 8), (3, 256, 16), (4, 512, 32)):
         size = args.size // stride
@@ -57,6 +60,10 @@ def main():
             with torch.no_grad():
                 conv(x, offset, mask)
 
+        def sampled_forward():
+            with torch.no_grad():
+                sampled_deform_conv(x, offset, conv.weight, None, mask, conv.stride, conv.padding, conv.dilation)
+
         def plain_forward():
             with torch.no_grad():
                 plain(x)
@@ -66,6 +73,7 @@ def main():
 
         print(f"layer{stage:<5}{str((args.batch, channels, size, size)):<22}"
               f"{timed(forward, device, args.repeat):>12.2f}"
+              f"{timed(sampled_forward, device, args.repeat):>16.2f}"
               f"{timed(plain_forward, device, args.repeat):>13.2f}"
               f"{timed(forward_backward, device, args.repeat):>12.2f}")
 

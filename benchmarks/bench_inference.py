@@ -1,4 +1,4 @@
-"""Inference speed on CPU: plain eval forward vs optimised PyTorch vs ONNX Runtime vs reduced precision.
+"""Inference speed on CPU or GPU: plain eval forward vs optimised PyTorch vs ONNX Runtime vs reduced precision.
 
 For each model and input size it prints the model's GFLOPs (counted with torch.utils.flop_counter, plus
 the deformable convs' multiply-adds, which the counter does not see), model-only images/s and achieved
@@ -8,8 +8,16 @@ of that size) and whether the detections are identical to the plain forward's.
 
 Variants: plain (model(x, training=False) under no_grad, as eval.py did originally), optimized
 (deploy.optimize: folded BN, channels_last, inference_mode), onnx (ONNX Runtime, graph optimisations on),
-bf16 (optimized + bf16 autocast; fast only on CPUs with AVX512-BF16 / AMX), int8 (ONNX Runtime static
-QDQ quantisation calibrated on synthetic images), int8dyn (ONNX Runtime dynamic quantisation).
+bf16 (optimized + bf16 autocast; on CPU fast only with AVX512-BF16 / AMX), fp16 (optimized + fp16 autocast,
+GPU only), int8 (ONNX Runtime static QDQ quantisation calibrated on synthetic images; CPU only), int8dyn
+(ONNX Runtime dynamic quantisation; CPU only).
+
+``--device cuda``: every PyTorch variant runs on the GPU (PyTorch's defaults: cuDNN convolutions may use
+TF32, matrix products do not); onnx uses ONNX Runtime's CUDAExecutionProvider when the installed onnxruntime
+has it (onnxruntime-gpu) and is refused otherwise. Model-only timings on the GPU run on an input already on
+the GPU and end with a synchronisation (no host copies); end-to-end timings include every copy.
+``--cudnn_benchmark`` lets cuDNN pick its fastest algorithms per input shape (every variant).
+``--batch N`` times the model on N copies of the input per call (images/s counts all N).
 
 Speed mode (default): random weights (no download), so the detections compare code paths, not accuracy.
 
@@ -24,6 +32,7 @@ images of another seed, never on the validation images.
     python benchmarks/bench_inference.py --models resnet18 --sizes 736x1280 --variants plain,optimized,onnx
     python benchmarks/bench_inference.py --checkpoint workspace/quickstart/model/final \
         --experiment experiments/synthetic/quickstart.yaml --variants plain,optimized,onnx,bf16,int8,int8dyn
+    python benchmarks/bench_inference.py --device cuda --variants plain,optimized,fp16,bf16 --batch 8 --repeats 20
 """
 import argparse
 import logging
@@ -41,14 +50,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from assets.ops.dcn import DeformConv, ModulatedDeformConv  # noqa: E402
 from deploy.onnx_export import export_onnx  # noqa: E402
 from deploy.onnx_predictor import onnx_forward  # noqa: E402
-from deploy.optimize import optimize_for_inference, optimized_forward, quantize_onnx  # noqa: E402
+from deploy.optimize import (optimize_for_inference, optimized_forward, optimized_tensor_forward,  # noqa: E402
+                             quantize_onnx)
 from structure.model import SegDetectorModel  # noqa: E402
 from structure.predictor import Detector, torch_forward  # noqa: E402
 from structure.representers import SegDetectorRepresenter  # noqa: E402
 
 CHANNELS = {'resnet18': [64, 128, 256, 512], 'deformable_resnet18': [64, 128, 256, 512],
             'deformable_resnet50': [256, 512, 1024, 2048], 'mobilenet_v3_large': [24, 40, 112, 960]}
-VARIANTS = ('plain', 'optimized', 'onnx', 'bf16', 'int8', 'int8dyn')
+VARIANTS = ('plain', 'optimized', 'onnx', 'bf16', 'fp16', 'int8', 'int8dyn')
+CPU_ONLY = ('int8', 'int8dyn')
 
 
 def build(backbone):
@@ -69,7 +80,7 @@ def count_gflops(model, height, width):
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (DeformConv, ModulatedDeformConv))]
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        model(torch.zeros(1, 3, height, width), training=False)
+        model(torch.zeros(1, 3, height, width, device=next(model.parameters()).device), training=False)
     for handle in handles:
         handle.remove()
     return (counter.get_total_flops() + sum(extra)) / 1e9
@@ -81,20 +92,31 @@ def synthetic_image(height, width):
     return sample['image']
 
 
-def make_forwards(model, variants, workdir, name, calibration, threads):
-    """{variant: forward function (N, 3, H, W) float32 numpy -> (N, 1, H, W) maps} for ``variants``;
-    ``calibration``: a list of preprocessed (1, 3, H, W) inputs for static int8."""
+def make_forwards(model, variants, workdir, name, calibration, threads, device):
+    """({variant: forward function (N, 3, H, W) float32 numpy -> (N, 1, H, W) maps} for ``variants``, each
+    running on ``device`` (the model is moved there), {variant: the same over tensors on ``device``} for the
+    PyTorch variants); ``calibration``: a list of preprocessed (1, 3, H, W) inputs for static int8."""
     import onnxruntime
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
+    provider = 'CUDAExecutionProvider' if device.type == 'cuda' else 'CPUExecutionProvider'
 
     def session(path):
-        return onnx_forward(onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider']))
-    forwards = {'plain': torch_forward(model, torch.device('cpu'))}
-    if 'optimized' in variants or 'bf16' in variants:
+        return onnx_forward(onnxruntime.InferenceSession(path, options, providers=[provider]))
+    model = model.to(device)
+    forwards = {'plain': torch_forward(model, device)}
+
+    def plain_tensor_forward(images):
+        with torch.inference_mode():
+            return model(images, training=False)
+    tensor_forwards = {'plain': plain_tensor_forward}
+    if {'optimized', 'bf16', 'fp16'} & set(variants):
         fast = optimize_for_inference(model)
-        forwards['optimized'] = optimized_forward(fast, 'cpu')
-        forwards['bf16'] = optimized_forward(fast, 'cpu', precision='bf16')
+        for variant, precision in (('optimized', 'fp32'), ('bf16', 'bf16'), ('fp16', 'fp16')):
+            if variant == 'fp16' and device.type != 'cuda':
+                continue
+            forwards[variant] = optimized_forward(fast, device, precision=precision)
+            tensor_forwards[variant] = optimized_tensor_forward(fast, device, precision=precision)
     if {'onnx', 'int8', 'int8dyn'} & set(variants):
         onnx_path = export_onnx(model, os.path.join(workdir, f'{name}.onnx'), example_size=(128, 128))
         forwards['onnx'] = session(onnx_path)
@@ -104,7 +126,21 @@ def make_forwards(model, variants, workdir, name, calibration, threads):
         if 'int8dyn' in variants:
             forwards['int8dyn'] = session(quantize_onnx(onnx_path, os.path.join(workdir, f'{name}.int8dyn.onnx'),
                                                         mode='dynamic'))
-    return forwards
+    return forwards, tensor_forwards
+
+
+def model_timer(forwards, tensor_forwards, inputs, device):
+    """{variant: function running the model once on ``inputs``}: numpy in and out on CPU; on a GPU, for the
+    PyTorch variants, a tensor already on the GPU and a synchronisation at the end (no host copies)."""
+    if device.type != 'cuda':
+        return {variant: (lambda f=forward: f(inputs)) for variant, forward in forwards.items()}
+    on_device = torch.from_numpy(inputs).to(device)
+
+    def timed(forward):
+        forward(on_device)
+        torch.cuda.synchronize(device)
+    return {variant: (lambda f=forward: timed(f)) if variant in tensor_forwards else (lambda f=forward: f(inputs))
+            for variant, forward in {**forwards, **tensor_forwards}.items()}
 
 
 def accuracy(args, variants, workdir):
@@ -117,6 +153,7 @@ def accuracy(args, variants, workdir):
     config = load_experiment_for_inference(args.experiment)
     structure = config.build('Experiment.structure')
     model = build_model_with_weights(structure, args.checkpoint, torch.device('cpu'))
+    device = torch.device(args.device)
     representer, measurer = structure.representer, structure.measurer
     if args.box_thresh is not None:
         representer.box_thresh = args.box_thresh
@@ -130,7 +167,7 @@ def accuracy(args, variants, workdir):
     calibration_source.seed += 7919  # other images than the validation set's
     calibrator = Detector(None, representer, short_side)
     calibration = [calibrator.preprocess(calibration_source[index]['image'])[None] for index in range(8)]
-    forwards = make_forwards(model, variants, workdir, 'trained', calibration, args.threads)
+    forwards, tensor_forwards = make_forwards(model, variants, workdir, 'trained', calibration, args.threads, device)
     print(f'{args.experiment}, {args.checkpoint}: validation set {name!r}, {len(raw_images)} images '
           f'{raw_images[0].shape[1]}x{raw_images[0].shape[0]}, batch {loader.batch_size}, '
           f'box_thresh {representer.box_thresh}, thresh {representer.thresh}; speed: median of {args.repeats} '
@@ -151,13 +188,14 @@ def accuracy(args, variants, workdir):
     # speed: the first --timing_images images, variants interleaved within each repeat (a change of load hits all)
     timing_batches = batches[:max(1, args.timing_images // loader.batch_size)]
     timing_images = raw_images[:len(timing_batches) * loader.batch_size]
+    batch_timers = [model_timer(forwards, tensor_forwards, batch['image'].numpy(), device) for batch in timing_batches]
     detectors = {(variant, pipeline): Detector(forwards[variant], representer, short_side,
                                                batch_size=loader.batch_size, pipeline=pipeline)
                  for variant in order for pipeline in (False, True)}
     runs = {'model': {}, False: {}, True: {}}
     for repeat in range(args.repeats + 1):  # the first round is a warm-up
         for variant in order:
-            jobs = {'model': lambda: [forwards[variant](batch['image'].numpy()) for batch in timing_batches],
+            jobs = {'model': lambda: [timers[variant]() for timers in batch_timers],
                     False: lambda: list(detectors[variant, False].detect_stream(timing_images)),
                     True: lambda: list(detectors[variant, True].detect_stream(timing_images))}
             for kind, job in jobs.items():
@@ -186,6 +224,9 @@ def main(argv=None):
     parser.add_argument('--repeats', type=int, default=3, help='timed runs per variant (median; model-only, and in accuracy mode end-to-end too)')
     parser.add_argument('--e2e_repeats', type=int, default=1, help='timed end-to-end runs per variant (median)')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(), help='CPU threads (torch and ORT)')
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (the PyTorch variants and onnx run there)")
+    parser.add_argument('--batch', type=int, default=1, help='speed mode: images per model-only forward call')
+    parser.add_argument('--cudnn_benchmark', action='store_true', help='GPU: cuDNN autotuning for every variant')
     parser.add_argument('--checkpoint', help='accuracy mode: a trained checkpoint (with --experiment)')
     parser.add_argument('--experiment', help='accuracy mode: its experiment YAML (validation set, representer)')
     parser.add_argument('--timing_images', type=int, default=16,
@@ -198,13 +239,29 @@ def main(argv=None):
     unknown = set(variants) - set(VARIANTS)
     if unknown or 'plain' not in variants:
         parser.error(f"--variants: unknown {sorted(unknown)} (known: {VARIANTS}); 'plain' is the baseline and needed.")
+    device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: PyTorch sees no CUDA GPU here; use --device cpu.')
+    if device.type == 'cuda' and set(CPU_ONLY) & set(variants):
+        parser.error(f'--variants: {sorted(set(CPU_ONLY) & set(variants))} run on CPU only (ONNX Runtime int8); '
+                     f'leave them out with --device cuda.')
+    if device.type != 'cuda' and 'fp16' in variants:
+        parser.error("--variants: fp16 needs --device cuda; use bf16 on CPU.")
     warnings.filterwarnings('ignore')
     logging.getLogger().setLevel(logging.ERROR)  # the ONNX Runtime quantiser's advice on every layer
     torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     import onnxruntime
+    if device.type == 'cuda' and 'onnx' in variants and \
+            'CUDAExecutionProvider' not in onnxruntime.get_available_providers():
+        parser.error(f"--variants onnx with --device cuda needs onnxruntime-gpu; this onnxruntime "
+                     f"{onnxruntime.__version__} has {onnxruntime.get_available_providers()}.")
     flags = open('/proc/cpuinfo').read() if os.path.exists('/proc/cpuinfo') else ''
-    print(f'torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} threads, '
-          f'CPU bf16 support: {"yes" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"}')
+    where = (f'GPU {torch.cuda.get_device_name(device)} (cuDNN TF32 {torch.backends.cudnn.allow_tf32}, benchmark {args.cudnn_benchmark}), '
+             if device.type == 'cuda' else '')
+    print(f'{where}torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} threads, '
+          f'CPU bf16 support: {"yes" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"}, '
+          f'model-only batch {args.batch}')
     workdir = tempfile.mkdtemp(prefix='bench_inference_')
     if args.checkpoint is not None:
         accuracy(args, variants, workdir)
@@ -214,23 +271,26 @@ def main(argv=None):
     for backbone in args.models:
         model = build(backbone)
         calibration = [Detector(None, SegDetectorRepresenter(), 320).preprocess(synthetic_image(320, 320))[None]]
-        forwards = make_forwards(model, variants, workdir, backbone, calibration, args.threads)
+        forwards, tensor_forwards = make_forwards(model, variants, workdir, backbone, calibration, args.threads,
+                                                  device)
         for size in args.sizes:
             height, width = (int(v) for v in size.lower().split('x'))
             gflops = count_gflops(model, height, width)
             image = synthetic_image(height, width)
             representer = SegDetectorRepresenter(max_candidates=1000, box_thresh=0.6)
-            inputs = Detector(None, representer, min(height, width)).preprocess(image)[None]
+            inputs = np.repeat(Detector(None, representer, min(height, width)).preprocess(image)[None], args.batch, 0)
             order = [v for v in VARIANTS if v in variants]
             # variants interleaved within each repeat, so that a change of machine load hits them all alike
             model_times, e2e_times, maps, detections = {v: [] for v in order}, {v: [] for v in order}, {}, {}
             detectors = {v: Detector(forwards[v], representer, min(height, width)) for v in order}
+            timers = model_timer(forwards, tensor_forwards, inputs, device)
             for variant in order:
-                forwards[variant](inputs)  # warm-up
+                maps[variant] = forwards[variant](inputs)  # warm-up, and the maps compared
+                timers[variant]()
             for _ in range(args.repeats):
                 for variant in order:
                     start = time.perf_counter()
-                    maps[variant] = forwards[variant](inputs)
+                    timers[variant]()
                     model_times[variant].append(time.perf_counter() - start)
             for _ in range(args.e2e_repeats):
                 for variant in order:
@@ -242,7 +302,8 @@ def main(argv=None):
                 seconds, e2e = float(np.median(model_times[variant])), float(np.median(e2e_times[variant]))
                 boxes, reference = detections[variant][0], detections['plain'][0]
                 same = len(boxes) == len(reference) and all(np.array_equal(a, b) for a, b in zip(boxes, reference))
-                print(f'{backbone:22s} {size:9s} {gflops:7.1f} {variant:10s} {1 / seconds:7.2f} {gflops / seconds:8.1f} '
+                print(f'{backbone:22s} {size:9s} {gflops:7.1f} {variant:10s} {args.batch / seconds:7.2f} '
+                      f'{args.batch * gflops / seconds:8.1f} '
                       f'{plain_time / seconds:7.2f}x {np.abs(maps[variant] - maps["plain"]).max():8.1e} {1 / e2e:9.2f} '
                       f'{("same" if same else "DIFFERENT") + f" ({len(boxes)})":>14s}', flush=True)
 

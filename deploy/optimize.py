@@ -23,11 +23,12 @@ import torch
 import torch.nn as nn
 
 from assets.ops.dcn import ModulatedDeformConv
+from assets.ops.dcn.deform_conv import deform_conv
 from backbones.resnet import BasicBlock, Bottleneck, ResNet
 from deploy.onnx_export import SampledDeformConv, replace_deform_convs
 
-__all__ = ['fold_batchnorm', 'optimize_for_inference', 'optimized_forward', 'quantize_onnx', 'PRECISIONS',
-           'Float32DeformConv']
+__all__ = ['fold_batchnorm', 'optimize_for_inference', 'optimized_forward', 'optimized_tensor_forward', 'quantize_onnx', 'PRECISIONS',
+           'Float32DeformConv', 'DEFORM_CONV_IMPLEMENTATIONS']
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 _FOLDABLE = (nn.Conv2d, nn.ConvTranspose2d, ModulatedDeformConv)
@@ -70,35 +71,55 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
+DEFORM_CONV_IMPLEMENTATIONS = ('auto', 'sampled', 'kernel')
+
+
 class Float32DeformConv(SampledDeformConv):
-    """A deformable conv computed by ``sampled_deform_conv`` (bilinear sampling + one matrix product; on a
-    2-core AVX2 CPU 1.7-2x faster than torchvision's ``deform_conv2d`` kernel, same numbers within 1e-5) in
-    float32 with autocast off, so that reduced precision does not touch the sampled offsets; the rest of the
-    model keeps the autocast precision. Shares the replaced conv's parameters (same state-dict keys).
+    """A deformable conv run in float32 with autocast off, so that reduced precision does not touch the sampled
+    offsets (the rest of the model keeps the autocast precision). Shares the replaced conv's parameters (same
+    state-dict keys). ``implementation``: 'sampled' (``sampled_deform_conv``: bilinear sampling + one matrix
+    product; on a 2-core AVX2 CPU 1.7-2x faster than torchvision's kernel, same numbers within 1e-5),
+    'kernel' (torchvision's ``deform_conv2d``) or 'auto' (sampled on CPU, kernel on CUDA, where the kernel is
+    the faster; see benchmarks/bench_dcn.py).
     forward(x, offset, mask=None) -> float32 (N, Cout, Ho, Wo)."""
+
+    def __init__(self, conv: nn.Module, implementation: str = 'auto'):
+        super().__init__(conv)
+        if implementation not in DEFORM_CONV_IMPLEMENTATIONS:
+            raise ValueError(f"Float32DeformConv: implementation {implementation!r} is not one of "
+                             f"{DEFORM_CONV_IMPLEMENTATIONS}.")
+        self.implementation = implementation
 
     def forward(self, x, offset, mask=None):
         with torch.autocast(x.device.type, enabled=False):
-            return super().forward(x.float(), offset.float(), mask.float() if mask is not None else None)
+            x, offset = x.float(), offset.float()
+            mask = mask.float() if mask is not None else None
+            if self.implementation == 'kernel' or (self.implementation == 'auto' and x.is_cuda):
+                return deform_conv(x.contiguous(), offset.contiguous(), self.weight, self.stride, self.padding,
+                                   self.dilation, self.groups, self.deformable_groups, self.bias,
+                                   mask.contiguous() if self.modulated else None)
+            return super().forward(x, offset, mask)
 
 
-def optimize_for_inference(model: nn.Module, fold_bn: bool = True, channels_last: bool = True) -> nn.Module:
+def optimize_for_inference(model: nn.Module, fold_bn: bool = True, channels_last: bool = True,
+                           deform_conv: str = 'auto') -> nn.Module:
     """A copy of ``model`` for inference: eval mode, BatchNorm folded, weights in channels_last layout,
-    deformable convs as ``Float32DeformConv`` (sampled: faster than torchvision's kernel on CPU; float32, so
-    that bf16 / fp16 autocast runs every model).
+    deformable convs as ``Float32DeformConv`` with ``deform_conv`` as its implementation (float32, so that
+    bf16 / fp16 autocast runs every model).
     Feed it with ``optimized_forward`` (which also makes its inputs channels_last)."""
     model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
-    replace_deform_convs(model, Float32DeformConv)
+    replace_deform_convs(model, lambda conv: Float32DeformConv(conv, deform_conv))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
 
 
-def optimized_forward(model: nn.Module, device, precision: str = 'fp32',
-                      channels_last: bool = True) -> Callable[[np.ndarray], np.ndarray]:
-    """A forward function for ``structure.predictor.Detector``: (N, 3, H, W) float32 numpy -> (N, 1, H, W)
-    float32 probability maps, under ``torch.inference_mode``, with channels_last inputs and ``precision``:
-    'fp32', 'bf16' (autocast; on CPU it pays off with AVX512-BF16 / AMX) or 'fp16' (autocast, GPU only)."""
+def optimized_tensor_forward(model: nn.Module, device, precision: str = 'fp32',
+                             channels_last: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A forward function over tensors: (N, 3, H, W) float32 on any device -> (N, 1, H, W) float32 probability
+    maps on ``device``, under ``torch.inference_mode``, with channels_last inputs and ``precision``: 'fp32',
+    'bf16' (autocast; on CPU it pays off with AVX512-BF16 / AMX) or 'fp16' (autocast, GPU only). For timing
+    the model alone on a GPU (no host copies) and for callers that keep their images on the GPU."""
     if precision not in PRECISIONS:
         raise ValueError(f"optimized_forward: precision {precision!r} is not one of {PRECISIONS}.")
     device = torch.device(device)
@@ -108,14 +129,24 @@ def optimized_forward(model: nn.Module, device, precision: str = 'fp32',
     autocast_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(precision)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
-    def forward(images: np.ndarray) -> np.ndarray:
+    def forward(images: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                                                     enabled=autocast_dtype is not None):
-            tensor = torch.from_numpy(images).to(device).contiguous(memory_format=memory_format)
-            pred = model(tensor, training=False)
+            pred = model(images.to(device).contiguous(memory_format=memory_format), training=False)
             if isinstance(pred, dict):
                 pred = pred['binary']
-            return pred.float().cpu().numpy()
+            return pred.float()
+    return forward
+
+
+def optimized_forward(model: nn.Module, device, precision: str = 'fp32',
+                      channels_last: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+    """A forward function for ``structure.predictor.Detector``: (N, 3, H, W) float32 numpy -> (N, 1, H, W)
+    float32 numpy probability maps; ``optimized_tensor_forward`` with the copies to and from ``device``."""
+    tensor_forward = optimized_tensor_forward(model, device, precision, channels_last)
+
+    def forward(images: np.ndarray) -> np.ndarray:
+        return tensor_forward(torch.from_numpy(images)).cpu().numpy()
     return forward
 
 

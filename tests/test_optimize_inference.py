@@ -96,3 +96,15 @@ def test_onnx_int8_quantisation(tmp_path):
         assert correlation > 0.9 and np.abs(got - expected).mean() < 0.15, (mode, correlation)
     with pytest.raises(ValueError, match='calibration'):
         quantize_onnx(path, str(tmp_path / 'x.onnx'), mode='static')
+
+
+def test_deform_conv_implementations_agree_and_are_checked():
+    model = MODELS['bottleneck_stride_read']()
+    inputs = images(batch=1)
+    expected = plain(model, inputs)
+    for implementation in ('sampled', 'kernel'):
+        fast = optimize_for_inference(model, deform_conv=implementation)
+        assert {m.implementation for m in fast.modules() if isinstance(m, Float32DeformConv)} == {implementation}
+        assert np.abs(optimized_forward(fast, 'cpu')(inputs) - expected).max() < 1e-4
+    with pytest.raises(ValueError, match='implementation'):
+        optimize_for_inference(model, deform_conv='cuda')

@@ -1,0 +1,171 @@
+"""The CUDA paths: deformable conv kernels, whole models, mixed-precision training and fast inference on a GPU
+give the CPU's numbers. Skipped where no GPU is present (CI); run on a GPU machine with
+``python -m pytest tests/test_cuda.py``."""
+import copy
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from assets.ops.dcn import DeformConv, ModulatedDeformConv, original_stride_read
+from deploy.optimize import optimize_for_inference, optimized_forward
+from tests.test_onnx_export import TinyBottleneckDB, db_model, randomize
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CUDA = torch.device('cuda')
+
+
+@pytest.fixture(autouse=True)
+def exact_float32():
+    """TF32 off, so that float32 on the GPU is compared with float32 on the CPU."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def gradients(conv, x, offset, mask):
+    """Output and the gradients of a fixed random projection of it w.r.t. every input and parameter."""
+    conv.zero_grad(set_to_none=True)
+    tensors = [t.detach().clone().requires_grad_(True) for t in (x, offset) + ((mask,) if mask is not None else ())]
+    out = conv(*tensors)
+    projection = torch.randn(out.shape, generator=torch.Generator().manual_seed(9), dtype=out.dtype).to(out.device)
+    (out * projection).sum().backward()
+    grads = [t.grad for t in tensors] + [p.grad for p in conv.parameters()]
+    return [out.detach().cpu()] + [g.detach().cpu() for g in grads]
+
+
+@pytest.mark.parametrize('modulated,stride,groups,dg', [(True, 1, 1, 1), (True, 2, 1, 1), (True, 1, 2, 2),
+                                                        (False, 1, 1, 1), (False, 2, 1, 2)])
+def test_deformable_conv_forward_and_backward_match_the_cpu(modulated, stride, groups, dg):
+    torch.manual_seed(0)
+    cls = ModulatedDeformConv if modulated else DeformConv
+    kwargs = dict(bias=True) if modulated else {}
+    conv = cls(4, 6, 3, stride=stride, padding=1, groups=groups, deformable_groups=dg, **kwargs).double()
+    if modulated:
+        with torch.no_grad():
+            conv.bias.uniform_(-1, 1)
+    x = torch.randn(2, 4, 11, 9, dtype=torch.float64)
+    ho, wo = (11 - 1) // stride + 1, (9 - 1) // stride + 1
+    offset = torch.randn(2, dg * 18, ho, wo, dtype=torch.float64) * 2.5  # crosses pixels and leaves the image
+    mask = torch.rand(2, dg * 9, ho, wo, dtype=torch.float64) if modulated else None
+    cpu = gradients(conv, x, offset, mask)
+    gpu_conv = copy.deepcopy(conv).to(CUDA)
+    gpu = gradients(gpu_conv, x.to(CUDA), offset.to(CUDA), mask.to(CUDA) if mask is not None else None)
+    for name, want, got in zip(['out', 'x', 'offset', 'mask/weight', 'weight/bias', 'bias'], cpu, gpu):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9, msg=name)
+
+
+def test_stride2_offset_read_is_the_same_on_the_gpu():
+    torch.manual_seed(3)
+    conv = ModulatedDeformConv(3, 4, 3, stride=2, padding=1, bias=False).double()
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64)
+    offset_mask = torch.randn(2, 27, 9, 8, dtype=torch.float64)
+
+    def run(device):
+        om = offset_mask.to(device)
+        layer = conv.to(device)
+        return layer(x.to(device), original_stride_read(om[:, :18], (5, 4)),
+                     original_stride_read(om[:, -9:].sigmoid(), (5, 4))).cpu()
+    torch.testing.assert_close(run(CUDA), run('cpu'), rtol=1e-9, atol=1e-9)
+
+
+MODELS = {
+    'resnet18': lambda: db_model('resnet18', [64, 128, 256, 512]),
+    'deformable_resnet18': lambda: db_model('deformable_resnet18', [64, 128, 256, 512]),
+    'bottleneck_stride_read': lambda: randomize(TinyBottleneckDB()),
+    'mobilenet_v3_small': lambda: db_model('mobilenet_v3_small', [16, 24, 48, 576]),
+}
+
+
+def plain(model, inputs, device):
+    with torch.no_grad():
+        return model(torch.from_numpy(inputs).to(device), training=False).cpu().numpy()
+
+
+def images(batch=2, height=96, width=128, seed=5):
+    return torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(seed)).numpy()
+
+
+@pytest.mark.parametrize('name', sorted(MODELS))
+def test_models_on_the_gpu_match_the_cpu_and_fast_paths_match_the_plain_forward(name):
+    model = MODELS[name]()
+    inputs = images()
+    expected = plain(model, inputs, 'cpu')
+    gpu_model = copy.deepcopy(model).to(CUDA)
+    assert np.abs(plain(gpu_model, inputs, CUDA) - expected).max() < 1e-4
+    fast = optimize_for_inference(gpu_model)
+    assert np.abs(optimized_forward(fast, CUDA)(inputs) - expected).max() < 1e-4
+    for precision in ('fp16', 'bf16'):  # random weights give steep maps: a few pixels near 0.5 may flip far
+        got = optimized_forward(fast, CUDA, precision=precision)(inputs)
+        assert got.dtype == np.float32 and np.isfinite(got).all()
+        assert np.abs(got - expected).mean() < (0.005 if precision == 'fp16' else 0.02), precision
+
+
+QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
+SMALL = ['train_data.num_samples=8', 'train_data.image_size=[128,128]', 'train_data.processes.1.size=[128,128]',
+         'Experiment.structure.builder.model_args.decoder_args.inner_channels=64']
+
+
+def training_batch(overrides):
+    from concern.config import load_config
+    config = load_config(QUICKSTART, overrides)
+    loader = config.build('Experiment.train.data_loader')
+    samples = [loader.dataset[index] for index in range(4)]
+    return config, torch.utils.data.default_collate(samples)
+
+
+def test_amp_training_steps_match_float32_and_stay_finite():
+    config, batch = training_batch(SMALL)
+    losses = {}
+    for amp in (False, True):
+        torch.manual_seed(0)
+        model = config.build('Experiment.structure.builder').build(CUDA)
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        scaler = torch.amp.GradScaler('cuda', enabled=amp)
+        gpu_batch = {k: v.to(CUDA) if torch.is_tensor(v) else v for k, v in batch.items()}
+        losses[amp], updates = [], 0
+        for _ in range(40):  # the scaler starts at 2**16 and skips the steps whose scaled gradients overflow
+            optimizer.zero_grad()
+            with torch.autocast('cuda', dtype=torch.float16, enabled=amp):
+                loss, pred, metrics = model(gpu_batch, training=True)
+            scale = scaler.get_scale()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses[amp].append(loss.item())
+            updates += scaler.get_scale() >= scale
+            if updates == 5:
+                break
+        assert updates == 5, losses[amp]
+        assert all(np.isfinite(p.detach().cpu().numpy()).all() for p in model.parameters())
+    for amp in (False, True):
+        assert losses[amp][-1] < losses[amp][0], (amp, losses)
+    # same data, same initial weights: the first mixed-precision loss is the float32 loss up to fp16 rounding
+    # (the losses themselves run in float32; the saturated sigmoid near 0 / 1 makes up the difference)
+    np.testing.assert_allclose(losses[True][0], losses[False][0], rtol=0.05)
+
+
+def test_train_and_eval_scripts_on_the_gpu_with_amp(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    tiny = [f'--opt={override}' for override in SMALL + ['validate_data.num_samples=4',
+                                                         'validate_data.image_size=[128,128]',
+                                                         'Experiment.train.data_loader.num_workers=2']]
+    result = subprocess.run([sys.executable, 'train.py', QUICKSTART, *tiny, '--name', 'gpu', '--workspace_root',
+                             str(tmp_path), '--device', 'cuda', '--amp', '--max_iterations', '6', '--batch_size', '4',
+                             '--no-progress'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = tmp_path / 'gpu' / 'model' / 'model_latest'
+    assert checkpoint.exists()
+    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    assert state['scaler'] is None or isinstance(state['scaler'], dict)
+    result = subprocess.run([sys.executable, 'eval.py', QUICKSTART, *tiny[:-1], '--resume', str(checkpoint),
+                             '--device', 'cuda', '--result_dir', str(tmp_path / 'results')],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'precision' in result.stdout and 'recall' in result.stdout, result.stdout[-2000:]
