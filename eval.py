@@ -89,6 +89,8 @@ def measure_speed(model, representer, loader, device, runs: int, polygon: bool) 
     with torch.inference_mode():
         for _ in range(runs):
             for batch in loader:
+                if 'image' not in batch:
+                    continue
                 image = batch['image'].to(device)
                 sync()
                 start = time.perf_counter()
@@ -125,8 +127,9 @@ def main(argv=None) -> int:
     report = {'experiment': args.exp, 'checkpoint': args.resume, 'polygon': args.polygon, 'datasets': {}}
     for name, loader in loaders.items():
         kept = []  # (ground-truth part of the batch, representer output) per batch
+        dropped = []  # test images that could not be read (on_error: skip), left out of the metrics
         loader = shard_loader(loader, DistributedContext())
-        for batch, pred in iterate_predictions(model, loader, device, desc=name):
+        for batch, pred in iterate_predictions(model, loader, device, desc=name, dropped=dropped):
             output = representer.represent(batch, pred, is_output_polygon=args.polygon)
             kept.append(({key: batch[key] for key in GT_KEYS if key in batch}, output))
             for index, (polygons, scores) in enumerate(zip(*keep_scores_above(output, args.box_thresh))):
@@ -152,6 +155,10 @@ def main(argv=None) -> int:
             print(f'{name}: best F {best["fmeasure"]:.4f} at box_thresh {best_threshold}')
             result = {'box_thresh': best_threshold, **best,
                       'sweep': [{'box_thresh': t, **m} for t, m in table]}
+        if dropped:
+            result['skipped_images'] = dropped
+            print(f'{name}: {len(dropped)} image(s) could not be read and were left out of the metrics '
+                  f'(on_error: skip): {", ".join(dropped)}')
         print(f'{name}: precision {result["precision"]:.4f}  recall {result["recall"]:.4f}  '
               f'fmeasure {result["fmeasure"]:.4f}  (box_thresh {result["box_thresh"]})')
         if args.speed:

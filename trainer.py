@@ -243,8 +243,9 @@ class Trainer:
                                self.device, self.context, is_output_polygon=self.options.is_output_polygon,
                                box_thresh=self.structure.representer.box_thresh, show_progress=False)
             results[name] = metrics
-            self.logger.info(f'validation {name}: ' + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()
-                                                               if isinstance(v, float)))
+            self.logger.info(f'validation {name}: ' + ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
+                                                               for k, v in metrics.items()
+                                                               if isinstance(v, (int, float))))
             self.logger.report(self.step, {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
                                prefix=f'val_{name}')
         model.train()

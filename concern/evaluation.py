@@ -27,11 +27,19 @@ def shard_loader(loader, context: DistributedContext):
 
 
 def iterate_predictions(model, loader, device: torch.device, show_progress: bool = True,
-                        desc: str = 'evaluating') -> Iterator[tuple[dict, torch.Tensor]]:
-    """Yields (batch, probability map (N,1,H,W) on the CPU) for every batch of ``loader``."""
+                        desc: str = 'evaluating', dropped: list | None = None) -> Iterator[tuple[dict, torch.Tensor]]:
+    """Yields (batch, probability map (N,1,H,W) on the CPU) for every batch of ``loader``.
+
+    Images a test set left out (``on_error: skip``: ``ImageDataset`` marks them and ``ICDARCollectFN`` lists
+    their paths under ``batch['dropped']``) are appended to ``dropped`` when it is given; a batch whose every
+    image was left out yields nothing."""
     model.eval()
     with torch.inference_mode():
         for batch in tqdm(loader, total=len(loader), disable=not show_progress, desc=desc, dynamic_ncols=True):
+            if dropped is not None:
+                dropped.extend(batch.get('dropped', []))
+            if 'image' not in batch:
+                continue
             image = batch['image'].to(device, non_blocking=True)
             pred = model({**batch, 'image': image}, training=False)
             if isinstance(pred, dict):
@@ -44,14 +52,19 @@ def evaluate(model, loader, representer, measurer, device: torch.device,
              box_thresh: float = 0.6, show_progress: bool = True) -> dict:
     """Precision / recall / F-measure of ``model`` on ``loader``.
 
-    Returns the measurer's combined metrics (plain floats).
+    Returns the measurer's combined metrics (plain floats), plus ``skipped_images`` (how many test images
+    could not be read and were left out, under ``on_error: skip``) when there were any.
     """
     context = context or DistributedContext()
-    raw = []
+    raw, dropped = [], []
     for batch, pred in iterate_predictions(model, shard_loader(loader, context), device,
-                                           show_progress and context.is_main):
+                                           show_progress and context.is_main, dropped=dropped):
         output = representer.represent(batch, pred, is_output_polygon=is_output_polygon)
         raw.append(measurer.validate_measure(batch, output, is_output_polygon=is_output_polygon,
                                              box_thresh=box_thresh))
     raw = all_gather_objects(raw, context)
-    return measurer.gather_measure(raw)
+    dropped = all_gather_objects(dropped, context)
+    metrics = measurer.gather_measure(raw)
+    if dropped:
+        metrics['skipped_images'] = len(dropped)
+    return metrics

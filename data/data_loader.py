@@ -24,14 +24,17 @@ def seed_worker(worker_id: int) -> None:
 
 class ICDARCollectFN:
     """Validation collate: ``image`` tensors are stacked to (N, 3, H, W); every other key stays a list of
-    per-sample values, numpy arrays converted to tensors (as the original)."""
+    per-sample values, numpy arrays converted to tensors (as the original). Samples a test set left out
+    (``{'dropped': path}`` from ``ImageDataset`` under ``on_error: skip``) are removed from the batch and their
+    paths listed under ``'dropped'``; a batch of only such samples is ``{'dropped': [...]}``."""
 
     def __init__(self, *args, **kwargs):
         pass
 
     def __call__(self, batch):
         data = OrderedDict()
-        for sample in batch:
+        dropped = [sample['dropped'] for sample in batch if 'dropped' in sample]
+        for sample in (sample for sample in batch if 'dropped' not in sample):
             for key, value in sample.items():
                 data.setdefault(key, []).append(torch.from_numpy(value) if isinstance(value, np.ndarray) else value)
         images = data.get('image')
@@ -41,6 +44,8 @@ class ICDARCollectFN:
                 raise ValueError(f'ICDARCollectFN: images of different shapes {sorted(shapes)} cannot be stacked; '
                                  f'use batch_size 1 for validation or resize to a fixed size.')
             data['image'] = torch.stack(images, 0)
+        if dropped:
+            data['dropped'] = dropped
         return data
 
 

@@ -63,8 +63,10 @@ class ImageDataset(torch.utils.data.Dataset):
         reader_args: keyword arguments for the reader (e.g. ``{'level': 'line', 'keep_special': True}`` for gnhk).
         gt_name: gt file name pattern (``{name}``, ``{stem}``), default per reader.
         on_error: 'raise' (a clear error naming the file / line) or 'skip' (one warning per file; a bad
-            sample is replaced by the next good one and counted in ``num_skipped``, a bad line is dropped
-            and counted in ``num_bad_lines``). Counters are per process (each DataLoader worker has its own);
+            sample is counted in ``num_skipped``, a bad line is dropped and counted in ``num_bad_lines``). In
+            a training set a bad sample is replaced by the next good one; in a test set it is left out of the
+            evaluation instead (replacing it would count another image twice): ``dataset[i]`` is then
+            ``{'dropped': image path, 'data_id': i}``, which ``ICDARCollectFN`` removes from its batch. Counters are per process (each DataLoader worker has its own);
             so that the training loop can count skips across workers, every sample returned under 'skip'
             carries ``'skipped'``: how many bad samples were passed over to produce it (usually 0).
             A region with a NaN or infinite coordinate is a bad line (never a NaN target).
@@ -200,6 +202,12 @@ class ImageDataset(torch.utils.data.Dataset):
         index = index % self.num_samples
         if self.on_error == 'raise':
             return self._process(index)
+        if not self.is_training:
+            try:
+                return self._process(index)
+            except Exception as error:  # on_error='skip' on a test set: the image is left out, not replaced
+                self._note_skipped(index, error)
+                return {'dropped': self.image_paths[index], 'data_id': index}
         for attempt in range(self.num_samples):
             candidate = (index + attempt) % self.num_samples
             path = self.image_paths[candidate]
@@ -208,14 +216,18 @@ class ImageDataset(torch.utils.data.Dataset):
             try:
                 data = self._process(candidate)
             except Exception as error:  # on_error='skip': any failure of this sample skips it, with a warning
-                self.skipped_files.add(path)
-                self.num_skipped += 1
-                logger.warning('skipping sample %d (%s): %s: %s', candidate, path, type(error).__name__, error)
+                self._note_skipped(candidate, error)
                 continue
             data['skipped'] = attempt  # the candidates before this one were bad
             return data
         raise RuntimeError(f'ImageDataset: every sample failed to load (last data list {self.data_list[-1]}); '
                            f'run tools/check_dataset.py on it.')
+
+    def _note_skipped(self, index: int, error: Exception) -> None:
+        path = self.image_paths[index]
+        self.skipped_files.add(path)
+        self.num_skipped += 1
+        logger.warning('skipping sample %d (%s): %s: %s', index, path, type(error).__name__, error)
 
     def __len__(self) -> int:
         return self.num_samples

@@ -167,3 +167,44 @@ def test_dataloader_seeded_order_and_collate():
 def test_distributed_requires_a_process_group():
     with pytest.raises(RuntimeError, match='torchrun'):
         DataLoader(list(range(4)), batch_size=2, num_workers=0, distributed=True)
+
+
+def test_skip_on_a_test_set_leaves_the_bad_image_out_instead_of_counting_another_twice(tmp_path):
+    from concern.evaluation import evaluate, iterate_predictions
+    data_dir, data_list = make_db_dataset(tmp_path / 'd', 'test', ['a.jpg', 'b.jpg', 'c.jpg'],
+                                          '0,0,9,0,9,9,0,9,x\n', gt_name='gt_{stem}.txt')
+    bad = tmp_path / 'd' / 'test_images' / 'b.jpg'
+    bad.write_text('not an image')
+    resize = lambda d: dict(d, image=cv2.resize(d['image'], (32, 32)).transpose(2, 0, 1).astype(np.float32))  # noqa: E731
+    dataset = ImageDataset(data_dir=data_dir, data_list=data_list, processes=[resize], on_error='skip')
+    assert not dataset.is_training
+    assert dataset[1] == {'dropped': str(bad), 'data_id': 1} and dataset.num_skipped == 1
+    assert dataset[2]['filename'].endswith('c.jpg') and 'skipped' not in dataset[2]
+
+    class Model(torch.nn.Module):
+        def forward(self, batch, training=False):
+            return batch['image'][:, :1] * 0 + 0.5
+
+    for batch_size, expected_batches in ((2, [['a.jpg'], ['c.jpg']]), (1, [['a.jpg'], ['c.jpg']])):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=ICDARCollectFN())
+        dropped = []
+        seen = [[os.path.basename(f) for f in batch['filename']]
+                for batch, pred in iterate_predictions(Model(), loader, torch.device('cpu'), False, dropped=dropped)]
+        assert seen == expected_batches and dropped == [str(bad)]  # with batch 1, b's batch is empty: skipped
+
+    class Counting:  # a representer / measurer pair that records which images were measured
+        measured = []
+
+        def represent(self, batch, pred, is_output_polygon=False):
+            return [[] for _ in batch['filename']], [[] for _ in batch['filename']]
+
+        def validate_measure(self, batch, output, is_output_polygon=False, box_thresh=0.6):
+            self.measured.extend(os.path.basename(f) for f in batch['filename'])
+            return []
+
+        def gather_measure(self, raw):
+            return {'precision': 1.0, 'recall': 1.0, 'fmeasure': 1.0}
+    counting = Counting()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, collate_fn=ICDARCollectFN())
+    metrics = evaluate(Model(), loader, counting, counting, torch.device('cpu'), show_progress=False)
+    assert counting.measured == ['a.jpg', 'c.jpg'] and metrics['skipped_images'] == 1
