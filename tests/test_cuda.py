@@ -169,3 +169,20 @@ def test_train_and_eval_scripts_on_the_gpu_with_amp(tmp_path):
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'precision' in result.stdout and 'recall' in result.stdout, result.stdout[-2000:]
+
+
+def test_torchrun_nccl_with_sync_bn(tmp_path):
+    """DistributedDataParallel on the GPU (NCCL) with SyncBatchNorm, one process (one GPU here)."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    tiny = [f'--opt={override}' for override in SMALL + ['Experiment.train.data_loader.num_workers=2']]
+    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '1', 'train.py',
+                             QUICKSTART, *tiny, '--name', 'ddp', '--workspace_root', str(tmp_path), '--sync_bn',
+                             '--max_iterations', '4', '--batch_size', '4', '--no-progress', '--no-validate'],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'on cuda' in (tmp_path / 'ddp' / 'output.log').read_text()
+    state = torch.load(tmp_path / 'ddp' / 'model' / 'model_latest', map_location='cpu', weights_only=True)
+    assert state['iteration'] == 4
+    config, _ = training_batch(SMALL)
+    expected = config.build('Experiment.structure.builder').build(torch.device('cpu')).state_dict()
+    assert list(state['model']) == list(expected)  # SyncBatchNorm and DDP leave the original's key names
