@@ -86,6 +86,27 @@ def test_demo_walks_nested_folders_and_names_the_unreadable_file(trained, tmp_pa
     assert len(summary['images']) == 3 and summary['failed'][0].endswith('broken.jpg')
 
 
+def test_demo_optimize_gives_the_plain_detections_and_fp16_needs_a_gpu(trained, tmp_path):
+    picture = np.full((80, 120, 3), 255, np.uint8)
+    cv2.putText(picture, 'Text', (5, 50), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 3)
+    cv2.imwrite(str(tmp_path / 'a.png'), picture)
+    common = [os.path.join(ROOT, 'demo.py'), QUICKSTART, *TINY, '--resume', str(trained / 'model' / 'model_latest'),
+              '--image_path', str(tmp_path / 'a.png'), '--image_short_side', '64', '--box_thresh', '0.0',
+              '--device', 'cpu']
+    found = {}
+    for flags in ([], ['--optimize']):
+        out = tmp_path / ('out' + '_'.join(flags))
+        result = run(*common, '--result_dir', str(out), *flags, cwd=ROOT)
+        assert result.returncode == 0, result.stderr[-3000:]
+        found[tuple(flags)] = next(iter(json.loads((out / 'results.json').read_text())['images'].values()))
+    plain, fast = found[()], found[('--optimize',)]
+    assert plain and len(plain) == len(fast)
+    for a, b in zip(plain, fast):  # the same boxes (maps equal within 1e-5: a corner may move by a pixel)
+        assert np.abs(np.array(a['points']) - np.array(b['points'])).max() <= 1 and abs(a['score'] - b['score']) < 1e-3
+    result = run(*common, '--result_dir', str(tmp_path / 'fp16'), '--precision', 'fp16', cwd=ROOT)
+    assert result.returncode == 2 and '--precision fp16 needs a CUDA device' in result.stderr
+
+
 def test_demo_reports_a_wrong_path(trained, tmp_path):
     result = run(os.path.join(ROOT, 'demo.py'), QUICKSTART, '--resume', str(trained / 'model' / 'model_latest'),
                  '--image_path', str(tmp_path / 'missing'), cwd=ROOT)
