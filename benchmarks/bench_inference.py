@@ -8,9 +8,11 @@ of that size) and whether the detections are identical to the plain forward's.
 
 Variants: plain (model(x, training=False) under no_grad, as eval.py did originally), optimized
 (deploy.optimize: folded BN, channels_last, inference_mode), onnx (ONNX Runtime, graph optimisations on),
+compiled (optimized + torch.compile with frozen weights, dynamic shapes; its compile time is printed),
 bf16 (optimized + bf16 autocast; on CPU fast only with AVX512-BF16 / AMX), fp16 (optimized + fp16 autocast,
-GPU only), int8 (ONNX Runtime static QDQ quantisation calibrated on synthetic images; CPU only), int8dyn
-(ONNX Runtime dynamic quantisation; CPU only).
+GPU only), int8 (ONNX Runtime static QDQ quantisation, MinMax calibration on synthetic images; CPU only),
+int8qop (static QOperator quantisation, Percentile calibration: the head's deconvolutions stay float; CPU only),
+int8dyn (ONNX Runtime dynamic quantisation; CPU only).
 
 ``--device cuda``: every PyTorch variant runs on the GPU (PyTorch's defaults: cuDNN convolutions may use
 TF32, matrix products do not); onnx uses ONNX Runtime's CUDAExecutionProvider when the installed onnxruntime
@@ -58,8 +60,8 @@ from structure.representers import SegDetectorRepresenter  # noqa: E402
 
 CHANNELS = {'resnet18': [64, 128, 256, 512], 'deformable_resnet18': [64, 128, 256, 512],
             'deformable_resnet50': [256, 512, 1024, 2048], 'mobilenet_v3_large': [24, 40, 112, 960]}
-VARIANTS = ('plain', 'optimized', 'onnx', 'bf16', 'fp16', 'int8', 'int8dyn')
-CPU_ONLY = ('int8', 'int8dyn')
+VARIANTS = ('plain', 'optimized', 'compiled', 'onnx', 'bf16', 'fp16', 'int8', 'int8qop', 'int8dyn')
+CPU_ONLY = ('int8', 'int8qop', 'int8dyn')
 
 
 def build(backbone):
@@ -117,12 +119,20 @@ def make_forwards(model, variants, workdir, name, calibration, threads, device):
                 continue
             forwards[variant] = optimized_forward(fast, device, precision=precision)
             tensor_forwards[variant] = optimized_tensor_forward(fast, device, precision=precision)
-    if {'onnx', 'int8', 'int8dyn'} & set(variants):
+    if 'compiled' in variants:
+        compiled = optimize_for_inference(model, compile=True)  # compiles at its first call (timed below)
+        forwards['compiled'] = optimized_forward(compiled, device)
+        tensor_forwards['compiled'] = optimized_tensor_forward(compiled, device)
+    if {'onnx', 'int8', 'int8qop', 'int8dyn'} & set(variants):
         onnx_path = export_onnx(model, os.path.join(workdir, f'{name}.onnx'), example_size=(128, 128))
         forwards['onnx'] = session(onnx_path)
         if 'int8' in variants:
             forwards['int8'] = session(quantize_onnx(onnx_path, os.path.join(workdir, f'{name}.int8.onnx'),
                                                      mode='static', calibration_images=calibration))
+        if 'int8qop' in variants:
+            forwards['int8qop'] = session(quantize_onnx(onnx_path, os.path.join(workdir, f'{name}.int8qop.onnx'),
+                                                        mode='static', calibration_images=calibration,
+                                                        quant_format='qoperator', calibrate_method='percentile'))
         if 'int8dyn' in variants:
             forwards['int8dyn'] = session(quantize_onnx(onnx_path, os.path.join(workdir, f'{name}.int8dyn.onnx'),
                                                         mode='dynamic'))
@@ -178,7 +188,11 @@ def accuracy(args, variants, workdir):
     order = [v for v in VARIANTS if v in variants]
     maps, outputs, metrics, boxes = {}, {}, {}, {}
     for variant in order:  # accuracy: every validation image once
+        start = time.perf_counter()
         maps[variant] = [forwards[variant](batch['image'].numpy()) for batch in batches]
+        if variant == 'compiled':
+            print(f'compiled variant: first pass over the validation set, torch.compile included, '
+                  f'{time.perf_counter() - start:.1f} s', flush=True)
         outputs[variant] = [representer.represent(batch, probability)
                             for batch, probability in zip(batches, maps[variant])]
         metrics[variant] = measurer.gather_measure([
@@ -285,7 +299,11 @@ def main(argv=None):
             detectors = {v: Detector(forwards[v], representer, min(height, width)) for v in order}
             timers = model_timer(forwards, tensor_forwards, inputs, device)
             for variant in order:
-                maps[variant] = forwards[variant](inputs)  # warm-up, and the maps compared
+                start = time.perf_counter()
+                maps[variant] = forwards[variant](inputs)  # warm-up (compiled: compiles), and the maps compared
+                if variant == 'compiled':
+                    print(f'{backbone} {size}: compiled variant, first call (torch.compile) '
+                          f'{time.perf_counter() - start:.1f} s', flush=True)
                 timers[variant]()
             for _ in range(args.repeats):
                 for variant in order:

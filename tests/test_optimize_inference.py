@@ -1,13 +1,15 @@
 """Inference optimisations give the plain forward's results: BatchNorm folding (plain, transposed and modulated
-deformable convs), channels_last, bf16 autocast with deformable convs, ONNX Runtime int8 quantisation."""
+deformable convs), channels_last, torch.compile with frozen weights, bf16 autocast
+with deformable convs, ONNX Runtime int8 quantisation."""
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
 from assets.ops.dcn import ModulatedDeformConv
-from deploy.optimize import (Float32DeformConv, fold_batchnorm, optimize_for_inference, optimized_forward,
-                             quantize_onnx)
+from structure.model import SegDetectorModel
+from deploy.optimize import (CompiledInferenceModel, Float32DeformConv, fold_batchnorm,
+                             optimize_for_inference, optimized_forward, quantize_onnx)
 from tests.test_onnx_export import TinyBottleneckDB, db_model, randomize
 
 MODELS = {
@@ -108,3 +110,86 @@ def test_deform_conv_implementations_agree_and_are_checked():
         assert np.abs(optimized_forward(fast, 'cpu')(inputs) - expected).max() < 1e-4
     with pytest.raises(ValueError, match='implementation'):
         optimize_for_inference(model, deform_conv='cuda')
+
+
+class TinyDeformableDB(nn.Module):
+    """A stem, one modulated deformable conv (Float32DeformConv after optimisation) and a DB head: the smallest
+    graph that exercises every kind of layer the optimised path changes, so that it compiles in seconds."""
+
+    def __init__(self):
+        super().__init__()
+        from decoders.seg_detector import SegDetector
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.offset = nn.Conv2d(8, 27, 3, padding=1)
+        self.deform = ModulatedDeformConv(8, 8, 3, padding=1, bias=False)
+        self.decoder = SegDetector(in_channels=[8, 8, 8, 8], inner_channels=16, adaptive=True, k=50)
+
+    def forward(self, image, training=False):
+        c2 = self.stem(image)
+        offset_mask = self.offset(c2)
+        c2 = c2 + self.deform(c2, offset_mask[:, :18], torch.sigmoid(offset_mask[:, 18:]))
+        pool = nn.functional.avg_pool2d
+        return self.decoder((c2, pool(c2, 2), pool(c2, 4), pool(c2, 8)), training=training)
+
+
+def test_compiled_model_matches_the_plain_forward_at_several_sizes():
+    import shutil
+    if not (shutil.which('gcc') or shutil.which('g++') or shutil.which('cc')):
+        pytest.skip('torch.compile on CPU needs a C++ compiler (gcc); none on PATH')
+    model = randomize(TinyDeformableDB()).eval()
+    with torch.no_grad():
+        model.offset.weight.normal_(0, 0.1)
+    # dynamic=False: a static graph per size compiles in ~15 s on 2 cores, a dynamic one in ~60 s (the
+    # benchmark runs dynamic=True, the default, on the real models)
+    fast = optimize_for_inference(model, compile=True, dynamic=False)
+    assert isinstance(fast, CompiledInferenceModel)
+    assert sum(isinstance(m, Float32DeformConv) for m in fast.modules()) == 1
+    forward = optimized_forward(fast, 'cpu')
+    for height, width in ((64, 64), (96, 64)):  # the second size recompiles
+        inputs = images(batch=1, height=height, width=width)
+        got = forward(inputs)
+        assert got.shape == (1, 1, height, width) and np.abs(got - plain(model, inputs)).max() < 1e-4
+    with pytest.raises(RuntimeError, match='inference_mode'):
+        fast(torch.from_numpy(inputs), training=False)
+
+
+def test_static_int8_options(tmp_path):
+    pytest.importorskip('onnxruntime.quantization')
+    import onnx
+    import onnxruntime as ort
+
+    from deploy.onnx_export import export_onnx
+    model = MODELS['resnet18']()
+    path = export_onnx(model, str(tmp_path / 'fp32.onnx'), example_size=(64, 64))
+    inputs = images(batch=1, height=64, width=64)
+    calibration = [images(1, 64, 64, seed) for seed in range(3)] + [inputs]
+    output = quantize_onnx(path, str(tmp_path / 'qop.onnx'), mode='static', calibration_images=calibration,
+                           quant_format='qoperator', calibrate_method='percentile')
+    ops = [node.op_type for node in onnx.load(output).graph.node]
+    # QLinearConv for the convolutions; the head's deconvolutions have no quantised kernel and stay float
+    assert 'QLinearConv' in ops and ops.count('ConvTranspose') == 2 and 'DequantizeLinear' in ops
+    got = ort.InferenceSession(output, providers=['CPUExecutionProvider']).run(None, {'image': inputs})[0]
+    expected = plain(model, inputs)
+    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.9
+    excluded = [n.name for n in onnx.load(path).graph.node if n.op_type == 'ConvTranspose']
+    output = quantize_onnx(path, str(tmp_path / 'qdq.onnx'), mode='static', calibration_images=calibration,
+                           nodes_to_exclude=excluded)
+    graph = onnx.load(output).graph
+    producers = {out: node.op_type for node in graph.node for out in node.output}
+    deconvs = [node for node in graph.node if node.op_type == 'ConvTranspose']
+    assert len(deconvs) == 2 and all(producers.get(node.input[1]) != 'DequantizeLinear' for node in deconvs)
+    # untrained BatchNorms fold to equal (zero) biases, which the exporter writes once and shares through
+    # Identity nodes: the QOperator quantiser needs each conv's bias as its own initializer
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        fresh = SegDetectorModel(dict(backbone='resnet18', backbone_args=dict(pretrained=False), decoder='SegDetector',
+                                      decoder_args=dict(in_channels=[64, 128, 256, 512], inner_channels=32))).eval()
+    fresh_path = export_onnx(fresh, str(tmp_path / 'fresh.onnx'), example_size=(64, 64))
+    assert 'Identity' in {node.op_type for node in onnx.load(fresh_path).graph.node}
+    output = quantize_onnx(fresh_path, str(tmp_path / 'fresh_qop.onnx'), mode='static', calibration_images=calibration,
+                           quant_format='qoperator')
+    assert 'QLinearConv' in {node.op_type for node in onnx.load(output).graph.node}
+    for option, value in (('quant_format', 'qint4'), ('calibrate_method', 'mean')):
+        with pytest.raises(ValueError, match=option):
+            quantize_onnx(path, str(tmp_path / 'x.onnx'), mode='static', calibration_images=calibration,
+                          **{option: value})
