@@ -11,7 +11,8 @@ Variants: plain (model(x, training=False) under no_grad, as eval.py did original
 compiled (optimized + torch.compile with frozen weights, dynamic shapes; its compile time is printed),
 bf16 (optimized + bf16 autocast; on CPU fast only with AVX512-BF16 / AMX), fp16 (optimized + fp16 autocast,
 GPU only), int8 (ONNX Runtime static QDQ quantisation, MinMax calibration on synthetic images; CPU only),
-int8qop (static QOperator quantisation, Percentile calibration: the head's deconvolutions stay float; CPU only),
+int8qop (static QOperator quantisation, Percentile calibration, the quantize_onnx default: the head's
+deconvolutions stay float; CPU only),
 int8dyn (ONNX Runtime dynamic quantisation; CPU only).
 
 ``--device cuda``: every PyTorch variant runs on the GPU (PyTorch's defaults: cuDNN convolutions may use
@@ -128,7 +129,8 @@ def make_forwards(model, variants, workdir, name, calibration, threads, device):
         forwards['onnx'] = session(onnx_path)
         if 'int8' in variants:
             forwards['int8'] = session(quantize_onnx(onnx_path, os.path.join(workdir, f'{name}.int8.onnx'),
-                                                     mode='static', calibration_images=calibration))
+                                                     mode='static', calibration_images=calibration,
+                                                     quant_format='qdq', calibrate_method='minmax'))
         if 'int8qop' in variants:
             forwards['int8qop'] = session(quantize_onnx(onnx_path, os.path.join(workdir, f'{name}.int8qop.onnx'),
                                                         mode='static', calibration_images=calibration,
