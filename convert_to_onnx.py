@@ -3,7 +3,7 @@
 
     python convert_to_onnx.py experiments/seg_detector/totaltext_resnet50_deform_thre.yaml \\
         --resume pretrained/totaltext_resnet50 --output totaltext_resnet50.onnx [--opset 17] \\
-        [--torchscript totaltext_resnet50.pt]
+        [--torchscript totaltext_resnet50.pt] [--int8 totaltext_resnet50.int8.onnx --calibration_images photos/]
 
 The ONNX model takes ``image`` (N, 3, H, W) float32, normalised as in training (BGR minus the mean, divided
 by 255; H and W multiples of 32), with dynamic batch, height and width, and returns ``probability``
@@ -11,6 +11,11 @@ by 255; H and W multiples of 32), with dynamic batch, height and width, and retu
 ONNX Runtime runs every model. The experiment's representer arguments are stored in the file's metadata,
 which ``deploy.onnx_predictor.OnnxDetector`` and ``demo.py --onnx`` read. After writing, the file is run
 with ONNX Runtime on a random input and compared with PyTorch (the maximum difference is printed).
+
+``--int8 PATH`` also writes an int8 copy for CPU inference with ONNX Runtime (``deploy.optimize.quantize_onnx``):
+static by default, its activation ranges calibrated on ``--calibration_images`` (a folder of typical images,
+resized as demo.py does; not the images you evaluate on), or ``--int8_mode dynamic`` (no calibration; slower
+than float32 on CPUs without VNNI). It keeps the metadata, so ``demo.py --onnx PATH`` runs it as it is.
 """
 from __future__ import annotations
 
@@ -31,8 +36,40 @@ def parse_args(argv=None):
     parser.add_argument('--example_size', type=int, nargs=2, default=(736, 1280), metavar=('H', 'W'),
                         help='image size traced for the export and used for the check (any size runs later)')
     parser.add_argument('--no_check', action='store_true', help='skip the ONNX Runtime vs PyTorch check')
+    parser.add_argument('--int8', metavar='PATH', help='also write an int8-quantised copy here (ONNX Runtime, CPU)')
+    parser.add_argument('--int8_mode', choices=['static', 'dynamic'], default='static',
+                        help='static: int8 activations calibrated on --calibration_images (default); dynamic: none')
+    parser.add_argument('--calibration_images', metavar='FOLDER',
+                        help='images for the static int8 calibration (searched recursively; typical inputs)')
+    parser.add_argument('--calibration_count', type=int, default=16, help='at most this many calibration images')
+    parser.add_argument('--image_short_side', type=int, default=736,
+                        help='calibration images are resized to this short side, as demo.py does')
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.int8 and args.int8_mode == 'static' and not args.calibration_images:
+        parser.error('--int8 with --int8_mode static needs --calibration_images FOLDER (a few dozen typical images), '
+                     'or use --int8_mode dynamic.')
+    return args
+
+
+def calibration_inputs(folder: str, count: int, image_short_side: int, representer) -> list:
+    """Up to ``count`` images of ``folder``, each preprocessed as the Detector does: (1, 3, H, W) float32."""
+    from data.image_io import ImageReadError, read_image
+    from demo import find_images
+    from structure.predictor import Detector
+
+    preprocessor = Detector(None, representer, image_short_side)
+    inputs = []
+    for path in find_images(folder):
+        try:
+            inputs.append(preprocessor.preprocess(read_image(path))[None])
+        except ImageReadError as error:
+            logging.getLogger('dbnet').warning('calibration: skipped %s', error)
+        if len(inputs) == count:
+            break
+    if not inputs:
+        raise FileNotFoundError(f"--calibration_images '{folder}': no readable image.")
+    return inputs
 
 
 def representer_arguments(representer) -> dict:
@@ -60,6 +97,9 @@ def main(argv=None) -> int:
         config = load_experiment_for_inference(args.exp, args.opt)
         structure = config.build('Experiment.structure')
         model = build_model_with_weights(structure, args.resume, torch.device('cpu'))
+        calibration = (calibration_inputs(args.calibration_images, args.calibration_count, args.image_short_side,
+                                          structure.representer)
+                       if args.int8 and args.int8_mode == 'static' else None)
     except (ConfigError, FileNotFoundError, RuntimeError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
@@ -85,6 +125,11 @@ def main(argv=None) -> int:
             print('error: the exported model does not match PyTorch; please report this with the experiment '
                   'file.', file=sys.stderr)
             return 1
+    if args.int8:
+        from deploy.optimize import quantize_onnx
+        quantize_onnx(args.output, args.int8, mode=args.int8_mode, calibration_images=calibration)
+        detail = f'calibrated on {len(calibration)} images' if calibration else 'dynamic'
+        print(f'wrote {args.int8} (int8, {detail}; its F-measure change: benchmarks/bench_inference.py)')
     return 0
 
 

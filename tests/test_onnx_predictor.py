@@ -149,3 +149,40 @@ def test_demo_onnx_pipeline_on_a_folder_writes_the_pytorch_results_in_order(expo
         assert [d['points'] for d in results[str(folder / name)]] == [p.tolist() for p in polygons]
         counts.add(len(polygons))
     assert len(counts) > 1  # the images' detections differ, so a mix-up would show
+
+
+def test_convert_to_onnx_writes_a_checked_model_and_an_int8_copy_demo_runs(tmp_path, capsys):
+    """convert_to_onnx.py on a quick-start checkpoint: the check passes, --int8 writes a calibrated QLinearConv
+    model that keeps the representer metadata, and demo.py --onnx runs it; --int8 without images is refused."""
+    import onnx
+
+    import convert_to_onnx
+    import demo
+    from concern.runtime import load_experiment_for_inference
+    quickstart = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
+    small = ['Experiment.structure.builder.model_args.decoder_args.inner_channels=32']
+    structure = load_experiment_for_inference(quickstart, small).build('Experiment.structure')
+    checkpoint = tmp_path / 'weights.pth'
+    torch.save(structure.builder.build(torch.device('cpu')).state_dict(), checkpoint)
+    calibration = tmp_path / 'calibration'
+    calibration.mkdir()
+    image = cv2.imread(IMAGE)
+    cv2.imwrite(str(calibration / 'a.jpg'), image)
+    cv2.imwrite(str(calibration / 'b.png'), np.ascontiguousarray(image[:, ::-1]))
+    (calibration / 'broken.jpg').write_text('not an image')
+    common = [quickstart, '--resume', str(checkpoint), '--output', str(tmp_path / 'model.onnx'), '--example_size',
+              '64', '96', '--opt', small[0]]
+    with pytest.raises(SystemExit):
+        convert_to_onnx.main(common + ['--int8', str(tmp_path / 'int8.onnx')])
+    assert '--calibration_images' in capsys.readouterr().err
+    status = convert_to_onnx.main(common + ['--int8', str(tmp_path / 'int8.onnx'), '--calibration_images',
+                                            str(calibration), '--image_short_side', '64'])
+    output = capsys.readouterr().out
+    assert status == 0 and 'max abs difference' in output and 'calibrated on 2 images' in output
+    quantized = onnx.load(str(tmp_path / 'int8.onnx'))
+    assert 'QLinearConv' in {node.op_type for node in quantized.graph.node}
+    metadata = {entry.key: entry.value for entry in quantized.metadata_props}
+    assert json.loads(metadata['dbnet.representer'])['box_thresh'] == structure.representer.box_thresh
+    status = demo.main(['--onnx', str(tmp_path / 'int8.onnx'), '--image_path', IMAGE, '--result_dir',
+                        str(tmp_path / 'out'), '--image_short_side', '64'])
+    assert status == 0 and (tmp_path / 'out' / 'results.json').exists()
