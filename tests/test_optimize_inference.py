@@ -173,11 +173,12 @@ def test_static_int8_options(tmp_path):
     assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.9
     excluded = [n.name for n in onnx.load(path).graph.node if n.op_type == 'ConvTranspose']
     output = quantize_onnx(path, str(tmp_path / 'qdq.onnx'), mode='static', calibration_images=calibration,
-                           nodes_to_exclude=excluded)
+                           quant_format='qdq', calibrate_method='minmax', nodes_to_exclude=excluded)
     graph = onnx.load(output).graph
     producers = {out: node.op_type for node in graph.node for out in node.output}
     deconvs = [node for node in graph.node if node.op_type == 'ConvTranspose']
     assert len(deconvs) == 2 and all(producers.get(node.input[1]) != 'DequantizeLinear' for node in deconvs)
+    assert 'QuantizeLinear' in producers.values()  # QDQ: the other convolutions are quantised
     # untrained BatchNorms fold to equal (zero) biases, which the exporter writes once and shares through
     # Identity nodes: the QOperator quantiser needs each conv's bias as its own initializer
     with torch.random.fork_rng():
