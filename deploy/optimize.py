@@ -33,7 +33,7 @@ from deploy.onnx_export import SampledDeformConv, replace_deform_convs, sampled_
 
 __all__ = ['fold_batchnorm', 'optimize_for_inference', 'optimized_forward', 'optimized_tensor_forward', 'quantize_onnx', 'PRECISIONS',
            'Float32DeformConv', 'DEFORM_CONV_IMPLEMENTATIONS',
-           'CompiledInferenceModel', 'QUANT_FORMATS', 'CALIBRATE_METHODS']
+           'CompiledInferenceModel', 'InferenceModel', 'QUANT_FORMATS', 'CALIBRATE_METHODS']
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 _FOLDABLE = (nn.Conv2d, nn.ConvTranspose2d, ModulatedDeformConv)
@@ -180,6 +180,23 @@ def optimized_tensor_forward(model: nn.Module, device, precision: str = 'fp32',
                 pred = pred['binary']
             return pred.float()
     return forward
+
+
+class InferenceModel(nn.Module):
+    """An optimised model behind the SegDetectorModel inference interface, for eval.py and other code that calls
+    ``model(batch, training=False)``: forward(batch dict with 'image', or an (N, 3, H, W) tensor) -> float32
+    (N, 1, H, W) probability maps, computed by ``optimized_tensor_forward`` (channels_last inputs, autocast
+    ``precision``, inference mode). ``model``: the output of ``optimize_for_inference``."""
+
+    def __init__(self, model: nn.Module, device, precision: str = 'fp32', channels_last: bool = True):
+        super().__init__()
+        self.model = model
+        self._forward = optimized_tensor_forward(model, device, precision, channels_last)
+
+    def forward(self, data, training=False):
+        if training:
+            raise ValueError("InferenceModel: inference only (training=False); train the original model.")
+        return self._forward(data['image'] if isinstance(data, dict) else data)
 
 
 def optimized_forward(model: nn.Module, device, precision: str = 'fp32',

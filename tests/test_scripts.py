@@ -55,6 +55,25 @@ def test_eval_prints_precision_recall_f_and_writes_results(trained, tmp_path):
     assert 0.0 <= metrics['fmeasure'] <= 1.0 and len(metrics['sweep']) == 3
     assert len(list(out.glob('res_*.txt'))) == 3
     assert len(list((out / 'vis').glob('*.jpg'))) == 3
+    # --optimize (folded BatchNorm, channels_last): the same detections (box_thresh 0: every candidate kept) and metrics
+    found = {}
+    for flags in ([], ['--optimize']):
+        folder = tmp_path / ('optimized' if flags else 'plain')
+        result = run(os.path.join(ROOT, 'eval.py'), QUICKSTART, *TINY, '--resume',
+                     str(trained / 'model' / 'model_latest'), '--result_dir', str(folder), '--box_thresh', '0.0',
+                     '--device', 'cpu', *flags, cwd=ROOT)
+        assert result.returncode == 0, result.stderr[-3000:]
+        report = json.loads((folder / 'metrics.json').read_text())
+        lines = [line.split(',') for path in sorted(folder.glob('res_*.txt')) for line in path.read_text().splitlines()]
+        found[bool(flags)] = report, np.array(lines, dtype=float)
+    (plain_report, plain_lines), (fast_report, fast_lines) = found[False], found[True]
+    assert fast_report['optimized'] and not plain_report['optimized'] and len(plain_lines) > 0
+    assert fast_lines.shape == plain_lines.shape and np.abs(fast_lines[:, :-1] - plain_lines[:, :-1]).max() <= 1
+    for key in ('precision', 'recall', 'fmeasure'):
+        assert fast_report['datasets']['synthetic'][key] == plain_report['datasets']['synthetic'][key]
+    result = run(os.path.join(ROOT, 'eval.py'), QUICKSTART, *TINY, '--resume', str(trained / 'model' / 'model_latest'),
+                 '--result_dir', str(tmp_path / 'fp16'), '--device', 'cpu', '--precision', 'fp16', cwd=ROOT)
+    assert result.returncode == 2 and '--precision fp16 needs a CUDA device' in result.stderr
 
 
 def test_eval_refuses_a_missing_checkpoint_in_one_sentence(tmp_path):
