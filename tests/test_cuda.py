@@ -2,6 +2,7 @@
 give the CPU's numbers. Skipped where no GPU is present (CI); run on a GPU machine with
 ``python -m pytest tests/test_cuda.py``."""
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -169,6 +170,15 @@ def test_train_and_eval_scripts_on_the_gpu_with_amp(tmp_path):
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'precision' in result.stdout and 'recall' in result.stdout, result.stdout[-2000:]
+    for script, extra in (('eval.py', ['--result_dir', str(tmp_path / 'fp16')]),
+                          ('demo.py', ['--image_path', os.path.join(ROOT, 'assets', 'images'), '--result_dir',
+                                       str(tmp_path / 'demo'), '--image_short_side', '128'])):
+        result = subprocess.run([sys.executable, script, QUICKSTART, *tiny[:-1], '--resume', str(checkpoint),
+                                 '--device', 'cuda', '--precision', 'fp16', *extra],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, (script, result.stderr[-3000:])
+    assert json.loads((tmp_path / 'fp16' / 'metrics.json').read_text())['precision'] == 'fp16'
+    assert len(json.loads((tmp_path / 'demo' / 'results.json').read_text())['images']) == 5
 
 
 def test_torchrun_nccl_with_sync_bn(tmp_path):
