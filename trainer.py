@@ -195,7 +195,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, enabled=self.options.amp and self.device.type == 'cuda'):
             loss, _pred, metrics = self.model(batch, training=True)
-        finite = bool(torch.isfinite(loss.detach()).all())
+        # every process agrees before backward: under DDP a process that skipped backward alone would leave the
+        # others waiting in the gradient all-reduce
+        finite = not broadcast_flag(not bool(torch.isfinite(loss.detach()).all()), self.context, self.device)
         overflow = unscaled = False
         if finite:
             self.scaler.scale(loss).backward()

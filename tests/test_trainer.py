@@ -171,38 +171,63 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def _ddp_worker(rank, world_size, port, workspace, queue):
+def _ddp_worker(rank, world_size, port, workspace, queue, poisoned_rank=None):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     torch.distributed.init_process_group('gloo')
     try:
-        trainer = make_trainer(workspace, batch_size=4, shuffle=False, max_iterations=4,
+        model = ToyModel(poison_steps={2} if rank == poisoned_rank else ())
+        trainer = make_trainer(workspace, model=model, batch_size=4, shuffle=False, max_iterations=4,
                                context=DistributedContext(rank, world_size, rank))
         trainer.train()
-        queue.put((rank, {key: value.numpy() for key, value in weights(trainer).items()}))
+        queue.put((rank, {key: value.numpy() for key, value in weights(trainer).items()}, trainer.skipped_steps))
     finally:
         torch.distributed.destroy_process_group()
+
+
+def run_two_process_gloo(workspace, poisoned_rank=None):
+    """{rank: (weights, skipped steps)} of a 2-process gloo DDP run of 4 iterations with batch 4."""
+    context = mp.get_context('spawn')
+    queue = context.Queue()
+    port = _free_port()
+    processes = [context.Process(target=_ddp_worker, args=(rank, 2, port, str(workspace), queue, poisoned_rank))
+                 for rank in range(2)]
+    for process in processes:
+        process.start()
+    try:
+        results = {rank: (result, skipped) for rank, result, skipped in (queue.get(timeout=120) for _ in processes)}
+        for process in processes:
+            process.join(timeout=60)
+            assert process.exitcode == 0
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+    return results
 
 
 def test_two_process_gloo_matches_one_process_with_the_combined_batch(tmp_path):
     single = make_trainer(tmp_path / 'single', batch_size=4, shuffle=False, max_iterations=4)
     single.train()
-    context = mp.get_context('spawn')
-    queue = context.Queue()
-    port = _free_port()
-    processes = [context.Process(target=_ddp_worker, args=(rank, 2, port, str(tmp_path / 'ddp'), queue))
-                 for rank in range(2)]
-    for process in processes:
-        process.start()
-    results = dict(queue.get(timeout=120) for _ in processes)
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
+    results = run_two_process_gloo(tmp_path / 'ddp')
     for key, value in weights(single).items():
-        np.testing.assert_allclose(results[0][key], value.numpy(), rtol=0, atol=1e-6)
-        np.testing.assert_array_equal(results[0][key], results[1][key])
+        np.testing.assert_allclose(results[0][0][key], value.numpy(), rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(results[0][0][key], results[1][0][key])
     assert (tmp_path / 'ddp' / 'model' / 'model_latest').exists()
+
+
+def test_a_nonfinite_loss_on_one_rank_skips_the_step_on_every_rank(tmp_path):
+    """Rank 1's loss is NaN at iteration 2: both ranks skip that step (a rank skipping backward alone would leave
+    the other waiting in DDP's gradient all-reduce) and end equal to one process that skipped it."""
+    single = make_trainer(tmp_path / 'single', model=ToyModel(poison_steps={2}), batch_size=4, shuffle=False,
+                          max_iterations=4)
+    single.train()
+    results = run_two_process_gloo(tmp_path / 'ddp', poisoned_rank=1)
+    assert results[0][1] == results[1][1] == single.skipped_steps == 1
+    for key, value in weights(single).items():
+        np.testing.assert_allclose(results[0][0][key], value.numpy(), rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(results[0][0][key], results[1][0][key])
 
 
 def test_a_final_iteration_already_saved_is_not_written_again(tmp_path):
