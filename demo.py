@@ -19,6 +19,8 @@ from collections import deque
 
 from tqdm import tqdm
 
+from deploy.cli import add_inference_arguments, check_precision_device, wants_optimized_model
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
@@ -37,12 +39,7 @@ def parse_args(argv=None):
     parser.add_argument('--batch_size', type=int, default=1, help='images per forward pass (same-size images)')
     parser.add_argument('--pipeline', action='store_true',
                         help='post-process in a second thread while the next batch runs through the model (same results)')
-    parser.add_argument('--optimize', action='store_true',
-                        help='BatchNorm folded into the convolutions, channels_last, inference mode (deploy/optimize.py; '
-                             'the same detections, faster)')
-    parser.add_argument('--precision', choices=['fp32', 'bf16', 'fp16'], default='fp32',
-                        help='autocast precision of the optimised model (implies --optimize): bf16 on a GPU or a CPU '
-                             'with AVX512-BF16 / AMX (elsewhere slower), fp16 on a GPU')
+    add_inference_arguments(parser)
     parser.add_argument('--visualize', action='store_true', help='write overlay images')
     parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
     parser.add_argument('--max_pixels', type=int, default=250_000_000,
@@ -51,7 +48,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.onnx is None and (args.exp is None or args.resume is None):
         parser.error('an experiment file and --resume are required (or --onnx MODEL.onnx).')
-    if args.onnx is not None and (args.optimize or args.precision != 'fp32'):
+    if args.onnx is not None and wants_optimized_model(args):
         parser.error('--optimize and --precision apply to the PyTorch model, not to --onnx '
                      '(quantise an ONNX model with deploy.optimize.quantize_onnx instead).')
     return args
@@ -114,14 +111,12 @@ def main(argv=None) -> int:
             config = load_experiment_for_inference(args.exp, args.opt)
             structure = config.build('Experiment.structure')
             device = choose_device(args.device)
-            if args.precision == 'fp16' and device.type != 'cuda':
-                raise RuntimeError(f"--precision fp16 needs a CUDA device, and this run uses {device}; use "
-                                   f"--precision bf16 or fp32 on a CPU.")
+            check_precision_device(args.precision, device.type)
             model = build_model_with_weights(structure, args.resume, device)
-        except (ConfigError, FileNotFoundError, RuntimeError) as error:
+        except (ConfigError, FileNotFoundError, RuntimeError, ValueError) as error:
             print(f'error: {error}', file=sys.stderr)
             return 2
-        if args.optimize or args.precision != 'fp32':
+        if wants_optimized_model(args):
             from deploy.optimize import optimize_for_inference, optimized_forward
             forward = optimized_forward(optimize_for_inference(model), device, precision=args.precision)
         else:

@@ -26,6 +26,7 @@ from concern.distributed import DistributedContext
 from concern.evaluation import iterate_predictions, shard_loader
 from concern.result_files import result_filename, write_result_file
 from concern.runtime import build_model_with_weights, load_experiment_for_inference
+from deploy.cli import add_inference_arguments, check_precision_device, wants_optimized_model
 
 GT_KEYS = ('polygons', 'ignore_tags', 'shape', 'filename')
 
@@ -45,12 +46,7 @@ def parse_args(argv=None):
     parser.add_argument('--speed', action='store_true', help='measure images per second')
     parser.add_argument('--speed_runs', type=int, default=3, help='repetitions for --speed')
     parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
-    parser.add_argument('--optimize', action='store_true',
-                        help='BatchNorm folded, channels_last, inference mode (deploy/optimize.py; the same maps '
-                             'within 1e-4, faster)')
-    parser.add_argument('--precision', choices=['fp32', 'bf16', 'fp16'], default='fp32',
-                        help='autocast precision of the optimised model (implies --optimize): fp16 / bf16 on a GPU, '
-                             'bf16 on a CPU with AVX512-BF16 / AMX')
+    add_inference_arguments(parser)
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
     return parser.parse_args(argv)
 
@@ -120,14 +116,12 @@ def main(argv=None) -> int:
         structure = config.build('Experiment.structure')
         loaders = evaluation_loaders(config)
         device = choose_device(args.device)
-        if args.precision == 'fp16' and device.type != 'cuda':
-            raise ValueError(f"--precision fp16 needs a CUDA device, and this run uses {device}; use "
-                             f"--precision bf16 or fp32 on a CPU.")
+        check_precision_device(args.precision, device.type)
         model = build_model_with_weights(structure, args.resume, device)
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    if args.optimize or args.precision != 'fp32':
+    if wants_optimized_model(args):
         from deploy.optimize import InferenceModel, optimize_for_inference
         model = InferenceModel(optimize_for_inference(model), device, args.precision)
     representer, measurer = structure.representer, structure.measurer
@@ -137,7 +131,7 @@ def main(argv=None) -> int:
     os.makedirs(args.result_dir, exist_ok=True)
 
     report = {'experiment': args.exp, 'checkpoint': args.resume, 'polygon': args.polygon,
-              'optimized': bool(args.optimize or args.precision != 'fp32'), 'precision': args.precision,
+              'optimized': wants_optimized_model(args), 'precision': args.precision,
               'datasets': {}}
     for name, loader in loaders.items():
         kept = []  # (ground-truth part of the batch, representer output) per batch
