@@ -19,7 +19,7 @@ from collections import deque
 
 from tqdm import tqdm
 
-from deploy.cli import add_inference_arguments, check_precision_device, wants_optimized_model
+from deploy.cli import add_inference_arguments, apply_inference_options, check_precision_device, wants_optimized_model
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -116,16 +116,12 @@ def main(argv=None) -> int:
         except (ConfigError, FileNotFoundError, RuntimeError, ValueError) as error:
             print(f'error: {error}', file=sys.stderr)
             return 2
-        if wants_optimized_model(args):
-            from deploy.optimize import optimize_for_inference, optimized_forward
-            forward = optimized_forward(optimize_for_inference(model), device, precision=args.precision)
-        else:
-            forward = torch_forward(model, device)
+        model = apply_inference_options(model, args, device)
         representer = structure.representer
         representer.box_thresh = args.box_thresh
         if args.thresh is not None:
             representer.thresh = args.thresh
-        detector = Detector(forward, representer, args.image_short_side,
+        detector = Detector(torch_forward(model, device), representer, args.image_short_side,
                             is_output_polygon=args.polygon, batch_size=args.batch_size, pipeline=args.pipeline)
     os.makedirs(args.result_dir, exist_ok=True)
 

@@ -26,7 +26,7 @@ from concern.distributed import DistributedContext
 from concern.evaluation import iterate_predictions, shard_loader
 from concern.result_files import result_filename, write_result_file
 from concern.runtime import build_model_with_weights, load_experiment_for_inference
-from deploy.cli import add_inference_arguments, check_precision_device, wants_optimized_model
+from deploy.cli import add_inference_arguments, apply_inference_options, check_precision_device, wants_optimized_model
 
 GT_KEYS = ('polygons', 'ignore_tags', 'shape', 'filename')
 
@@ -121,9 +121,7 @@ def main(argv=None) -> int:
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    if wants_optimized_model(args):
-        from deploy.optimize import InferenceModel, optimize_for_inference
-        model = InferenceModel(optimize_for_inference(model), device, args.precision)
+    model = apply_inference_options(model, args, device)
     representer, measurer = structure.representer, structure.measurer
     representer.box_thresh = min(thresholds)
     if args.thresh is not None:

@@ -66,7 +66,8 @@ class ImageDataset(torch.utils.data.Dataset):
             sample is counted in ``num_skipped``, a bad line is dropped and counted in ``num_bad_lines``). In
             a training set a bad sample is replaced by the next good one; in a test set it is left out of the
             evaluation instead (replacing it would count another image twice): ``dataset[i]`` is then
-            ``{'dropped': image path, 'data_id': i}``, which ``ICDARCollectFN`` removes from its batch. Counters are per process (each DataLoader worker has its own);
+            ``{'dropped': image path, 'data_id': i}``, which ``ICDARCollectFN`` removes from its batch.
+            Counters are per process (each DataLoader worker has its own);
             so that the training loop can count skips across workers, every sample returned under 'skip'
             carries ``'skipped'``: how many bad samples were passed over to produce it (usually 0).
             A region with a NaN or infinite coordinate is a bad line (never a NaN target).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ['add_inference_arguments', 'wants_optimized_model', 'check_precision_device']
+__all__ = ['add_inference_arguments', 'wants_optimized_model', 'check_precision_device', 'apply_inference_options']
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +19,15 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
 
 def wants_optimized_model(args: argparse.Namespace) -> bool:
     return bool(args.optimize or args.precision != 'fp32')
+
+
+def apply_inference_options(model, args: argparse.Namespace, device):
+    """``model`` as ``--optimize`` / ``--precision`` ask: unchanged, or a ``deploy.optimize.InferenceModel`` over
+    its optimised copy (same call interface; torch is imported only then)."""
+    if not wants_optimized_model(args):
+        return model
+    from deploy.optimize import InferenceModel, optimize_for_inference
+    return InferenceModel(optimize_for_inference(model), device, args.precision)
 
 
 def check_precision_device(precision: str, device_type: str) -> None:

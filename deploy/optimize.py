@@ -29,7 +29,7 @@ import torch.nn as nn
 from assets.ops.dcn import ModulatedDeformConv
 from assets.ops.dcn.deform_conv import deform_conv
 from backbones.resnet import BasicBlock, Bottleneck, ResNet
-from deploy.onnx_export import SampledDeformConv, replace_deform_convs, sampled_deform_conv
+from deploy.onnx_export import SampledDeformConv, replace_deform_convs
 
 __all__ = ['fold_batchnorm', 'optimize_for_inference', 'optimized_forward', 'optimized_tensor_forward', 'quantize_onnx', 'PRECISIONS',
            'Float32DeformConv', 'DEFORM_CONV_IMPLEMENTATIONS',
@@ -103,15 +103,12 @@ class Float32DeformConv(SampledDeformConv):
                 return deform_conv(x.contiguous(), offset.contiguous(), self.weight, self.stride, self.padding,
                                    self.dilation, self.groups, self.deformable_groups, self.bias,
                                    mask.contiguous() if self.modulated else None)
-            if self.modulated and mask is None:
-                raise ValueError("Float32DeformConv: a modulated deformable conv needs its mask.")
-            return _eager_sampled_deform_conv(x, offset, self.weight, self.bias, mask if self.modulated else None,
-                                              self.stride, self.padding, self.dilation, self.deformable_groups)
+            return _eager_sampled_forward(self, x, offset, mask)
 
 
 # Under torch.compile the sampled form runs eagerly (a graph break): inductor's own lowering of grid_sample is
 # 1.5-3x slower than ATen's on CPU and took 2-5 minutes to compile for the deformable ResNets.
-_eager_sampled_deform_conv = torch.compiler.disable(sampled_deform_conv)
+_eager_sampled_forward = torch.compiler.disable(SampledDeformConv.forward)
 
 
 class CompiledInferenceModel(nn.Module):
