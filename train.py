@@ -21,7 +21,7 @@ from concern.config import ConfigError, load_config
 from concern.distributed import init_distributed
 from data.image_io import ImageReadError
 from data.readers import AnnotationError
-from trainer import TrainOptions, Trainer
+from training.trainer import TrainOptions, Trainer
 
 DATA_ERRORS = (ImageReadError, AnnotationError)
 

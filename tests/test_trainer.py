@@ -10,7 +10,7 @@ from concern.checkpoint import load_checkpoint
 from concern.distributed import DistributedContext
 from concern.log import Logger
 from experiment import TrainSettings
-from trainer import TrainOptions, Trainer
+from training.trainer import TrainOptions, Trainer
 from training import DecayLearningRate, ModelSaver, OptimizerScheduler
 
 
