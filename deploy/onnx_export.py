@@ -158,7 +158,7 @@ def export_onnx(model: nn.Module, path: str, opset_version: int = DEFAULT_OPSET,
     os.makedirs(directory, exist_ok=True)
     axes = {0: 'batch', 2: 'height', 3: 'width'}
     # The tracer warns about every Python-level shape check it meets; the shapes that matter are
-    # traced symbolically (tests/test_onnx_export.py runs other sizes than the example's).
+    # traced symbolically (tests/deploy/test_onnx_export.py runs other sizes than the example's).
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
         torch.onnx.export(wrapped, (example,), path, dynamo=False, opset_version=opset_version,

@@ -17,10 +17,10 @@ import torch
 
 from concern.checkpoint import load_checkpoint
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
 SIZE = 64
-# The quick-start experiment shrunk as tests/test_scripts.py does (4 samples of 64x64, a narrow decoder).
+# The quick-start experiment shrunk as tests/scripts/test_train_eval_demo.py does (4 samples of 64x64, a narrow decoder).
 TINY = ['--opt', 'train_data.num_samples=4', '--opt', f'train_data.image_size=[{SIZE},{SIZE}]',
         '--opt', f'train_data.processes.1.size=[{SIZE},{SIZE}]',
         '--opt', 'Experiment.train.data_loader.num_workers=0',
@@ -237,7 +237,7 @@ def test_nan_and_inf_coordinates_are_dropped_with_a_warning_never_nan_targets(tm
 
 # ---------------------------------------------------------------------------------------- non-finite streak
 def test_a_nonfinite_streak_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
-    from tests.test_trainer import ToyModel, make_trainer
+    from tests.training.test_trainer import ToyModel, make_trainer
     trainer = make_trainer(tmp_path, model=ToyModel(poison_steps=set(range(5, 100))), max_nonfinite=3,
                            save_interval=2)
     assert trainer.train() == 'nonfinite'

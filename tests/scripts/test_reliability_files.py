@@ -19,7 +19,7 @@ import torch
 
 from concern.checkpoint import load_checkpoint, save_checkpoint
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
 NARROW = ['--opt', 'Experiment.structure.builder.model_args.decoder_args.inner_channels=32']
 

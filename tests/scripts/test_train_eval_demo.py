@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
 TINY = ['--opt', 'train_data.num_samples=4', '--opt', 'train_data.image_size=[96,96]',
         '--opt', 'train_data.processes.1.size=[96,96]', '--opt', 'validate_data.num_samples=3',

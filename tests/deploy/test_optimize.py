@@ -10,7 +10,7 @@ from assets.ops.dcn import ModulatedDeformConv
 from structure.model import SegDetectorModel
 from deploy.optimize import (CompiledInferenceModel, Float32DeformConv, fold_batchnorm,
                              optimize_for_inference, optimized_forward, quantize_onnx)
-from tests.test_onnx_export import TinyBottleneckDB, db_model, randomize
+from tests.deploy.test_onnx_export import TinyBottleneckDB, db_model, randomize
 
 MODELS = {
     'resnet18': lambda: db_model('resnet18', [64, 128, 256, 512]),

@@ -4,7 +4,7 @@ import torch
 
 from concern.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from structure import Builder, SegDetectorModel
-from tests.test_heads_db import BN, original_head_keys
+from tests.decoders.test_seg_detector import BN, original_head_keys
 
 R50_ARGS = dict(backbone='deformable_resnet50', backbone_args=dict(pretrained=False),
                 decoder='SegDetector',

@@ -12,7 +12,7 @@ import pytest
 from structure.predictor import Detector
 from structure.representers import SegDetectorRepresenter
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHORT_SIDE = 96
 
 
