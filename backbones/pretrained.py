@@ -3,7 +3,7 @@ import os
 
 import torch
 
-from concern.checkpoint import load_checkpoint, load_model_weights
+from concern.checkpoint_io import load_checkpoint, load_model_weights
 
 
 def load_pretrained(model, pretrained, url=None, name='backbone'):

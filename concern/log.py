@@ -38,7 +38,7 @@ class Logger:
         self.enabled = enabled
         self._logger.setLevel(self.level)
         # The sinks sit on the root logger, so that the warnings of other modules (a skipped sample in
-        # data.image_dataset, missing keys in concern.checkpoint) reach output.log too.
+        # data.image_dataset, missing keys in concern.checkpoint_io) reach output.log too.
         self._root = logging.getLogger()
         if not enabled:
             return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from concern.checkpoint import load_checkpoint, load_model_weights
+from concern.checkpoint_io import load_checkpoint, load_model_weights
 from concern.config import Config, ConfigError, load_config
 
 __all__ = ['load_experiment_for_inference', 'build_model_with_weights']

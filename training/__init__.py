@@ -1,5 +1,5 @@
 """Training settings named by the YAML files: checkpoints, saving, optimizer and schedules."""
-from .checkpoint import Checkpoint
+from .resume import Checkpoint
 from .learning_rate import (ConstantLearningRate, DecayLearningRate, MultiStepLR,
                             PiecewiseConstantLearningRate, WarmupLR)
 from .model_saver import ModelSaver

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader as TorchDataLoader
 from tqdm import tqdm
 
-from concern.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from concern.checkpoint_io import load_checkpoint, load_model_weights, save_checkpoint
 from concern.distributed import DistributedContext, broadcast_flag
 from concern.evaluation import evaluate
 from data.sampler import ResumableSampler, SeededDataset

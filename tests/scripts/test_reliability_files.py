@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from concern.checkpoint import load_checkpoint, save_checkpoint
+from concern.checkpoint_io import load_checkpoint, save_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
@@ -41,7 +41,7 @@ def finish(process):
 # ---------------------------------------------------------------------------------------- killed saves
 KILLED_SAVE = """
 import os, signal, sys, torch
-from concern import checkpoint
+from concern import checkpoint_io as checkpoint
 path, moment = sys.argv[1:]
 die = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
 if moment == 'mid-write':  # SIGKILL once 1 MB of the 16 MB payload is on disk

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from concern.checkpoint import load_checkpoint
+from concern.checkpoint_io import load_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from concern.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from concern.checkpoint_io import load_checkpoint, load_model_weights, save_checkpoint
 from structure import Builder, SegDetectorModel
 from tests.decoders.test_seg_detector import BN, original_head_keys
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-from concern.checkpoint import load_checkpoint
+from concern.checkpoint_io import load_checkpoint
 from concern.distributed import DistributedContext
 from concern.log import Logger
 from experiment import TrainSettings

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from concern import checkpoint
-from concern.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from concern import checkpoint_io as checkpoint
+from concern.checkpoint_io import load_checkpoint, load_model_weights, save_checkpoint
 
 
 class Evil:
