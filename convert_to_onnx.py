@@ -54,8 +54,7 @@ def parse_args(argv=None):
 
 def calibration_inputs(folder: str, count: int, image_short_side: int, representer) -> list:
     """Up to ``count`` images of ``folder``, each preprocessed as the Detector does: (1, 3, H, W) float32."""
-    from data.image_io import ImageReadError, read_image
-    from demo import find_images
+    from data.image_io import ImageReadError, find_images, read_image
     from structure.predictor import Detector
 
     preprocessor = Detector(None, representer, image_short_side)

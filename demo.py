@@ -21,8 +21,6 @@ from tqdm import tqdm
 
 from deploy.cli import add_inference_arguments, apply_inference_options, check_precision_device, wants_optimized_model
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Run a DBNet model on images.')
@@ -54,23 +52,6 @@ def parse_args(argv=None):
     return args
 
 
-def find_images(path: str) -> list[str]:
-    """Image files under ``path`` (a file or a folder, recursively), sorted; errors name the path."""
-    if os.path.isfile(path):
-        return [path]
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"--image_path '{path}' is neither a file nor a folder.")
-    found = []
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        found += [os.path.join(root, name) for name in sorted(files)
-                  if name.lower().endswith(IMAGE_EXTENSIONS)]
-    if not found:
-        raise FileNotFoundError(f"--image_path '{path}' holds no image files "
-                                f"({', '.join(IMAGE_EXTENSIONS)}).")
-    return found
-
-
 def result_name(image_path: str, root: str) -> str:
     """A unique name for an image's results: its path below ``root`` without extension, '/' -> '_'."""
     if os.path.isfile(root):
@@ -85,7 +66,7 @@ def main(argv=None) -> int:
     log = logging.getLogger('dbnet')
     # Imported here so that `--help` and path errors answer quickly (and, with --onnx, torch is never imported).
     from concern.result_files import write_result_file
-    from data.image_io import ImageReadError, read_image
+    from data.image_io import ImageReadError, find_images, read_image
     from structure.visualizers import draw_polygons
 
     if args.onnx is not None:

@@ -6,6 +6,7 @@ decoding, images with more than ``max_pixels`` pixels (a decompression-bomb guar
 """
 from __future__ import annotations
 
+import os
 import re
 import warnings
 
@@ -13,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-__all__ = ['ImageReadError', 'image_size', 'read_image']
+__all__ = ['IMAGE_EXTENSIONS', 'ImageReadError', 'find_images', 'image_size', 'read_image']
 
 
 class ImageReadError(OSError):
@@ -78,3 +79,23 @@ def _header_pixels(path: str) -> int | None:
         return int(found.group(1)) if found else 2 * (Image.MAX_IMAGE_PIXELS or 0) + 1
     except (OSError, ValueError, SyntaxError):
         return None
+
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def find_images(path: str) -> list[str]:
+    """Image files under ``path`` (a file or a folder, recursively), sorted; errors name the path."""
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"--image_path '{path}' is neither a file nor a folder.")
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        found += [os.path.join(root, name) for name in sorted(files)
+                  if name.lower().endswith(IMAGE_EXTENSIONS)]
+    if not found:
+        raise FileNotFoundError(f"--image_path '{path}' holds no image files "
+                                f"({', '.join(IMAGE_EXTENSIONS)}).")
+    return found
