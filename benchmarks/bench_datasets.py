@@ -1,17 +1,14 @@
 """Data-side speed: synthetic generation per difficulty and ImageDataset loading, in ms per image.
 
-    python benchmarks/bench_datasets.py [--num 100]
+    python -m benchmarks.bench_datasets [--num 100]
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from data.image_dataset import ImageDataset  # noqa: E402
-from data.synth import SyntheticTextDataset, write_db_layout  # noqa: E402
+from data.image_dataset import ImageDataset
+from data.synth import SyntheticTextDataset, write_db_layout
 
 
 def main():

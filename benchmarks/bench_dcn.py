@@ -5,20 +5,16 @@ input (forward, and forward+backward), next to the same conv computed by ``sampl
 one matrix product, what the ONNX export and ``deploy.optimize`` on CPU use) and a plain 3x3 conv of the
 same shape, then whole
 backbone forwards (resnet50 vs deformable_resnet50). Usage:
-    python benchmarks/bench_dcn.py [--device cpu|cuda] [--batch 1] [--size 640] [--repeat 5]
+    python -m benchmarks.bench_dcn [--device cpu|cuda] [--batch 1] [--size 640] [--repeat 5]
 """
 import argparse
-import os
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import backbones  # noqa: E402
-from assets.ops.dcn import ModulatedDeformConv  # noqa: E402
-from deploy.onnx_export import sampled_deform_conv  # noqa: E402
+import backbones
+from assets.ops.dcn import ModulatedDeformConv
+from deploy.onnx_export import sampled_deform_conv
 
 
 def timed(function, device, repeat):

@@ -6,18 +6,15 @@ union for each of the 100 x 100 pairs, then greedy matching. Also timed: the pro
 (every prefiltered pair intersected by shapely). Runs are interleaved (the machine may be shared) and
 the medians are printed, with the ratio of medians; checks that all give the same matches.
 
-    python benchmarks/bench_eval.py [--repeat 15]
+    python -m benchmarks.bench_eval [--repeat 15]
 """
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
 from shapely.geometry import Polygon
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from concern.protocols import DetectionIoUEvaluator  # noqa: E402
+from concern.protocols import DetectionIoUEvaluator
 
 
 def page(rng, count=100, width=1280, height=720):

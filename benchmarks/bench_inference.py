@@ -31,16 +31,15 @@ on those images, and end-to-end images/s of the Detector on the raw validation i
 ``pipeline=True`` (post-processing overlapped with the next forward pass). int8 is calibrated on synthetic
 images of another seed, never on the validation images.
 
-    python benchmarks/bench_inference.py                               # every model, both sizes (~15 min, 2 cores)
-    python benchmarks/bench_inference.py --models resnet18 --sizes 736x1280 --variants plain,optimized,onnx
-    python benchmarks/bench_inference.py --checkpoint workspace/quickstart/model/final \
+    python -m benchmarks.bench_inference                               # every model, both sizes (~15 min, 2 cores)
+    python -m benchmarks.bench_inference --models resnet18 --sizes 736x1280 --variants plain,optimized,onnx
+    python -m benchmarks.bench_inference --checkpoint workspace/quickstart/model/final \
         --experiment experiments/synthetic/quickstart.yaml --variants plain,optimized,onnx,bf16,int8,int8dyn
-    python benchmarks/bench_inference.py --device cuda --variants plain,optimized,fp16,bf16 --batch 8 --repeats 20
+    python -m benchmarks.bench_inference --device cuda --variants plain,optimized,fp16,bf16 --batch 8 --repeats 20
 """
 import argparse
 import logging
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -48,16 +47,13 @@ import warnings
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from assets.ops.dcn import DeformConv, ModulatedDeformConv  # noqa: E402
-from deploy.onnx_export import export_onnx  # noqa: E402
-from deploy.onnx_predictor import onnx_forward  # noqa: E402
-from deploy.optimize import (optimize_for_inference, optimized_forward, optimized_tensor_forward,  # noqa: E402
-                             quantize_onnx)
-from structure.model import SegDetectorModel  # noqa: E402
-from structure.predictor import Detector, torch_forward  # noqa: E402
-from structure.representers import SegDetectorRepresenter  # noqa: E402
+from assets.ops.dcn import DeformConv, ModulatedDeformConv
+from deploy.onnx_export import export_onnx
+from deploy.onnx_predictor import onnx_forward
+from deploy.optimize import optimize_for_inference, optimized_forward, optimized_tensor_forward, quantize_onnx
+from structure.model import SegDetectorModel
+from structure.predictor import Detector, torch_forward
+from structure.representers import SegDetectorRepresenter
 
 CHANNELS = {'resnet18': [64, 128, 256, 512], 'deformable_resnet18': [64, 128, 256, 512],
             'deformable_resnet50': [256, 512, 1024, 2048], 'mobilenet_v3_large': [24, 40, 112, 960]}

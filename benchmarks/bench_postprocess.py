@@ -6,13 +6,11 @@ a time (shapely Polygon per candidate for the unclip distance, Python sort of th
 are run interleaved (the machine may be shared); prints the median milliseconds per map of each, their
 ratio, and checks that both give identical boxes and scores. --profile prints where the time goes.
 
-    python benchmarks/bench_postprocess.py [--repeat 30] [--profile]
+    python -m benchmarks.bench_postprocess [--repeat 30] [--profile]
 """
 import argparse
 import cProfile
-import os
 import pstats
-import sys
 import time
 
 import cv2
@@ -20,8 +18,7 @@ import numpy as np
 import pyclipper
 from shapely.geometry import Polygon
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from structure.representers import SegDetectorRepresenter  # noqa: E402
+from structure.representers import SegDetectorRepresenter
 
 
 def make_map(height=736, width=1280, words=100, seed=0):

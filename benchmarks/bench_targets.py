@@ -7,12 +7,10 @@ the original's arithmetic and once with lean arithmetic; checks that all give th
 (identical gt and mask, thresh_map within 1e-4) and prints ms per image and the peak memory traced
 during the call (tracemalloc; numpy reports its buffers to it).
 
-    python benchmarks/bench_targets.py [--repeat N]
+    python -m benchmarks.bench_targets [--repeat N]
 Targets (issue 3): >= 5x faster on every case; peak extra memory <= 100 MB on the huge polygon.
 """
 import argparse
-import os
-import sys
 import time
 import tracemalloc
 
@@ -21,8 +19,7 @@ import numpy as np
 import pyclipper
 from shapely.geometry import Polygon
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from data.processes import MakeBorderMap, MakeSegDetectionData  # noqa: E402
+from data.processes import MakeBorderMap, MakeSegDetectionData
 
 
 # ---------------------------------------------------------------- the straightforward reference

@@ -35,16 +35,16 @@ train)
         --workspace_root "$workspace" --opt Experiment.train.data_loader.num_workers=12 "${@:2}" \
         > "$LOG_DIR/train.log" 2>&1
     echo "train.py exit $? after $(( $(date +%s) - start )) s"
-    python3 tools/training_curve.py "$workspace/quickstart" 2>&1 | tee "$LOG_DIR/curve.txt"
+    python3 -m tools.training_curve "$workspace/quickstart" 2>&1 | tee "$LOG_DIR/curve.txt"
     cp "$workspace/quickstart/metrics.jsonl" "$LOG_DIR/metrics.jsonl"
-    python3 benchmarks/bench_inference.py --device cuda --checkpoint "$workspace/quickstart/model/final" \
+    python3 -m benchmarks.bench_inference --device cuda --checkpoint "$workspace/quickstart/model/final" \
         --experiment experiments/synthetic/quickstart.yaml --variants plain,optimized,fp16,bf16 --repeats 5 \
         --timing_images 48 --cudnn_benchmark 2>&1 | tee "$LOG_DIR/accuracy.txt"
     ;;
 speed)
-    python3 benchmarks/bench_dcn.py --device cuda --size 1024 --repeat 50 2>&1 | tee "$LOG_DIR/bench_dcn.txt"
+    python3 -m benchmarks.bench_dcn --device cuda --size 1024 --repeat 50 2>&1 | tee "$LOG_DIR/bench_dcn.txt"
     for batch in 1 8; do
-        python3 benchmarks/bench_inference.py --device cuda --variants plain,optimized,fp16,bf16 --batch $batch \
+        python3 -m benchmarks.bench_inference --device cuda --variants plain,optimized,fp16,bf16 --batch $batch \
             --repeats 30 --e2e_repeats 5 --cudnn_benchmark 2>&1 | tee "$LOG_DIR/bench_inference_b$batch.txt"
     done
     ;;

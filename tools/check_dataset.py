@@ -1,8 +1,8 @@
 """Check a prepared dataset: count images, text regions and don't cares; report unreadable files and bad lines.
 
-    python tools/check_dataset.py datasets/icdar2015                     # train_list.txt and test_list.txt
-    python tools/check_dataset.py datasets/gnhk --list datasets/gnhk/train_list.txt --reader gnhk
-    python tools/check_dataset.py datasets/icdar2015 --header-only        # do not decode images
+    python -m tools.check_dataset datasets/icdar2015                     # train_list.txt and test_list.txt
+    python -m tools.check_dataset datasets/gnhk --list datasets/gnhk/train_list.txt --reader gnhk
+    python -m tools.check_dataset datasets/icdar2015 --header-only        # do not decode images
 
 Exits with status 1 when any problem was found.
 """
@@ -14,11 +14,9 @@ import os
 import sys
 from collections import Counter
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from data.image_dataset import ImageDataset  # noqa: E402
-from data.image_io import ImageReadError, image_size, read_image  # noqa: E402
-from data.readers import DONT_CARE, AnnotationError  # noqa: E402
+from data.image_dataset import ImageDataset
+from data.image_io import ImageReadError, image_size, read_image
+from data.readers import DONT_CARE, AnnotationError
 
 
 def check(data_dir: str, list_path: str, reader: str = 'auto', reader_args=None, gt_name=None,

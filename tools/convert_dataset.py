@@ -1,11 +1,11 @@
 """Convert an official dataset release to the DB layout (``{split}_images``, ``{split}_gts``, ``{split}_list.txt``).
 
-    python tools/convert_dataset.py icdar2015 --images ch4_training_images \\
+    python -m tools.convert_dataset icdar2015 --images ch4_training_images \\
         --gts ch4_training_localization_transcription_gt --out datasets/icdar2015 --split train
-    python tools/convert_dataset.py totaltext_mat --images Images/Test --gts gt/Test --out datasets/total_text \\
+    python -m tools.convert_dataset totaltext_mat --images Images/Test --gts gt/Test --out datasets/total_text \\
         --split test
-    python tools/convert_dataset.py gnhk --images train --gts train --out datasets/gnhk --split train --level word
-    python tools/convert_dataset.py synthtext --images SynthText --gts SynthText/gt.mat --out datasets/synthtext
+    python -m tools.convert_dataset gnhk --images train --gts train --out datasets/gnhk --split train --level word
+    python -m tools.convert_dataset synthtext --images SynthText --gts SynthText/gt.mat --out datasets/synthtext
 
 Ground truth is written as ``x1,y1,...,xn,yn,text`` lines named by the original's rule (train
 ``<image name>.txt``; test ``gt_<stem>.txt``, or ``<image name>.txt`` when the output path names 'TD500' or
@@ -19,10 +19,8 @@ import os
 import shutil
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from data.image_dataset import READERS, gt_relative_path, original_gt_pattern  # noqa: E402
-from data.readers import AnnotationError, SynthTextGroundTruth, format_db_line  # noqa: E402
+from data.image_dataset import READERS, gt_relative_path, original_gt_pattern
+from data.readers import AnnotationError, SynthTextGroundTruth, format_db_line
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp')
 # ImageDataset's readers name ground truth as the official releases do, except ICDAR 2015's training set

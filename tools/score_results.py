@@ -1,6 +1,6 @@
 """Score detection result files against ground-truth files offline, with any protocol.
 
-    python tools/score_results.py --gt GT_DIR_OR_ZIP --det DET_DIR_OR_ZIP [--protocol iou|deteval|icdar2013|tiou]
+    python -m tools.score_results --gt GT_DIR_OR_ZIP --det DET_DIR_OR_ZIP [--protocol iou|deteval|icdar2013|tiou]
                                   [--ignore_text '###'] [--score_thresh X] [--json OUT.json]
 
 Files are paired by sample name: the prefixes 'gt_', 'poly_gt_' and 'res_' and the extension are removed
@@ -19,12 +19,10 @@ tooling; this scorer reads x,y.)
 """
 import argparse
 import os
-import sys
 import zipfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from concern.protocols import PROTOCOL_NAMES, make_protocol  # noqa: E402
-from concern.result_files import parse_gt_text, parse_result_text, write_json_results  # noqa: E402
+from concern.protocols import PROTOCOL_NAMES, make_protocol
+from concern.result_files import parse_gt_text, parse_result_text, write_json_results
 
 PREFIXES = ('poly_gt_', 'gt_', 'res_')
 

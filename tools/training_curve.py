@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Print (and optionally plot) validation F-measure against training minutes from a workspace.
 
-    python tools/training_curve.py workspace/quickstart [--png curve.png]
+    python -m tools.training_curve workspace/quickstart [--png curve.png]
 
 Reads ``<workspace>/metrics.jsonl`` (written by train.py): the first record's time is minute 0.
 """

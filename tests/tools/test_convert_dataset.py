@@ -2,17 +2,12 @@
 import io
 import json
 import os
-import sys
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'tools'))
-
-import check_dataset  # noqa: E402
-import convert_dataset  # noqa: E402
-
-from data.image_dataset import ImageDataset  # noqa: E402
+from data.image_dataset import ImageDataset
+from tools import check_dataset, convert_dataset
 
 
 def test_convert_icdar2015_and_gnhk_then_check(tmp_path):
