@@ -22,7 +22,6 @@ definition or any value below it (``Experiment.structure``, ``validate_data``...
 from __future__ import annotations
 
 import copy
-import difflib
 import importlib
 import inspect
 import os
@@ -30,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import yaml
+
+from concern.registry import closest_names, lookup
 
 __all__ = ['ConfigError', 'ClassSpec', 'Ref', 'Config', 'load_config', 'parse_override']
 
@@ -102,8 +103,7 @@ def _repo_root() -> str:
 
 
 def _closest(name: str, choices: Iterable[str], count: int = 3) -> str:
-    matches = difflib.get_close_matches(name, list(choices), n=count, cutoff=0.5)
-    return ', '.join(matches) if matches else 'none'
+    return ', '.join(closest_names(name, choices, count)) or 'none'
 
 
 def _public_classes(module) -> dict[str, type]:
@@ -166,20 +166,13 @@ class _Compiler:
             except ModuleNotFoundError as error:
                 raise ConfigError(f"{source}: '{where}': module '{module_name}' of class '{name}' "
                                   f"cannot be imported ({error}).") from error
-            if inspect.isclass(getattr(module, class_name, None)):
-                return getattr(module, class_name)
-            raise ConfigError(f"{source}: '{where}': module '{module_name}' has no class "
-                              f"'{class_name}'; closest: {_closest(class_name, _public_classes(module))}.")
-        for module in self.modules.values():
-            value = getattr(module, name, None)
-            if inspect.isclass(value):
-                return value
+            return lookup(_public_classes(module), class_name, f"class of module '{module_name}'",
+                          f"{source}: '{where}'")
         known = {}
-        for module in self.modules.values():
+        for module in reversed(list(self.modules.values())):  # the first package listed wins
             known.update(_public_classes(module))
-        raise ConfigError(f"{source}: '{where}': unknown class '{name}' (searched packages "
-                          f"{', '.join(self.modules) or 'none'}); closest known names: "
-                          f"{_closest(name, known)}.")
+        return lookup(known, name, f"class (searched packages {', '.join(self.modules) or 'none'})",
+                      f"{source}: '{where}'")
 
     def compile_value(self, value, source: str, where: str):
         if isinstance(value, str):

@@ -7,6 +7,8 @@ import os
 import numpy as np
 import torch.utils.data
 
+from concern.registry import lookup
+
 from .image_io import read_image
 from .readers import (AnnotationError, SynthTextGroundTruth, read_ctw1500, read_db_txt, read_gnhk,
                       read_icdar2015, read_td500, read_totaltext_legacy, read_totaltext_mat)
@@ -84,9 +86,7 @@ class ImageDataset(torch.utils.data.Dataset):
         if not data_dir or len(data_dir) != len(data_list):
             raise ValueError(f'ImageDataset: data_dir ({len(data_dir)} entries) and data_list ({len(data_list)} '
                              f'entries) must be non-empty lists of the same length.')
-        if reader not in READERS and reader not in ('auto', 'synthtext'):
-            raise ValueError(f"ImageDataset: unknown reader {reader!r}; choose one of "
-                             f"{['auto', 'synthtext'] + sorted(READERS)}.")
+        lookup({'auto': None, 'synthtext': None, **READERS}, reader, 'reader', 'ImageDataset reader')
         if on_error not in ON_ERROR:
             raise ValueError(f"ImageDataset: on_error must be 'raise' or 'skip', got {on_error!r}.")
         self.data_dir = list(data_dir)

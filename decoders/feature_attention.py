@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from concern.registry import lookup
+
 
 def _init_attention(module):
     """Kaiming-normal (fan_out, relu) convs with zero bias, BN weight 1 and bias 0."""
@@ -104,15 +106,13 @@ class ScaleFeatureSelection(nn.Module):
     def __init__(self, in_channels, inter_channels, out_features_num=4,
                  attention_type='scale_spatial'):
         super().__init__()
-        if attention_type not in ATTENTION_TYPES:
-            raise ValueError(f"ScaleFeatureSelection: attention_type {attention_type!r} is not "
-                             f"one of {sorted(ATTENTION_TYPES)}.")
         self.in_channels = in_channels
         self.inter_channels = inter_channels
         self.out_features_num = out_features_num
         self.conv = nn.Conv2d(in_channels, inter_channels, 3, padding=1)
         self.type = attention_type
-        attention, reduction = ATTENTION_TYPES[attention_type]
+        attention, reduction = lookup(ATTENTION_TYPES, attention_type, 'attention_type',
+                                      'ScaleFeatureSelection attention_type')
         self.enhanced_attention = attention(inter_channels, inter_channels // reduction,
                                             out_features_num)
 

@@ -9,6 +9,8 @@ Where the code (followed here) and the paper differ: see docs/losses.md.
 """
 import torch.nn as nn
 
+from concern.registry import lookup
+
 from .balance_cross_entropy_loss import BalanceCrossEntropyLoss
 from .dice_loss import DiceLoss
 from .l1_loss import BalanceL1Loss, MaskL1Loss
@@ -160,8 +162,7 @@ class SegDetectorLossBuilder:
     """
 
     def __init__(self, loss_class, *args, **kwargs):
-        if loss_class not in LOSSES:
-            raise ValueError(f"loss_class '{loss_class}' is unknown; available: {', '.join(LOSSES)}.")
+        lookup(LOSSES, loss_class, 'loss', 'model_args.loss_class')
         self.loss_class = loss_class
         self.loss_args = args
         self.loss_kwargs = kwargs

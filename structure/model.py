@@ -1,5 +1,4 @@
 """Model assembly: backbone + decoder, wrapped so state-dict keys match the original release."""
-import difflib
 import os
 import types
 
@@ -8,6 +7,7 @@ import torch.nn as nn
 
 import backbones
 import decoders
+from concern.registry import lookup
 
 
 class ModuleHolder(nn.Module):
@@ -24,14 +24,10 @@ class ModuleHolder(nn.Module):
 
 
 def _lookup(package, name, kind):
-    """``getattr(package, name)`` with an error listing the close known names."""
-    builder = getattr(package, name, None)
-    if builder is None or isinstance(builder, types.ModuleType):
-        known = [n for n, v in vars(package).items()
-                 if not n.startswith('_') and callable(v) and not isinstance(v, types.ModuleType)]
-        close = difflib.get_close_matches(name, known, n=3) or sorted(known)
-        raise ValueError(f"model_args.{kind}: unknown {kind} {name!r}; did you mean {close}?")
-    return builder
+    """``package.name`` (a public class or function of the package); an unknown name is an UnknownNameError."""
+    known = {n: v for n, v in vars(package).items()
+             if not n.startswith('_') and callable(v) and not isinstance(v, types.ModuleType)}
+    return lookup(known, name, kind, f'model_args.{kind}')
 
 
 class BasicModel(nn.Module):

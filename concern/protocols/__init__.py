@@ -3,6 +3,7 @@ from concern.protocols.deteval import DetectionDetEvalEvaluator
 from concern.protocols.icdar2013 import DetectionICDAR2013Evaluator
 from concern.protocols.iou import DetectionIoUEvaluator
 from concern.protocols.tiou import DetectionTIoUEvaluator
+from concern.registry import lookup
 
 PROTOCOL_NAMES = ('iou', 'deteval', 'icdar2013', 'tiou')
 
@@ -12,6 +13,4 @@ def make_protocol(name, **kwargs):
     keyword arguments; an unknown name is an error listing the known ones."""
     classes = {'iou': DetectionIoUEvaluator, 'deteval': DetectionDetEvalEvaluator,
                'icdar2013': DetectionICDAR2013Evaluator, 'tiou': DetectionTIoUEvaluator}
-    if name not in classes:
-        raise ValueError(f"Unknown evaluation protocol {name!r}: use one of {', '.join(PROTOCOL_NAMES)}.")
-    return classes[name](**kwargs)
+    return lookup(classes, name, 'evaluation protocol', 'protocol')(**kwargs)

@@ -5,6 +5,7 @@ import textwrap
 import pytest
 
 from concern.config import ConfigError, load_config
+from concern.registry import UnknownNameError
 
 MODULE = '''
 class Dataset:
@@ -102,7 +103,7 @@ def test_overrides_reach_nested_values_and_references(tree):
 
 def test_unknown_class_names_closest(tree):
     path = tree('exp.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: x, class: Datset}\n")
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(UnknownNameError) as error:
         load_config(path)
     message = str(error.value)
     assert 'exp.yaml' in message and "'Datset'" in message and 'Dataset' in message
