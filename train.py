@@ -19,6 +19,7 @@ import torch
 
 from concern.config import ConfigError, load_config
 from concern.distributed import init_distributed
+from concern.errors import UserError
 from data.image_io import ImageReadError
 from data.readers import AnnotationError
 from training.trainer import TrainOptions, Trainer
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
         validation = config.build('Experiment.validation') if (
             args.validate and config.has('Experiment.validation')) else None
         logger = config.build('Experiment.logger') if config.has('Experiment.logger') else None
-    except ConfigError as error:
+    except (ConfigError, UserError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     if logger is None:

@@ -317,15 +317,17 @@ class Config:
         return copy.deepcopy(value)
 
     def _construct(self, spec: ClassSpec, where: str, seen: tuple):
+        """``spec.cls(**args)``. What the YAML can get wrong (an unknown or missing argument, a bad
+        reference) is checked before the call and raised as ConfigError; an exception raised by the class's
+        own code propagates unchanged, with its traceback and a note naming the YAML object being built."""
         check_arguments(spec.cls, spec.args, spec.source, spec.where or where)
         kwargs = {key: self.build_value(item, f'{where}.{key}', seen) for key, item in spec.args.items()}
         try:
             return spec.cls(**kwargs)
-        except ConfigError:
+        except Exception as error:
+            if hasattr(error, 'add_note'):  # Python 3.11+
+                error.add_note(f"(while building '{spec.where or where}' ({spec.class_name}) of {spec.source})")
             raise
-        except (TypeError, ValueError, FileNotFoundError) as error:
-            raise ConfigError(f"{spec.source}: building '{spec.where or where}' ({spec.class_name}) "
-                              f"failed: {error}") from error
 
     # ----------------------------------------------------------------- dumping
     def to_plain(self, value=_ALL):

@@ -53,8 +53,9 @@ class SegDetectorModel(nn.Module):
 
     args: the YAML's model_args {backbone, backbone_args, decoder, decoder_args, loss_class,
     loss_args, loss_kwargs}; without loss_class the model can only run inference.
-    forward(batch, training=True): batch is a dict with 'image' (N, 3, H, W) (or the image
-    tensor). training=True returns (loss, pred, metrics) with pred = {'binary', 'thresh',
+    forward(batch, training=None): batch is a dict with 'image' (N, 3, H, W) (or the image
+    tensor); training defaults to ``self.training`` (``model.train()`` / ``model.eval()``), as in the
+    original. training=True returns (loss, pred, metrics) with pred = {'binary', 'thresh',
     'thresh_binary'} each (N, 1, H, W); training=False returns the probability map (N, 1, H, W).
     """
 
@@ -83,7 +84,9 @@ class SegDetectorModel(nn.Module):
     def device(self):
         return next(self.parameters()).device
 
-    def forward(self, batch, training=True):
+    def forward(self, batch, training=None):
+        if training is None:
+            training = self.training
         device = self.device
         data = batch['image'] if isinstance(batch, dict) else batch
         data = data.to(device).float()

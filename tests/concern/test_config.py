@@ -167,3 +167,26 @@ def test_dump_keeps_null_values(tree):
     path = tree('exp.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: x, class: Dataset, data_dir: null, size: 2}\n")
     rebuilt = load_config(tree('dumped.yaml', load_config(path).dump())).build('x')
     assert rebuilt.data_dir is None and rebuilt.size == 2
+
+
+class Broken:
+    """A class whose own code fails: its error is not the YAML's fault."""
+
+    def __init__(self, size=1):
+        self.size = size
+        raise FileNotFoundError(f'Broken.__init__ could not open data_{size}.txt')
+
+
+def test_an_error_inside_a_constructor_keeps_its_type_traceback_and_names_the_yaml_object(tree, monkeypatch):
+    module = type(sys)('cfgpkg_broken')
+    module.Broken = Broken
+    monkeypatch.setitem(sys.modules, 'cfgpkg_broken', module)
+    path = tree('exp.yaml', "package: ['cfgpkg_broken']\ndefine:\n  - {name: x, class: Broken, size: 3}\n")
+    config = load_config(path)
+    with pytest.raises(FileNotFoundError) as error:
+        config.build('x')
+    assert not isinstance(error.value, ConfigError)
+    assert str(error.value) == 'Broken.__init__ could not open data_3.txt'
+    assert error.traceback[-1].name == '__init__'  # the traceback reaches the line that raised
+    if sys.version_info >= (3, 11):
+        assert any("'x' (Broken)" in note and 'exp.yaml' in note for note in error.value.__notes__)

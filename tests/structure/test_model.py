@@ -133,3 +133,20 @@ def test_builder_name_and_unknown_backbone():
     assert builder.model_name == 'SegDetectorModel-seg_detector/deformable_resnet50/L1BalanceCELoss'
     with pytest.raises(ValueError, match="resnet50"):
         Builder('SegDetectorModel', dict(R50_ARGS, backbone='resnet_50')).build()
+
+
+def test_forward_follows_train_and_eval_mode_by_default():
+    model = SegDetectorModel(dict(backbone='resnet18', backbone_args=dict(pretrained=False), decoder='SegDetector',
+                                  decoder_args=dict(adaptive=True, k=50), loss_class='L1BalanceCELoss'))
+    size = 32
+    batch = {'image': torch.randn(2, 3, size, size), 'gt': torch.zeros(2, 1, size, size),
+             'mask': torch.ones(2, size, size), 'thresh_map': torch.full((2, size, size), 0.3),
+             'thresh_mask': torch.ones(2, size, size)}
+    model.eval()
+    with torch.no_grad():
+        probability = model(batch)
+    assert isinstance(probability, torch.Tensor) and tuple(probability.shape) == (2, 1, size, size)
+    model.train()
+    loss, pred, metrics = model(batch)
+    assert loss.ndim == 0 and torch.isfinite(loss) and sorted(pred) == ['binary', 'thresh', 'thresh_binary']
+    assert isinstance(model.eval()(batch, training=True), tuple)  # an explicit argument still wins
