@@ -269,8 +269,8 @@ def main(argv=None):
         parser.error(f"--variants onnx with --device cuda needs onnxruntime-gpu; this onnxruntime "
                      f"{onnxruntime.__version__} has {onnxruntime.get_available_providers()}.")
     flags = open('/proc/cpuinfo').read() if os.path.exists('/proc/cpuinfo') else ''
-    where = (f'GPU {torch.cuda.get_device_name(device)} (cuDNN TF32 {torch.backends.cudnn.allow_tf32}, benchmark {args.cudnn_benchmark}), '
-             if device.type == 'cuda' else '')
+    where = (f'GPU {torch.cuda.get_device_name(device)} (cuDNN TF32 {torch.backends.cudnn.allow_tf32}, '
+             f'benchmark {args.cudnn_benchmark}), ' if device.type == 'cuda' else '')
     print(f'{where}torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} threads, '
           f'CPU bf16 support: {"yes" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"}, '
           f'model-only batch {args.batch}')

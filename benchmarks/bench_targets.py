@@ -115,7 +115,10 @@ def reference_targets(image_shape, polygons, ignore_tags, shrink_ratio=0.4, min_
     return gt, mask, thresh_map, thresh_mask
 
 
-def project_targets(image, polygons, ignore_tags, seg=MakeSegDetectionData(), border=MakeBorderMap()):
+SEG, BORDER = MakeSegDetectionData(), MakeBorderMap()
+
+
+def project_targets(image, polygons, ignore_tags, seg=SEG, border=BORDER):
     data = dict(image=image, polygons=[p.copy() for p in polygons], ignore_tags=np.array(ignore_tags),
                 is_training=True, filename='bench')
     data = border(seg(data))

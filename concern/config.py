@@ -107,8 +107,9 @@ def _closest(name: str, choices: Iterable[str], count: int = 3) -> str:
 
 
 def _public_classes(module) -> dict[str, type]:
-    return {name: value for name, value in vars(module).items()
-            if inspect.isclass(value) and not name.startswith('_')}
+    """The module's public classes, including those its ``__all__`` names for a lazy ``__getattr__``."""
+    names = [name for name in [*vars(module), *getattr(module, '__all__', ())] if not name.startswith('_')]
+    return {name: value for name in names if inspect.isclass(value := getattr(module, name, None))}
 
 
 class _Compiler:

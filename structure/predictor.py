@@ -17,12 +17,15 @@ import math
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
 
 from data.normalization import normalize
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ['Detector', 'inference_size', 'torch_forward']
 

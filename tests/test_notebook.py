@@ -13,8 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, 'DBNet.ipynb')
 KERNEL = 'dbnet-test-python'
 
-# The quick-start experiment shrunk as in tests/scripts/test_train_eval_demo.py: 96x96 images, 4 training and 3 validation
-# samples, a narrow decoder, 2 iterations of a batch of 4 with a validation after each (so the notebook has a
+# The quick-start experiment shrunk as in tests/scripts/test_train_eval_demo.py: 96x96 images, 4 training and 3
+# validation samples, a narrow decoder, 2 iterations of a batch of 4 with a validation after each (so the notebook has a
 # P/R/F curve to print).
 TINY_OVERRIDES = [
     'train_data.num_samples=4', 'train_data.image_size=[96,96]', 'train_data.processes.1.size=[96,96]',

@@ -117,7 +117,8 @@ def test_wrong_argument_names_key_and_accepted(tree):
     message = str(error.value)
     assert 'exp.yaml' in message and "'x.batchsize'" in message and 'batch_size' in message
     # classes taking **kwargs accept anything; missing required arguments are named
-    path = tree('ok.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: f, class: Flexible, anything: 1}\n  - {name: n, class: Needs}\n")
+    path = tree('ok.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: f, class: Flexible, anything: 1}\n"
+                           "  - {name: n, class: Needs}\n")
     config = load_config(path)
     assert config.build('f').kwargs == {'anything': 1}
     with pytest.raises(ConfigError, match="needs the argument 'required'"):
@@ -128,7 +129,8 @@ def test_missing_import_and_bad_reference(tree):
     path = tree('exp.yaml', "import: ['nope.yaml']\ndefine: []\n")
     with pytest.raises(ConfigError, match=r"exp\.yaml: imported file 'nope\.yaml' does not exist"):
         load_config(path)
-    path = tree('ref.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: data, class: Dataset}\n  - {name: x, class: Loader, dataset: ^dta}\n")
+    path = tree('ref.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: data, class: Dataset}\n"
+                            "  - {name: x, class: Loader, dataset: ^dta}\n")
     with pytest.raises(ConfigError) as error:
         load_config(path).build('x')
     assert "'^dta'" in str(error.value) and 'data' in str(error.value) and 'ref.yaml' in str(error.value)
@@ -156,7 +158,8 @@ def test_yaml_is_loaded_safely(tree):
 
 
 def test_dump_round_trips(tree):
-    path = tree('exp.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: data, class: Dataset, size: 3}\n  - {name: x, class: Loader, dataset: ^data}\n")
+    path = tree('exp.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: data, class: Dataset, size: 3}\n"
+                            "  - {name: x, class: Loader, dataset: ^data}\n")
     config = load_config(path)
     again = tree('dumped.yaml', config.dump())
     rebuilt = load_config(again).build('x')
@@ -164,7 +167,8 @@ def test_dump_round_trips(tree):
 
 
 def test_dump_keeps_null_values(tree):
-    path = tree('exp.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: x, class: Dataset, data_dir: null, size: 2}\n")
+    path = tree('exp.yaml', "package: ['cfgpkg_fake']\ndefine:\n"
+                            "  - {name: x, class: Dataset, data_dir: null, size: 2}\n")
     rebuilt = load_config(tree('dumped.yaml', load_config(path).dump())).build('x')
     assert rebuilt.data_dir is None and rebuilt.size == 2
 

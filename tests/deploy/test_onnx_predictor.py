@@ -144,7 +144,7 @@ def test_demo_onnx_pipeline_on_a_folder_writes_the_pytorch_results_in_order(expo
     results = json.loads((out / 'results.json').read_text())['images']
     assert list(results) == [str(folder / name) for name in sorted(variants)]
     counts = set()
-    for name, variant in variants.items():
+    for name in variants:
         polygons, scores = torch_detector.detect([cv2.imread(str(folder / name))])[0]
         assert [d['points'] for d in results[str(folder / name)]] == [p.tolist() for p in polygons]
         counts.add(len(polygons))

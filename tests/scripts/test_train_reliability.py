@@ -20,7 +20,8 @@ from concern.checkpoint_io import load_checkpoint
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
 SIZE = 64
-# The quick-start experiment shrunk as tests/scripts/test_train_eval_demo.py does (4 samples of 64x64, a narrow decoder).
+# The quick-start experiment shrunk as tests/scripts/test_train_eval_demo.py does (4 samples of 64x64, a narrow
+# decoder).
 TINY = ['--opt', 'train_data.num_samples=4', '--opt', f'train_data.image_size=[{SIZE},{SIZE}]',
         '--opt', f'train_data.processes.1.size=[{SIZE},{SIZE}]',
         '--opt', 'Experiment.train.data_loader.num_workers=0',
