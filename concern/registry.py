@@ -5,10 +5,12 @@ backbone and decoder names of ``model_args`` (structure.model), the loss names (
 the evaluation protocols (concern.protocols), the annotation readers (data.image_dataset) and the ASF attention
 types (decoders.feature_attention).
 """
+
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from concern.errors import UserError
 

@@ -1,4 +1,5 @@
 """concern.registry.lookup: the one name -> class lookup, and every table that goes through it."""
+
 import pytest
 
 from concern.errors import UserError
@@ -19,7 +20,7 @@ def test_lookup_returns_the_value_and_names_the_closest_on_a_typo():
 def test_lookup_lists_every_name_when_none_is_close_and_refuses_non_strings():
     with pytest.raises(UnknownNameError, match=r"unknown reader 'zzz'; the known names are a, b\."):
         lookup({'b': 1, 'a': 2}, 'zzz', 'reader', 'where')
-    with pytest.raises(UnknownNameError, match="unknown reader 3"):
+    with pytest.raises(UnknownNameError, match='unknown reader 3'):
         lookup({'3': 1}, 3, 'reader', 'where')
     assert closest_names('icdar2015', ['icdar2013', 'gnhk', 'icdar2015x']) == ['icdar2015x', 'icdar2013']
 
@@ -32,14 +33,21 @@ def test_every_name_table_uses_the_same_error():
     from structure import Builder
 
     cases = [
-        (lambda: make_protocol('ioo'), "did you mean iou"),
-        (lambda: ImageDataset(data_dir=['d'], data_list=['l'], reader='gnkh'), "did you mean gnhk"),
-        (lambda: SegSpatialScaleDetector(attention_type='scale_spacial'), "did you mean scale_spatial"),
-        (lambda: SegDetectorLossBuilder('L1BalanceCE'), "did you mean L1BalanceCELoss"),
-        (lambda: Builder('SegDetectorModel', {'backbone': 'resnet_18', 'decoder': 'SegDetector'}).build(),
-         "model_args.backbone: unknown backbone 'resnet_18'; did you mean resnet18"),
-        (lambda: Builder('SegDetectorModel', {'backbone': 'resnet18', 'backbone_args': {'pretrained': False}, 'decoder': 'SegDetektor'}).build(),
-         "did you mean SegDetector"),
+        (lambda: make_protocol('ioo'), 'did you mean iou'),
+        (lambda: ImageDataset(data_dir=['d'], data_list=['l'], reader='gnkh'), 'did you mean gnhk'),
+        (lambda: SegSpatialScaleDetector(attention_type='scale_spacial'), 'did you mean scale_spatial'),
+        (lambda: SegDetectorLossBuilder('L1BalanceCE'), 'did you mean L1BalanceCELoss'),
+        (
+            lambda: Builder('SegDetectorModel', {'backbone': 'resnet_18', 'decoder': 'SegDetector'}).build(),
+            "model_args.backbone: unknown backbone 'resnet_18'; did you mean resnet18",
+        ),
+        (
+            lambda: Builder(
+                'SegDetectorModel',
+                {'backbone': 'resnet18', 'backbone_args': {'pretrained': False}, 'decoder': 'SegDetektor'},
+            ).build(),
+            'did you mean SegDetector',
+        ),
     ]
     for build, expected in cases:
         with pytest.raises(UnknownNameError) as error:

@@ -1,4 +1,5 @@
 """pyproject.toml's console entry points name importable main() functions that answer --help."""
+
 import importlib
 import os
 
