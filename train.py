@@ -149,7 +149,7 @@ def main(argv=None) -> int:
 
     options = TrainOptions(workspace=workspace, validate=args.validate, amp=args.amp, seed=args.seed,
                            max_iterations=args.max_iterations, show_progress=args.progress,
-                           benchmark=args.benchmark, is_output_polygon=args.polygon)
+                           is_output_polygon=args.polygon)
     trainer = Trainer(model, train_settings, structure, validation, logger, options, context, device,
                       config_text=config.dump())
     checkpoint = train_settings.checkpoint

@@ -25,7 +25,7 @@ import copy
 import importlib
 import inspect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import yaml

@@ -113,12 +113,6 @@ def read_result_file(path):
         return parse_result_text(handle.read(), path)
 
 
-def read_gt_file(path, ignore_texts=('###',)):
-    """Read an ICDAR 2015 / Total-Text / CTW1500 text ground-truth file."""
-    with open(path, encoding='utf-8-sig') as handle:
-        return parse_gt_text(handle.read(), path, ignore_texts)
-
-
 def _plain(value):
     """numpy scalars / arrays -> JSON-serialisable Python values."""
     if isinstance(value, dict):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader as TorchDataLoader
@@ -39,9 +39,7 @@ class TrainOptions:
     max_nonfinite: int = 10
     max_iterations: int | None = None  # stop after this many iterations in total (tests, debugging)
     show_progress: bool = True
-    benchmark: bool = False  # cudnn.benchmark
     is_output_polygon: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -28,7 +28,7 @@ class SegDetectorRepresenter:
     the first max_candidates contours, in findContours order, are examined; the experiments use 1000),
     dest='binary' (key of the prediction dict to read), min_size=3 (boxes whose short side is below it are
     dropped before unclipping, below min_size + 2 after), cmd=None (the original's command-line dict: its
-    'thresh', 'box_thresh', 'dest', 'debug' entries override the arguments).
+    'thresh', 'box_thresh' and 'dest' entries override the arguments).
     Extensions, whose defaults reproduce the original: unclip_ratio=1.5 (box mode), polygon_unclip_ratio=2.0
     (polygon mode), score_mode='fast' (mean probability over the box / polygon, the original) or 'slow'
     (mean over the contour itself, better for curved text), use_dilation=False (dilate the bitmap with a
@@ -59,8 +59,7 @@ class SegDetectorRepresenter:
         self.score_mode = score_mode
         self.use_dilation = use_dilation
         self.epsilon_ratio = epsilon_ratio
-        self.debug = False
-        for key in ('thresh', 'box_thresh', 'dest', 'debug'):
+        for key in ('thresh', 'box_thresh', 'dest'):
             if cmd is not None and key in cmd and cmd[key] is not None:
                 setattr(self, key, cmd[key])
 
@@ -220,12 +219,6 @@ class SegDetectorRepresenter:
         """The original's unclip for one polygon: offset by area * unclip_ratio / perimeter."""
         return self.offset(points, float(self.unclip_distances([points], unclip_ratio)[0]))
 
-    @classmethod
-    def get_mini_boxes(cls, contour):
-        """minAreaRect of a contour -> (float32 (4, 2) corners clockwise from top-left, short side)."""
-        rect = cv2.minAreaRect(contour)
-        return cls.order_corners(cv2.boxPoints(rect)[None])[0], min(rect[1])
-
     @staticmethod
     def order_corners(corners):
         """(N, 4, 2) boxPoints -> the same corners as top-left, top-right, bottom-right, bottom-left.
@@ -269,13 +262,3 @@ class SegDetectorRepresenter:
             cv2.fillPoly(mask, shifted.reshape(1, -1, 2).astype(np.int32), 1)
             scores.append(cv2.mean(bitmap[ymin:ymax + 1, xmin:xmax + 1], mask)[0])
         return scores
-
-    @classmethod
-    def box_score_fast(cls, bitmap, box):
-        """Mean of `bitmap` inside the polygon `box` (filled at integer coordinates) over its bounding box."""
-        return cls.region_scores(bitmap, [np.asarray(box)])[0]
-
-    @classmethod
-    def box_score_slow(cls, bitmap, contour):
-        """Mean of `bitmap` inside the contour itself (score_mode='slow')."""
-        return cls.region_scores(bitmap, [cls.contour_points(contour)])[0]
