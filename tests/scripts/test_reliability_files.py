@@ -5,7 +5,6 @@ decompression bomb, 0-byte files, text files named .jpg and 1x1 images within a 
 entries cannot escape their dataset root."""
 import os
 import pickle
-import resource
 import shutil
 import struct
 import subprocess
@@ -167,7 +166,6 @@ def test_demo_on_huge_bomb_empty_text_and_tiny_images_reports_and_stays_in_memor
     assert sum(os.path.getsize(path) for path in images.iterdir()) < 2 ** 20
 
     out = tmp_path / 'out'
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     measured = subprocess.run(
         [sys.executable, '-c', MEASURE, sys.executable, os.path.join(ROOT, 'demo.py'), QUICKSTART, *NARROW,
          '--resume', str(checkpoint), '--image_path', str(images), '--result_dir', str(out),
@@ -176,7 +174,8 @@ def test_demo_on_huge_bomb_empty_text_and_tiny_images_reports_and_stays_in_memor
     assert measured.returncode == 0, measured.stderr[-3000:]
     peak_mb = float(measured.stdout.split('PEAK_RSS_MB')[1].split()[0])
     assert 'CODE 0' in measured.stdout, measured.stderr[-3000:]
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss >= before  # (the wrapper measured its child)
+    # the wrapper measured its child, demo.py: importing torch and building the model alone take over 150 MB
+    assert peak_mb > 150, f'{peak_mb:.0f} MB is the wrapper, not demo.py'
     # torch and the model take ~0.8 GB; one decoded 12000x9000 image 0.3 GB. Decoding the bomb (2.7 GB)
     # or holding the four huge images at once (1.3 GB) would break this bound.
     assert peak_mb < 2048, f'demo.py peaked at {peak_mb:.0f} MB'
