@@ -1,0 +1,54 @@
+"""DecayLearningRate: the original's per-epoch poly decay, and the per_iteration / warm-up options."""
+import pytest
+
+from training import DecayLearningRate
+
+
+def poly_with_warmup(lr, epochs, factor, epoch, step, steps_per_epoch, per_iteration, warmup_iters, warmup_ratio):
+    """The schedule as documented: lr * (1 - t / (epochs + 1)) ** factor with t the epoch (or the fractional
+    epoch step / steps_per_epoch with per_iteration), times a linear ramp from warmup_ratio to 1 over the
+    first warmup_iters steps."""
+    t = step / steps_per_epoch if per_iteration else epoch
+    rate = lr * max(0.0, 1 - t / (epochs + 1)) ** factor
+    if step < warmup_iters:
+        rate *= warmup_ratio + (1 - warmup_ratio) * step / warmup_iters
+    return rate
+
+
+def test_hand_computed_values():
+    plain = DecayLearningRate(lr=0.01, epochs=9, factor=1.0)
+    assert plain.get_learning_rate(epoch=5, step=23, steps_per_epoch=4) == pytest.approx(0.005)  # 0.01 * (1 - 5/10)
+    assert plain.get_learning_rate(epoch=12, step=50, steps_per_epoch=4) == 0.0  # past the end: never negative
+    smooth = DecayLearningRate(lr=0.01, epochs=9, factor=1.0, per_iteration=True)
+    assert smooth.get_learning_rate(epoch=2, step=10, steps_per_epoch=4) == pytest.approx(0.0075)  # t = 2.5
+    warm = DecayLearningRate(lr=0.01, epochs=9, factor=1.0, per_iteration=True, warmup_iters=8, warmup_ratio=0.1)
+    # t = 0.5, ramp 0.1 + 0.9 * 2/8 = 0.325
+    assert warm.get_learning_rate(epoch=0, step=2, steps_per_epoch=4) == pytest.approx(0.01 * 0.95 * 0.325)
+    assert warm.get_learning_rate(epoch=0, step=0, steps_per_epoch=4) == pytest.approx(0.001)  # lr * ratio
+    assert warm.get_learning_rate(epoch=2, step=8, steps_per_epoch=4) == pytest.approx(0.008)  # warm-up over
+
+
+@pytest.mark.parametrize('per_iteration', [False, True])
+@pytest.mark.parametrize('warmup_iters', [0, 7])
+def test_every_step_follows_the_formula(per_iteration, warmup_iters):
+    lr, epochs, factor, steps_per_epoch, ratio = 0.007, 5, 0.9, 3, 0.25
+    schedule = DecayLearningRate(lr=lr, epochs=epochs, factor=factor, per_iteration=per_iteration,
+                                 warmup_iters=warmup_iters, warmup_ratio=ratio)
+    rates = []
+    for step in range(epochs * steps_per_epoch):
+        epoch = step // steps_per_epoch
+        rate = schedule.get_learning_rate(epoch, step, steps_per_epoch)
+        expected = poly_with_warmup(lr, epochs, factor, epoch, step, steps_per_epoch, per_iteration, warmup_iters,
+                                    ratio)
+        assert rate == pytest.approx(expected, rel=1e-12), (step, rate, expected)
+        rates.append(rate)
+    if warmup_iters:
+        assert rates[0] == pytest.approx(lr * ratio) and rates[1] > rates[0]
+    else:
+        assert rates[0] == pytest.approx(lr)
+    after = rates[warmup_iters:]
+    assert all(a >= b for a, b in zip(after, after[1:]))  # decays after the warm-up
+    if per_iteration:  # smooth: each step lower than the one before
+        assert all(a > b for a, b in zip(after, after[1:]))
+    else:  # constant within an epoch
+        assert len(set(rates[warmup_iters + (-warmup_iters) % steps_per_epoch:][:steps_per_epoch])) == 1
