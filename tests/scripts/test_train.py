@@ -1,0 +1,52 @@
+"""train.py: Ctrl-C (SIGINT) saves a resumable model_latest and exits cleanly; --print-config-only prints the
+compiled experiment, overrides included, and trains nothing."""
+import os
+import signal
+import subprocess
+import time
+
+import yaml
+
+from concern.checkpoint_io import load_checkpoint
+from concern.config import load_config
+from tests.scripts.test_train_reliability import COMMON, QUICKSTART, ROOT, TINY, command, environment, run
+
+
+def test_sigint_saves_model_latest_and_exits_cleanly(tmp_path):
+    total = 400  # far more than the run gets to do before Ctrl-C
+    args = [QUICKSTART, *TINY, *COMMON, '--batch_size', '2', '--epochs', '200', '--max_iterations', str(total),
+            '--workspace_root', str(tmp_path), '--name', 'run']
+    metrics = tmp_path / 'run' / 'metrics.jsonl'
+    process = subprocess.Popen(command(*args), cwd=ROOT, env=environment(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if metrics.exists() and metrics.read_text().count('"split": "train"') >= 2:
+            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground process group
+            break
+        time.sleep(0.02)
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr[-3000:]
+    assert 'stopped (SIGINT)' in stderr and 'Traceback' not in stderr and 'KeyboardInterrupt' not in stderr
+    state = load_checkpoint(tmp_path / 'run' / 'model' / 'model_latest')
+    assert 2 <= state['iteration'] < total
+    assert not (tmp_path / 'run' / 'model' / 'final').exists()
+    logged = [line for line in metrics.read_text().splitlines() if '"split": "train"' in line]
+    assert len(logged) == state['iteration']  # every finished iteration is in the checkpoint
+
+
+def test_print_config_only_prints_the_compiled_experiment_and_trains_nothing(tmp_path):
+    result = run(QUICKSTART, *TINY, '--batch_size', '3', '--epochs', '7', '--workspace_root', str(tmp_path),
+                 '--print-config-only')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == []  # no workspace, no checkpoint, no log
+    printed = yaml.safe_load(result.stdout)
+    assert printed['import'] == [] and 'data.processes' in printed['package']
+    dumped = tmp_path.parent / f'{tmp_path.name}_printed.yaml'
+    dumped.write_text(result.stdout)
+    config = load_config(str(dumped))  # the printed file is a self-contained experiment
+    assert config.get('Experiment.train.data_loader.batch_size') == 3  # the flags
+    assert config.get('Experiment.train.epochs') == 7
+    assert config.get('Experiment.train.scheduler.learning_rate').args['epochs'] == 7
+    assert config.get('train_data.num_samples') == 4  # and the --opt overrides
+    assert config.get('Experiment.structure.builder.model_args')['decoder_args']['inner_channels'] == 32
