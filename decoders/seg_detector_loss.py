@@ -7,13 +7,115 @@ Every loss is an nn.Module with ``forward(pred, batch) -> (loss, metrics)``:
     loss: scalar tensor; metrics: dict of the loss's parts (scalar tensors) for logging.
 Where the code (followed here) and the paper differ: see docs/losses.md.
 """
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from concern.registry import lookup
 
-from .balance_cross_entropy_loss import BalanceCrossEntropyLoss
-from .dice_loss import DiceLoss
-from .l1_loss import BalanceL1Loss, MaskL1Loss
+# ---------------------------------------------------------------- the parts: BCE, dice, L1
+
+def as_maps(tensor: torch.Tensor, name: str) -> torch.Tensor:
+    """(N, 1, H, W) or (N, H, W) -> (N, H, W) float32; anything else is an error naming ``name``."""
+    if tensor.dim() == 4 and tensor.shape[1] == 1:
+        tensor = tensor[:, 0]
+    if tensor.dim() != 3:
+        raise ValueError(f"loss input '{name}' must be (N, 1, H, W) or (N, H, W), got {tuple(tensor.shape)}.")
+    return tensor.float()
+
+
+class BalanceCrossEntropyLoss(nn.Module):
+    """BCE over all positive pixels and the hardest negative_ratio-times-as-many negative pixels.
+
+    forward(pred, gt, mask, return_origin=False): pred probabilities (N, 1, H, W), gt (N, 1, H, W)
+    or (N, H, W) in {0, 1}, mask (N, H, W) (0 = don't care). Returns the scalar
+    (sum of positive losses + sum of the top-k negative losses) / (positives + k + eps), with
+    k = min(negatives, positives * negative_ratio); with return_origin also the per-pixel BCE map
+    (N, H, W). gt and mask are brought to (N, H, W) first, so any batch size is handled (an early
+    original broadcast them to (N, N, H, W)). Computed in float32 with autocast off.
+    """
+
+    def __init__(self, negative_ratio=3.0, eps=1e-6):
+        super().__init__()
+        self.negative_ratio = negative_ratio
+        self.eps = eps
+
+    def forward(self, pred, gt, mask, return_origin=False):
+        with torch.autocast(device_type=pred.device.type, enabled=False):
+            pred, gt, mask = as_maps(pred, 'pred'), as_maps(gt, 'gt'), as_maps(mask, 'mask')
+            positive = gt * mask
+            negative = (1 - gt) * mask
+            positive_count = int(positive.sum().item())
+            negative_count = min(int(negative.sum().item()), int(positive_count * self.negative_ratio))
+            loss = F.binary_cross_entropy(pred, gt, reduction='none')
+            positive_loss = (loss * positive).sum()
+            negative_loss = torch.topk((loss * negative).reshape(-1), negative_count).values.sum()
+            balance_loss = (positive_loss + negative_loss) / (positive_count + negative_count + self.eps)
+        if return_origin:
+            return balance_loss, loss
+        return balance_loss
+
+
+class DiceLoss(nn.Module):
+    """1 - 2 |P * G| / (|P| + |G| + eps), all sums over the masked pixels of the whole batch.
+
+    forward(pred, gt, mask, weights=None): pred (N, 1, H, W), gt (N, 1, H, W) or (N, H, W), mask
+    (N, H, W); optional per-pixel weights (N, H, W) multiply the mask. Returns a scalar in [0, 1].
+    """
+
+    def __init__(self, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, pred, gt, mask, weights=None):
+        with torch.autocast(device_type=pred.device.type, enabled=False):
+            pred, gt, mask = as_maps(pred, 'pred'), as_maps(gt, 'gt'), as_maps(mask, 'mask')
+            if weights is not None:
+                mask = as_maps(weights, 'weights') * mask
+            intersection = (pred * gt * mask).sum()
+            union = (pred * mask).sum() + (gt * mask).sum() + self.eps
+            return 1 - 2.0 * intersection / union
+
+
+class MaskL1Loss(nn.Module):
+    """Mean |pred - gt| over the pixels where mask is 1.
+
+    forward(pred (N, 1, H, W), gt (N, H, W), mask (N, H, W)) -> (loss, {'l1_loss': loss}).
+    An all-zero mask gives a zero loss (still attached to pred) instead of the original's NaN.
+    """
+
+    def forward(self, pred, gt, mask):
+        with torch.autocast(device_type=pred.device.type, enabled=False):
+            pred, gt, mask = as_maps(pred, 'pred'), as_maps(gt, 'gt'), as_maps(mask, 'mask')
+            loss = (torch.abs(pred - gt) * mask).sum() / mask.sum().clamp(min=1e-6)
+        return loss, dict(l1_loss=loss)
+
+
+class BalanceL1Loss(nn.Module):
+    """L1 over the masked pixels plus the mean of the top-k L1 losses outside the mask.
+
+    forward(pred (N, 1, H, W), gt (N, H, W), mask (N, H, W)) -> (positive + negative loss,
+    {'l1_loss': positive, 'nge_l1_loss': negative}) with k = min(unmasked pixels,
+    negative_ratio * masked pixels). An empty part contributes zero.
+    """
+
+    def __init__(self, negative_ratio=3.0):
+        super().__init__()
+        self.negative_ratio = negative_ratio
+
+    def forward(self, pred, gt, mask):
+        with torch.autocast(device_type=pred.device.type, enabled=False):
+            pred, gt, mask = as_maps(pred, 'pred'), as_maps(gt, 'gt'), as_maps(mask, 'mask')
+            loss = torch.abs(pred - gt)
+            positive_count = int(mask.sum().item())
+            negative_count = min(int((1 - mask).sum().item()), int(positive_count * self.negative_ratio))
+            negative = torch.topk((loss * (1 - mask)).reshape(-1), negative_count).values
+            negative_loss = negative.sum() / max(negative_count, 1)
+            positive_loss = (loss * mask).sum() / max(positive_count, 1)
+        return positive_loss + negative_loss, dict(l1_loss=positive_loss, nge_l1_loss=negative_loss)
+
+
+# ---------------------------------------------------------------- the DB losses by the original's names
 
 
 class BinaryDiceLoss(nn.Module):
@@ -158,7 +260,7 @@ class SegDetectorLossBuilder:
     """Builds a loss by its original name: SegDetectorLossBuilder('L1BalanceCELoss', **kwargs).build().
 
     Names: see ``LOSSES`` ('DiceLoss' is the binary-only dice loss, BinaryDiceLoss here, to keep it
-    apart from the map-level decoders.dice_loss.DiceLoss).
+    apart from the map-level DiceLoss above).
     """
 
     def __init__(self, loss_class, *args, **kwargs):

@@ -6,10 +6,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from decoders.balance_cross_entropy_loss import BalanceCrossEntropyLoss
-from decoders.dice_loss import DiceLoss
-from decoders.l1_loss import BalanceL1Loss, MaskL1Loss
-from decoders.seg_detector_loss import LOSSES, L1BalanceCELoss, SegDetectorLossBuilder
+from decoders.seg_detector_loss import (
+    LOSSES,
+    BalanceCrossEntropyLoss,
+    BalanceL1Loss,
+    DiceLoss,
+    L1BalanceCELoss,
+    MaskL1Loss,
+    SegDetectorLossBuilder,
+)
 
 
 def maps(values, shape=(1, 1, 2, 2)):
