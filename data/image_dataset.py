@@ -7,6 +7,7 @@ import os
 import numpy as np
 import torch.utils.data
 
+from concern.errors import UserError
 from concern.registry import lookup
 
 from .image_io import read_image
@@ -16,6 +17,10 @@ from .readers import (AnnotationError, SynthTextGroundTruth, read_ctw1500, read_
 __all__ = ['ImageDataset', 'READERS', 'gt_relative_path']
 
 logger = logging.getLogger(__name__)
+
+
+class DataListError(UserError, FileNotFoundError):
+    """A ``data_list`` file of the experiment that cannot be read; the message names it."""
 
 # reader name -> (function(path, **reader_args) -> (lines, problems), gt name for train, gt name for test)
 # A gt name is a format string over the list entry's file name: {name} (with extension), {stem} (without),
@@ -129,8 +134,8 @@ class ImageDataset(torch.utils.data.Dataset):
             with open(list_path, 'r', encoding='utf-8-sig') as handle:
                 entries = handle.read().splitlines()
         except OSError as error:
-            raise FileNotFoundError(f'ImageDataset: cannot read data list {list_path} ({error.strerror}); '
-                                    f'check data_list.') from error
+            raise DataListError(f'ImageDataset: cannot read data list {list_path} ({error.strerror}); '
+                                f'check data_list.') from error
         for line_no, entry in enumerate(entries, start=1):
             entry = entry.strip()
             if not entry:

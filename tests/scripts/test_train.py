@@ -50,3 +50,13 @@ def test_print_config_only_prints_the_compiled_experiment_and_trains_nothing(tmp
     assert config.get('Experiment.train.scheduler.learning_rate').args['epochs'] == 7
     assert config.get('train_data.num_samples') == 4  # and the --opt overrides
     assert config.get('Experiment.structure.builder.model_args')['decoder_args']['inner_channels'] == 32
+
+
+def test_a_missing_data_list_is_one_sentence_not_a_traceback(tmp_path):
+    (tmp_path / 'exp.yaml').write_text(f"import: ['{QUICKSTART}']\npackage: []\ndefine:\n"
+                                       "  - name: train_data\n    class: ImageDataset\n"
+                                       f"    data_dir: ['{tmp_path}']\n    data_list: ['{tmp_path / 'no_list.txt'}']\n")
+    result = run(str(tmp_path / 'exp.yaml'), *COMMON, '--workspace_root', str(tmp_path / 'work'))
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert 'Traceback' not in result.stderr
+    assert f'cannot read data list {tmp_path / "no_list.txt"}' in result.stderr.strip().splitlines()[-1]
