@@ -13,10 +13,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from concern.errors import UserError
+
 __all__ = ['ImageReadError', 'image_size', 'read_image']
 
 
-class ImageReadError(OSError):
+class ImageReadError(UserError, OSError):
     """An image could not be read or was refused; the message names the file and what to do."""
 
 
