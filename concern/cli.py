@@ -14,7 +14,7 @@ from typing import Callable
 
 from concern.errors import UserError
 
-__all__ = ['run_main', 'user_error_message', 'USER_ERROR_EXIT_CODE']
+__all__ = ['run_main', 'user_error_message', 'set_loader_workers', 'USER_ERROR_EXIT_CODE']
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -54,3 +54,15 @@ def run_main(main: Callable[..., int | None], argv: list[str] | None = None) -> 
         print(f'error: {message}', file=sys.stderr)
         return USER_ERROR_EXIT_CODE
     return 0 if code is None else int(code)
+
+
+def set_loader_workers(config, section: str, num_workers: int | None) -> None:
+    """``--num_workers``: sets ``num_workers`` of every data loader of ``section`` (``Experiment.train`` or an
+    ``Experiment.validation`` / ``Experiment.evaluation`` with its ``data_loaders`` mapping) in ``config``."""
+    if num_workers is None or not config.has(section):
+        return
+    if config.has(f'{section}.data_loader'):
+        config.set(f'{section}.data_loader.num_workers', num_workers)
+    loaders = config.get(f'{section}.data_loaders')
+    for name in (loaders if isinstance(loaders, dict) else {}):
+        config.set(f'{section}.data_loaders.{name}.num_workers', num_workers)

@@ -7,11 +7,13 @@ import os
 import numpy as np
 import torch.utils.data
 
+from concern.errors import UserError
+
 from .image_io import read_image
 from .readers import (AnnotationError, SynthTextGroundTruth, read_ctw1500, read_db_txt, read_gnhk,
                       read_icdar2015, read_td500, read_totaltext_legacy, read_totaltext_mat)
 
-__all__ = ['ImageDataset', 'READERS', 'gt_relative_path']
+__all__ = ['DatasetError', 'ImageDataset', 'READERS', 'gt_relative_path']
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,11 @@ READERS = {
     'gnhk': (read_gnhk, '{stem}.json', '{stem}.json'),
 }
 ON_ERROR = ('raise', 'skip')
+
+
+class DatasetError(UserError, ValueError):
+    """A dataset folder or data list that cannot be used (missing, empty, an entry outside its folder); the
+    message names it."""
 
 
 def gt_relative_path(entry: str, pattern: str) -> str:
@@ -107,7 +114,8 @@ class ImageDataset(torch.utils.data.Dataset):
             self._add_dataset(root, list_path)
         self.num_samples = len(self.image_paths)
         if self.num_samples == 0:
-            raise ValueError(f'ImageDataset: the data lists {self.data_list} name no images.')
+            raise DatasetError(f'ImageDataset: the data lists {self.data_list} name no images; add image names '
+                               f'(one per line) or fix data_list.')
 
     # ----- building the index
     def _add_dataset(self, root: str, list_path: str):
@@ -119,6 +127,10 @@ class ImageDataset(torch.utils.data.Dataset):
             return
         split = 'train' if self.is_training else 'test'
         images_dir, gts_dir = os.path.join(root, f'{split}_images'), os.path.join(root, f'{split}_gts')
+        for folder in (images_dir, gts_dir):
+            if not os.path.isdir(folder):
+                raise DatasetError(f"ImageDataset: the folder {folder} does not exist; data_dir {root} must hold "
+                                f"{split}_images/ and {split}_gts/ (check data_dir and is_training).")
         if self.gt_name is not None:
             pattern = self.gt_name
         elif self.reader == 'auto':
@@ -129,7 +141,7 @@ class ImageDataset(torch.utils.data.Dataset):
             with open(list_path, 'r', encoding='utf-8-sig') as handle:
                 entries = handle.read().splitlines()
         except OSError as error:
-            raise FileNotFoundError(f'ImageDataset: cannot read data list {list_path} ({error.strerror}); '
+            raise DatasetError(f'ImageDataset: cannot read data list {list_path} ({error.strerror}); '
                                     f'check data_list.') from error
         for line_no, entry in enumerate(entries, start=1):
             entry = entry.strip()
@@ -145,7 +157,7 @@ class ImageDataset(torch.utils.data.Dataset):
         path = os.path.join(folder, entry)
         real_folder = os.path.realpath(folder)
         if os.path.isabs(entry) or os.path.commonpath([real_folder, os.path.realpath(path)]) != real_folder:
-            raise ValueError(f'{list_path}:{line_no}: entry {entry!r} points outside {folder}; '
+            raise DatasetError(f'{list_path}:{line_no}: entry {entry!r} points outside {folder}; '
                              f'list entries must be paths relative to the images folder.')
         return path
 

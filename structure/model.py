@@ -8,6 +8,7 @@ import torch.nn as nn
 
 import backbones
 import decoders
+from concern.config import ConfigError
 
 
 class ModuleHolder(nn.Module):
@@ -30,7 +31,7 @@ def _lookup(package, name, kind):
         known = [n for n, v in vars(package).items()
                  if not n.startswith('_') and callable(v) and not isinstance(v, types.ModuleType)]
         close = difflib.get_close_matches(name, known, n=3) or sorted(known)
-        raise ValueError(f"model_args.{kind}: unknown {kind} {name!r}; did you mean {close}?")
+        raise ConfigError(f"model_args.{kind}: unknown {kind} {name!r}; did you mean {close}?")
     return builder
 
 
@@ -67,7 +68,7 @@ class SegDetectorModel(nn.Module):
         self.args = dict(args)
         for key in ('backbone', 'decoder'):
             if key not in self.args:
-                raise ValueError(f"SegDetectorModel: model_args has no `{key}`; add it to the "
+                raise ConfigError(f"SegDetectorModel: model_args has no `{key}`; add it to the "
                                  f"experiment's builder.model_args.")
         self.model = ModuleHolder(BasicModel(self.args))
         self.criterion = None

@@ -16,6 +16,7 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from concern.cli import run_main  # noqa: E402
 from data.image_dataset import ImageDataset  # noqa: E402
 from data.image_io import ImageReadError, image_size, read_image  # noqa: E402
 from data.readers import DONT_CARE, AnnotationError  # noqa: E402
@@ -88,4 +89,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

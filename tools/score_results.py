@@ -23,6 +23,8 @@ import sys
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from concern.cli import run_main  # noqa: E402
+from concern.errors import UserError  # noqa: E402
 from concern.protocols import PROTOCOL_NAMES, make_protocol  # noqa: E402
 from concern.result_files import parse_gt_text, parse_result_text, write_json_results  # noqa: E402
 
@@ -52,7 +54,7 @@ def load_texts(path):
                 if name.endswith('.txt'):
                     texts[sample_key(name)] = (f'{path}:{name}', archive.read(name).decode('utf-8-sig'))
     else:
-        raise FileNotFoundError(f"{path}: not a folder or a zip file of .txt files.")
+        raise UserError(f"{path}: not a folder or a zip file of .txt files; check --gt / --det.")
     return texts
 
 
@@ -62,7 +64,7 @@ def score(gt_path, det_path, protocol='iou', ignore_texts=('###',), score_thresh
     gts, dets = load_texts(gt_path), load_texts(det_path)
     unknown = sorted(set(dets) - set(gts))
     if unknown:
-        raise ValueError(f"{det_path}: result files without ground truth in {gt_path}: {unknown[:5]} "
+        raise UserError(f"{det_path}: result files without ground truth in {gt_path}: {unknown[:5]} "
                          f"(samples are paired by name without 'gt_'/'poly_gt_'/'res_' and the extension).")
     per_image = {}
     for key in sorted(gts):
@@ -99,8 +101,8 @@ def main(argv=None):
           f"fmeasure {combined['fmeasure']:.4f}")
     if args.json:
         write_json_results(args.json, {'protocol': args.protocol, 'metrics': combined, 'per_image': per_image})
-    return combined
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_main(main))

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader as TorchDataLoader
 from tqdm import tqdm
 
-from concern.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from concern.checkpoint import CheckpointError, load_checkpoint, load_model_weights, save_checkpoint
 from concern.distributed import DistributedContext, broadcast_flag
 from concern.evaluation import evaluate
 from data.sampler import ResumableSampler, SeededDataset
@@ -166,7 +166,12 @@ class Trainer:
         checkpoint = load_checkpoint(path)
         missing, unexpected = load_model_weights(unwrap(self.model), checkpoint)
         if 'optimizer' in checkpoint and isinstance(checkpoint.get('iteration'), int):
-            self.optimizer.load_state_dict(checkpoint['optimizer'])
+            try:
+                self.optimizer.load_state_dict(checkpoint['optimizer'])
+            except ValueError as error:  # torch: parameter groups / sizes differ
+                raise CheckpointError(f'Checkpoint {path} is the training state of a different model (its optimizer '
+                                      f'state does not fit this experiment\'s parameters: {error}); resume from a '
+                                      f'checkpoint of this experiment.') from None
             if checkpoint.get('scaler'):
                 self.scaler.load_state_dict(checkpoint['scaler'])
             self.epoch = int(checkpoint['epoch'])
@@ -277,7 +282,7 @@ class Trainer:
                 raise
             if reason == 'nonfinite':
                 return reason
-            if reason == 'finished':
+            if reason in ('finished', 'max_iterations'):  # an intended end: 'final' as well
                 names = ['model_latest', 'final']
                 if self._saved_step != self.step:  # not already saved under its epoch name at this iteration
                     names.insert(0, saver.checkpoint_name(self.epoch, self.step))
