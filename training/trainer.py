@@ -164,14 +164,16 @@ class Trainer:
     def resume(self, path: str) -> None:
         """Loads this project's checkpoint (full state) or a weights-only file (the original's)."""
         checkpoint = load_checkpoint(path)
-        missing, unexpected = load_model_weights(unwrap(self.model), checkpoint)
-        if 'optimizer' in checkpoint and isinstance(checkpoint.get('iteration'), int):
+        full_state = 'optimizer' in checkpoint and isinstance(checkpoint.get('iteration'), int)
+        if full_state:  # first: a different model's state is refused before its weights are half loaded
             try:
                 self.optimizer.load_state_dict(checkpoint['optimizer'])
             except ValueError as error:  # torch: parameter groups / sizes differ
                 raise CheckpointError(f'Checkpoint {path} is the training state of a different model (its optimizer '
                                       f'state does not fit this experiment\'s parameters: {error}); resume from a '
                                       f'checkpoint of this experiment.') from None
+        missing, unexpected = load_model_weights(unwrap(self.model), checkpoint)
+        if full_state:
             if checkpoint.get('scaler'):
                 self.scaler.load_state_dict(checkpoint['scaler'])
             self.epoch = int(checkpoint['epoch'])
