@@ -4,7 +4,9 @@ from setuptools import find_packages, setup
 
 def read_requirements(path):
     with open(path, encoding='utf-8') as handle:
-        return [line.strip() for line in handle if line.strip() and not line.startswith('#')]
+        lines = [line.strip() for line in handle if line.strip() and not line.startswith('#')]
+    included = [item for line in lines if line.startswith('-r ') for item in read_requirements(line[3:].strip())]
+    return included + [line for line in lines if not line.startswith('-r ')]
 
 
 setup(
@@ -16,7 +18,7 @@ setup(
     py_modules=['experiment', 'trainer', 'train', 'eval', 'demo', 'convert_to_onnx'],
     python_requires='>=3.9',
     install_requires=read_requirements('requirements.txt'),
-    extras_require={'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'], 'tensorboard': ['tensorboard'],
+    extras_require={'onnx': read_requirements('requirements-onnx.txt'), 'tensorboard': ['tensorboard'],
                     'dev': read_requirements('requirements-dev.txt')},
     include_package_data=True,
 )
