@@ -87,7 +87,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
     import_optional('onnx', 'convert_to_onnx.py')
     if not args.no_check or args.int8:
-        import_optional('onnxruntime', 'convert_to_onnx.py (the ONNX Runtime check and --int8; --no_check skips the check)')
+        import_optional('onnxruntime', 'convert_to_onnx.py (its ONNX Runtime check and --int8; --no_check skips '
+                                       'the check)')
     import numpy as np
     import torch
 
