@@ -40,7 +40,7 @@ def sample_key(name):
     return stem
 
 
-def load_texts(path):
+def load_texts(path, flag='--gt'):
     """Folder or zip of .txt files -> {sample key: file text}."""
     texts = {}
     if os.path.isdir(path):
@@ -54,14 +54,14 @@ def load_texts(path):
                 if name.endswith('.txt'):
                     texts[sample_key(name)] = (f'{path}:{name}', archive.read(name).decode('utf-8-sig'))
     else:
-        raise UserError(f"{path}: not a folder or a zip file of .txt files; check --gt / --det.")
+        raise UserError(f"{flag} {path} is not a folder or a zip file of .txt files; check the path.")
     return texts
 
 
 def score(gt_path, det_path, protocol='iou', ignore_texts=('###',), score_thresh=None, protocol_args=None):
     """Evaluate; returns (combined metrics dict, {sample key: per-image result})."""
     evaluator = make_protocol(protocol, **(protocol_args or {}))
-    gts, dets = load_texts(gt_path), load_texts(det_path)
+    gts, dets = load_texts(gt_path, '--gt'), load_texts(det_path, '--det')
     unknown = sorted(set(dets) - set(gts))
     if unknown:
         raise UserError(f"{det_path}: result files without ground truth in {gt_path}: {unknown[:5]} "
