@@ -281,3 +281,16 @@ def test_convert_dataset_missing_images_folder_and_already_converted_gts(tmp_pat
 def test_score_results_missing_gt_folder(tmp_path):
     assert_one_line(run('tools/score_results.py', '--gt', tmp_path / 'nope', '--det', tmp_path), tmp_path / 'nope',
                     '--gt')
+
+
+def test_logger_asked_for_tensorboard_without_the_package_names_the_install(tmp_path):
+    import importlib.util
+
+    from concern.log import Logger
+    if importlib.util.find_spec('tensorboard') is not None:
+        pytest.skip('tensorboard is installed here')
+    with pytest.raises(UserError, match=r'pip install tensorboard'):
+        Logger(tensorboard=True).setup(str(tmp_path / 'ws'))
+    logger = Logger().setup(str(tmp_path / 'default'))  # the default: without the package, text and JSON only
+    assert logger._writer is None
+    logger.close()
