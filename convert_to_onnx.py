@@ -25,6 +25,9 @@ import json
 import logging
 import sys
 
+from concern.cli import run_main
+from concern.errors import UserError, import_optional
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Export a DBNet model to ONNX / TorchScript.')
@@ -67,7 +70,7 @@ def calibration_inputs(folder: str, count: int, image_short_side: int, represent
         if len(inputs) == count:
             break
     if not inputs:
-        raise FileNotFoundError(f"--calibration_images '{folder}': no readable image.")
+        raise UserError(f"--calibration_images '{folder}': no readable image; give a folder of typical images.")
     return inputs
 
 
@@ -81,27 +84,30 @@ def representer_arguments(representer) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
+    import_optional('onnx', 'convert_to_onnx.py')
+    if not args.no_check or args.int8:
+        import_optional('onnxruntime', 'convert_to_onnx.py (its ONNX Runtime check and --int8; --no_check skips '
+                                       'the check)')
     import numpy as np
     import torch
 
-    from concern.config import ConfigError
     from concern.runtime import build_model_with_weights, load_experiment_for_inference
+    from deploy.cli import resolve_box_thresh
     from deploy.onnx_export import export_onnx, export_torchscript
     from deploy.onnx_predictor import REPRESENTER_METADATA_KEY
 
     if args.example_size[0] % 32 or args.example_size[1] % 32:
-        print(f'error: --example_size {args.example_size} must be multiples of 32.', file=sys.stderr)
-        return 2
-    try:
-        config = load_experiment_for_inference(args.exp, args.opt)
-        structure = config.build('Experiment.structure')
-        model = build_model_with_weights(structure, args.resume, torch.device('cpu'))
-        calibration = (calibration_inputs(args.calibration_images, args.calibration_count, args.image_short_side,
-                                          structure.representer)
-                       if args.int8 and args.int8_mode == 'static' else None)
-    except (ConfigError, FileNotFoundError, RuntimeError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        raise UserError(f'--example_size {args.example_size[0]} {args.example_size[1]} must be multiples of 32.')
+    config = load_experiment_for_inference(args.exp, args.opt)
+    structure = config.build('Experiment.structure')
+    # the threshold demo.py --onnx uses by default: the one demo.py would use with the experiment file
+    box_thresh, source = resolve_box_thresh(None, config)
+    structure.representer.box_thresh = box_thresh
+    print(f'box_thresh {box_thresh} stored in the metadata (from {source})', flush=True)
+    model = build_model_with_weights(structure, args.resume, torch.device('cpu'))
+    calibration = (calibration_inputs(args.calibration_images, args.calibration_count, args.image_short_side,
+                                      structure.representer)
+                   if args.int8 and args.int8_mode == 'static' else None)
     metadata = {REPRESENTER_METADATA_KEY: json.dumps(representer_arguments(structure.representer)),
                 'dbnet.experiment': args.exp, 'dbnet.checkpoint': args.resume}
     export_onnx(model, args.output, opset_version=args.opset, example_size=tuple(args.example_size),
@@ -133,4 +139,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -19,7 +19,10 @@ from collections import deque
 
 from tqdm import tqdm
 
-from deploy.cli import add_inference_arguments, apply_inference_options, check_precision_device, wants_optimized_model
+
+from concern.cli import run_main
+from deploy.cli import (add_inference_arguments, apply_inference_options, check_precision_device, resolve_box_thresh,
+                        wants_optimized_model)
 
 
 def parse_args(argv=None):
@@ -31,7 +34,9 @@ def parse_args(argv=None):
     parser.add_argument('--image_path', required=True, help='an image file or a folder (searched recursively)')
     parser.add_argument('--result_dir', default='./demo_results/', help='where results are written')
     parser.add_argument('--polygon', action='store_true', help='output polygons (curved text) instead of boxes')
-    parser.add_argument('--box_thresh', type=float, default=0.6, help='minimum mean score of a detection')
+    parser.add_argument('--box_thresh', type=float,
+                        help="minimum mean score of a detection (default: the experiment's representer box_thresh, "
+                             "else 0.6 as in the original; with --onnx: the one stored in the ONNX file)")
     parser.add_argument('--thresh', type=float, help='binarisation threshold of the probability map')
     parser.add_argument('--image_short_side', type=int, default=736, help='resize the short side to this')
     parser.add_argument('--batch_size', type=int, default=1, help='images per forward pass (same-size images)')
@@ -70,36 +75,34 @@ def main(argv=None) -> int:
     from structure.visualizers import draw_polygons
 
     if args.onnx is not None:
+        from concern.errors import import_optional
         from deploy.onnx_predictor import OnnxDetector
-        try:
-            images = find_images(args.image_path)
-            detector = OnnxDetector(args.onnx, image_short_side=args.image_short_side, is_output_polygon=args.polygon,
-                                    batch_size=args.batch_size, thresh=args.thresh, box_thresh=args.box_thresh,
-                                    pipeline=args.pipeline)
-        except (FileNotFoundError, RuntimeError) as error:
-            print(f'error: {error}', file=sys.stderr)
-            return 2
+        import_optional('onnxruntime', 'demo.py --onnx')
+        images = find_images(args.image_path)
+        detector = OnnxDetector(args.onnx, image_short_side=args.image_short_side, is_output_polygon=args.polygon,
+                                batch_size=args.batch_size, thresh=args.thresh, box_thresh=args.box_thresh,
+                                pipeline=args.pipeline)
+        box_thresh = detector.representer.box_thresh
+        source = '--box_thresh' if args.box_thresh is not None else f'the metadata of {args.onnx}'
+        print(f'box_thresh {box_thresh} (from {source})', flush=True)
     else:
         import torch  # noqa: F401
 
-        from concern.config import ConfigError
         from concern.distributed import choose_device
         from concern.runtime import build_model_with_weights, load_experiment_for_inference
         from structure.predictor import Detector, torch_forward
 
-        try:
-            images = find_images(args.image_path)
-            config = load_experiment_for_inference(args.exp, args.opt)
-            structure = config.build('Experiment.structure')
-            device = choose_device(args.device)
-            check_precision_device(args.precision, device.type)
-            model = build_model_with_weights(structure, args.resume, device)
-        except (ConfigError, FileNotFoundError, RuntimeError, ValueError) as error:
-            print(f'error: {error}', file=sys.stderr)
-            return 2
+        images = find_images(args.image_path)
+        config = load_experiment_for_inference(args.exp, args.opt)
+        box_thresh, source = resolve_box_thresh(args.box_thresh, config)
+        print(f'box_thresh {box_thresh} (from {source})', flush=True)
+        structure = config.build('Experiment.structure')
+        device = choose_device(args.device)
+        check_precision_device(args.precision, device.type)
+        model = build_model_with_weights(structure, args.resume, device)
         model = apply_inference_options(model, args, device)
         representer = structure.representer
-        representer.box_thresh = args.box_thresh
+        representer.box_thresh = box_thresh
         if args.thresh is not None:
             representer.thresh = args.thresh
         detector = Detector(torch_forward(model, device), representer, args.image_short_side,
@@ -132,7 +135,7 @@ def main(argv=None) -> int:
         del image  # released before the next image is decoded
     with open(os.path.join(args.result_dir, 'results.json'), 'w', encoding='utf-8') as handle:
         json.dump({'experiment': args.exp, 'checkpoint': args.onnx or args.resume, 'polygon': args.polygon,
-                   'box_thresh': args.box_thresh, 'images': results, 'failed': failed}, handle, indent=1)
+                   'box_thresh': box_thresh, 'images': results, 'failed': failed}, handle, indent=1)
     print(f'{len(results)} images processed, {len(failed)} skipped; results in {args.result_dir}')
     for path in failed:
         print(f'  skipped (unreadable): {path}')
@@ -140,4 +143,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -6,7 +6,9 @@
 
 Prints P / R / F and saves them to ``<result_dir>/metrics.json``; writes ``res_<image>.txt`` per image
 (ICDAR submission format: integer clockwise coordinates, the score as the last column);
-``--box_thresh_sweep 0.3:0.9:0.05`` scores every threshold from one pass of the model;
+the first line printed says which box_thresh is used and where it came from (``--box_thresh``, else the
+experiment's representer, else the original's 0.6); ``--box_thresh_sweep 0.3:0.9:0.05`` scores every threshold
+from one pass of the model and keeps the best (printed metrics, metrics.json and res_*.txt all describe it);
 ``--speed`` reports model-only and end-to-end images per second.
 """
 from __future__ import annotations
@@ -20,15 +22,14 @@ import time
 
 import torch
 
+from concern.cli import run_main, set_loader_workers
 from concern.config import ConfigError
 from concern.distributed import choose_device
-from concern.distributed import DistributedContext
-from concern.evaluation import iterate_predictions, shard_loader
-from concern.result_files import result_filename, write_result_file
+from concern.errors import UserError
+from concern.evaluation import evaluate
 from concern.runtime import build_model_with_weights, load_experiment_for_inference
-from deploy.cli import add_inference_arguments, apply_inference_options, check_precision_device, wants_optimized_model
-
-GT_KEYS = ('polygons', 'ignore_tags', 'shape', 'filename')
+from deploy.cli import (add_inference_arguments, apply_inference_options, check_precision_device, precision_of,
+                        resolve_box_thresh, wants_optimized_model)
 
 
 def parse_args(argv=None):
@@ -36,15 +37,19 @@ def parse_args(argv=None):
     parser.add_argument('exp', help='experiment YAML file')
     parser.add_argument('--resume', required=True, help='checkpoint (this project\'s or the original\'s)')
     parser.add_argument('--polygon', action='store_true', help='polygon output (curved text: Total-Text, CTW1500)')
-    parser.add_argument('--box_thresh', type=float, default=0.6, help='minimum mean score of a detection')
+    parser.add_argument('--box_thresh', type=float,
+                        help="minimum mean score of a detection (default: the experiment's representer box_thresh, "
+                             "else 0.6 as in the original)")
     parser.add_argument('--thresh', type=float, help='binarisation threshold of the probability map')
     parser.add_argument('--box_thresh_sweep', metavar='START:STOP:STEP',
-                        help='evaluate every box_thresh in [START, STOP] from one pass of the model')
+                        help='score every box_thresh in [START, STOP] from one pass of the model and keep the best '
+                             '(metrics, metrics.json and res_*.txt all use it); replaces --box_thresh')
     parser.add_argument('--result_dir', default='./results/', help='where result files and metrics.json go')
     parser.add_argument('--no-results', dest='write_results', action='store_false', help='no res_*.txt files')
     parser.add_argument('--visualize', action='store_true', help='write overlay images to result_dir/vis')
     parser.add_argument('--speed', action='store_true', help='measure images per second')
     parser.add_argument('--speed_runs', type=int, default=3, help='repetitions for --speed')
+    parser.add_argument('--num_workers', type=int, help='data-loading worker processes (default: the YAML\'s)')
     parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
     add_inference_arguments(parser)
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
@@ -55,30 +60,19 @@ def parse_sweep(text: str) -> list[float]:
     try:
         start, stop, step = (float(part) for part in text.split(':'))
     except ValueError:
-        raise ValueError(f"--box_thresh_sweep '{text}' must look like START:STOP:STEP, e.g. 0.3:0.9:0.05") from None
+        raise UserError(f"--box_thresh_sweep '{text}' must look like START:STOP:STEP, e.g. 0.3:0.9:0.05.") from None
     if step <= 0 or stop < start:
-        raise ValueError(f"--box_thresh_sweep '{text}': STEP must be positive and STOP >= START.")
+        raise UserError(f"--box_thresh_sweep '{text}': STEP must be positive and STOP >= START.")
     count = int(round((stop - start) / step)) + 1
     return [round(start + index * step, 6) for index in range(count)]
 
 
-def evaluation_loaders(config):
+def evaluation_section(config) -> str:
+    """``Experiment.evaluation``, else ``Experiment.validation``: the test loaders of the experiment."""
     for path in ('Experiment.evaluation', 'Experiment.validation'):
         if config.has(path):
-            return config.build(path).data_loaders
+            return path
     raise ConfigError(f"{config.path}: defines neither Experiment.evaluation nor Experiment.validation.")
-
-
-def keep_scores_above(output, threshold: float):
-    """The detections of a representer output whose score is at least ``threshold`` (the
-    representer's own box_thresh filter, applied after the fact for a sweep)."""
-    boxes_batch, scores_batch = output
-    kept_boxes, kept_scores = [], []
-    for boxes, scores in zip(boxes_batch, scores_batch):
-        keep = [index for index, score in enumerate(scores) if score >= threshold]
-        kept_boxes.append([boxes[index] for index in keep])
-        kept_scores.append([scores[index] for index in keep])
-    return kept_boxes, kept_scores
 
 
 def measure_speed(model, representer, loader, device, runs: int, polygon: bool) -> dict:
@@ -110,61 +104,54 @@ def measure_speed(model, representer, loader, device, runs: int, polygon: bool) 
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
-    try:
-        thresholds = parse_sweep(args.box_thresh_sweep) if args.box_thresh_sweep else [args.box_thresh]
-        config = load_experiment_for_inference(args.exp, args.opt)
-        structure = config.build('Experiment.structure')
-        loaders = evaluation_loaders(config)
-        device = choose_device(args.device)
-        check_precision_device(args.precision, device.type)
-        model = build_model_with_weights(structure, args.resume, device)
-    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+    sweep = parse_sweep(args.box_thresh_sweep) if args.box_thresh_sweep else []
+    if sweep and args.box_thresh is not None:
+        raise UserError('--box_thresh and --box_thresh_sweep exclude each other: the sweep picks the threshold; '
+                        'give one of them.')
+    if sweep and args.visualize:
+        raise UserError('--visualize draws the detections of one threshold; run the sweep first, then '
+                        '--visualize with --box_thresh set to its best threshold.')
+    config = load_experiment_for_inference(args.exp, args.opt)
+    section = evaluation_section(config)
+    set_loader_workers(config, section, args.num_workers)
+    box_thresh, source = resolve_box_thresh(args.box_thresh, config)
+    if sweep:
+        print(f'box_thresh: the best of {args.box_thresh_sweep} (--box_thresh_sweep)', flush=True)
+    else:
+        print(f'box_thresh {box_thresh} (from {source})', flush=True)
+    structure = config.build('Experiment.structure')
+    loaders = config.build(section).data_loaders
+    device = choose_device(args.device)
+    check_precision_device(args.precision, device.type)
+    model = build_model_with_weights(structure, args.resume, device)
     model = apply_inference_options(model, args, device)
     representer, measurer = structure.representer, structure.measurer
-    representer.box_thresh = min(thresholds)
     if args.thresh is not None:
         representer.thresh = args.thresh
     os.makedirs(args.result_dir, exist_ok=True)
 
     report = {'experiment': args.exp, 'checkpoint': args.resume, 'polygon': args.polygon,
-              'optimized': wants_optimized_model(args), 'precision': args.precision,
-              'datasets': {}}
+              'optimized': wants_optimized_model(args), 'precision': precision_of(args),
+              'box_thresh_source': '--box_thresh_sweep' if sweep else source, 'datasets': {}}
     for name, loader in loaders.items():
-        kept = []  # (ground-truth part of the batch, representer output) per batch
-        dropped = []  # test images that could not be read (on_error: skip), left out of the metrics
-        loader = shard_loader(loader, DistributedContext())
-        for batch, pred in iterate_predictions(model, loader, device, desc=name, dropped=dropped):
-            output = representer.represent(batch, pred, is_output_polygon=args.polygon)
-            kept.append(({key: batch[key] for key in GT_KEYS if key in batch}, output))
-            for index, (polygons, scores) in enumerate(zip(*keep_scores_above(output, args.box_thresh))):
-                filename = str(batch['filename'][index])
-                if args.write_results:
-                    write_result_file(os.path.join(args.result_dir, result_filename(filename)), polygons, scores)
-                if args.visualize:
-                    save_overlay(args.result_dir, filename, batch['image'][index], batch['shape'][index],
-                                 polygons, scores)
-        table = []
-        for threshold in thresholds:
-            raw = [measurer.validate_measure(gt, keep_scores_above(output, threshold),
-                                             is_output_polygon=args.polygon, box_thresh=threshold)
-                   for gt, output in kept]
-            table.append((threshold, measurer.gather_measure(raw)))
-        result = {'box_thresh': table[0][0], **table[0][1]}
-        if len(table) > 1:
+        def draw(batch, polygons_batch, scores_batch):
+            for index, (polygons, scores) in enumerate(zip(polygons_batch, scores_batch)):
+                save_overlay(args.result_dir, str(batch['filename'][index]), batch['image'][index],
+                             batch['shape'][index], polygons, scores)
+        result = evaluate(model, loader, representer, measurer, device, is_output_polygon=args.polygon,
+                          box_thresh=box_thresh, sweep=sweep, desc=name,
+                          result_dir=args.result_dir if args.write_results else None,
+                          on_batch=draw if args.visualize else None)
+        if sweep:
             print(f'{name}: box_thresh   precision   recall   fmeasure')
-            for threshold, metrics in table:
-                print(f'{name}: {threshold:10.3f}   {metrics["precision"]:9.4f}   {metrics["recall"]:6.4f}'
-                      f'   {metrics["fmeasure"]:8.4f}')
-            best_threshold, best = max(table, key=lambda item: item[1]['fmeasure'])
-            print(f'{name}: best F {best["fmeasure"]:.4f} at box_thresh {best_threshold}')
-            result = {'box_thresh': best_threshold, **best,
-                      'sweep': [{'box_thresh': t, **m} for t, m in table]}
-        if dropped:
-            result['skipped_images'] = dropped
-            print(f'{name}: {len(dropped)} image(s) could not be read and were left out of the metrics '
-                  f'(on_error: skip): {", ".join(dropped)}')
+            for row in result['sweep']:
+                print(f'{name}: {row["box_thresh"]:10.3f}   {row["precision"]:9.4f}   {row["recall"]:6.4f}'
+                      f'   {row["fmeasure"]:8.4f}')
+            print(f'{name}: best F {result["fmeasure"]:.4f} at box_thresh {result["box_thresh"]}'
+                  + (' (res_*.txt written at it)' if args.write_results else ''))
+        if result.get('skipped_files'):
+            print(f'{name}: {len(result["skipped_files"])} image(s) could not be read and were left out of the '
+                  f'metrics (on_error: skip): {", ".join(result["skipped_files"])}')
         print(f'{name}: precision {result["precision"]:.4f}  recall {result["recall"]:.4f}  '
               f'fmeasure {result["fmeasure"]:.4f}  (box_thresh {result["box_thresh"]})')
         if args.speed:
@@ -193,4 +180,4 @@ def save_overlay(result_dir, filename, image_tensor, shape, polygons, scores):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

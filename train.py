@@ -17,14 +17,11 @@ import sys
 import numpy as np
 import torch
 
-from concern.config import ConfigError, load_config
+from concern.cli import run_main, set_loader_workers
+from concern.config import load_config
 from concern.distributed import init_distributed
 from concern.errors import UserError
-from data.image_io import ImageReadError
-from data.readers import AnnotationError
 from training.trainer import TrainOptions, Trainer
-
-DATA_ERRORS = (ImageReadError, AnnotationError)
 
 
 def parse_args(argv=None):
@@ -35,7 +32,8 @@ def parse_args(argv=None):
     parser.add_argument('--batch_size', type=int, help='training batch size (in total over all processes, as in the original)')
     parser.add_argument('--resume', help='checkpoint to resume from (this project\'s or the original\'s)')
     parser.add_argument('--epochs', type=int, help='number of epochs (also the learning-rate decay length)')
-    parser.add_argument('--num_workers', type=int, help='data-loading worker processes')
+    parser.add_argument('--num_workers', type=int,
+                        help='data-loading worker processes of every loader (training and validation)')
     parser.add_argument('--start_iter', type=int, help='iteration counter to start from (weights-only resume)')
     parser.add_argument('--start_epoch', type=int, help='epoch counter to start from (weights-only resume)')
     parser.add_argument('--lr', type=float, help='learning rate (optimizer and schedule)')
@@ -46,7 +44,7 @@ def parse_args(argv=None):
     parser.add_argument('--print-config-only', action='store_true', help='print the compiled config and exit')
     parser.add_argument('--debug', action='store_true', help='verbose logs and autograd anomaly detection')
     parser.add_argument('--benchmark', action='store_true', help='cudnn.benchmark (fixed input sizes)')
-    parser.add_argument('--amp', action='store_true', help='CUDA mixed precision')
+    parser.add_argument('--amp', action='store_true', help='CUDA mixed precision (refused on a CPU)')
     parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
     parser.add_argument('--seed', type=int, default=0, help='seed of model initialisation and data order')
     parser.add_argument('--sync_bn', action='store_true', help='SyncBatchNorm under DDP (CUDA)')
@@ -62,7 +60,6 @@ def parse_args(argv=None):
 # --lr also set the learning-rate schedule's own values when the experiment has a schedule.
 FLAG_PATHS = {
     'batch_size': ['data_loader.batch_size'],
-    'num_workers': ['data_loader.num_workers'],
     'epochs': ['epochs', 'scheduler.learning_rate.epochs'],
     'lr': ['scheduler.optimizer_args.lr', 'scheduler.learning_rate.lr'],
     'resume': ['checkpoint.resume'],
@@ -92,38 +89,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def data_error_message(error: BaseException) -> str | None:
-    """The one-sentence message of a data error (ImageReadError / AnnotationError) raised in the main
-    process or re-raised from a DataLoader worker (whose message carries the worker's traceback), else None."""
-    text = str(error)
-    names = tuple(kind.__name__ for kind in DATA_ERRORS)
-    if text.startswith('Caught ') and text.split(' ', 2)[1] in names:  # torch's ExceptionWrapper message
-        last = text.rstrip().splitlines()[-1]
-        return last.split(': ', 1)[1] if ': ' in last else last
-    if isinstance(error, DATA_ERRORS):
-        return text
-    return None
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        config = load_config(args.exp, args.opt)
-        for path, value in flag_overrides(args, config):
-            config.set(path, value)
-        if args.print_config_only:
-            print(config.dump())
-            return 0
-        context, device = init_distributed(args.device)
-        seed_everything(args.seed)
-        structure = config.build('Experiment.structure')
-        train_settings = config.build('Experiment.train')
-        validation = config.build('Experiment.validation') if (
-            args.validate and config.has('Experiment.validation')) else None
-        logger = config.build('Experiment.logger') if config.has('Experiment.logger') else None
-    except (ConfigError, UserError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+    config = load_config(args.exp, args.opt)
+    for path, value in flag_overrides(args, config):
+        config.set(path, value)
+    for section in ('Experiment.train', 'Experiment.validation'):
+        set_loader_workers(config, section, args.num_workers)
+    if args.print_config_only:
+        print(config.dump())
+        return 0
+    context, device = init_distributed(args.device)
+    if args.amp and device.type != 'cuda':
+        raise UserError(f'--amp is CUDA mixed precision and this run uses {device.type}; drop --amp or train on a '
+                        f'GPU (--device cuda).')
+    seed_everything(args.seed)
+    structure = config.build('Experiment.structure')
+    train_settings = config.build('Experiment.train')
+    validation = config.build('Experiment.validation') if (
+        args.validate and config.has('Experiment.validation')) else None
+    logger = config.build('Experiment.logger') if config.has('Experiment.logger') else None
     if logger is None:
         from concern.log import Logger
         logger = Logger()
@@ -156,26 +141,16 @@ def main(argv=None) -> int:
     if checkpoint is not None:
         trainer.epoch, trainer.step = checkpoint.start_epoch, checkpoint.start_iter
         if checkpoint.resume:
-            try:
-                trainer.resume(checkpoint.resume)
-            except (FileNotFoundError, RuntimeError) as error:  # missing, corrupt or refused (code in the pickle)
-                print(f'error: {error}', file=sys.stderr)
-                return 2
+            trainer.resume(checkpoint.resume)
     logger.info(f'training {args.exp} on {device} (world size {context.world_size}), workspace {workspace}')
     try:
         reason = trainer.train()
-    except Exception as error:
-        message = data_error_message(error)
-        if message is None:
-            raise
+    finally:
         logger.close()
-        print(f'error: {message}', file=sys.stderr)
-        return 1
-    logger.close()
     if context.is_distributed:
         torch.distributed.destroy_process_group()
     return {'finished': 0, 'max_iterations': 0, 'SIGINT': 0, 'SIGTERM': 0}.get(reason, 1)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

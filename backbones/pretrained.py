@@ -4,6 +4,13 @@ import os
 import torch
 
 from concern.checkpoint_io import load_checkpoint, load_model_weights
+from concern.config import ConfigError
+from concern.errors import UserError
+
+
+class PretrainedDownloadError(UserError, RuntimeError):
+    """The ImageNet weights of ``pretrained: true`` could not be downloaded (offline); the message says what
+    to set instead."""
 
 
 def load_pretrained(model, pretrained, url=None, name='backbone'):
@@ -18,17 +25,17 @@ def load_pretrained(model, pretrained, url=None, name='backbone'):
         load_model_weights(model, load_checkpoint(pretrained), strict=False)
         return model
     if pretrained is not True:
-        raise ValueError(f"{name}: pretrained must be true, false or a file path, "
+        raise ConfigError(f"{name}: pretrained must be true, false or a file path, "
                          f"not {pretrained!r}.")
     if url is None:
-        raise ValueError(f"{name}: there is no download for pretrained=true; set "
+        raise ConfigError(f"{name}: there is no download for pretrained=true; set "
                          f"`backbone_args: {{pretrained: /path/to/weights.pth}}` or false.")
     try:
         state = torch.hub.load_state_dict_from_url(url, map_location='cpu', progress=False,
                                                    weights_only=True)
     except Exception as error:  # urllib / socket / hash errors all mean the same to the user
         cache = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(url))
-        raise RuntimeError(
+        raise PretrainedDownloadError(
             f"{name}: could not download the ImageNet weights {url} ({type(error).__name__}); "
             f"set `backbone_args: {{pretrained: false}}`, give a local file with "
             f"`backbone_args: {{pretrained: /path/file.pth}}`, or place the file at {cache}."

@@ -156,7 +156,7 @@ def accuracy(args, variants, workdir):
     import copy
 
     from concern.runtime import build_model_with_weights, load_experiment_for_inference
-    from eval import evaluation_loaders
+    from eval import evaluation_section
 
     config = load_experiment_for_inference(args.experiment)
     structure = config.build('Experiment.structure')
@@ -165,7 +165,7 @@ def accuracy(args, variants, workdir):
     representer, measurer = structure.representer, structure.measurer
     if args.box_thresh is not None:
         representer.box_thresh = args.box_thresh
-    name, loader = next(iter(evaluation_loaders(config).items()))
+    name, loader = next(iter(config.build(evaluation_section(config)).data_loaders.items()))
     batches = list(loader)
     raw_dataset = copy.copy(loader.dataset)
     raw_dataset.processes = []  # the same images before resizing / normalisation, for the Detector

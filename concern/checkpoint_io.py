@@ -13,11 +13,34 @@ import tempfile
 
 import torch
 
+from concern.errors import UserError
+
+__all__ = ['CheckpointError', 'CheckpointNotFoundError', 'load_checkpoint', 'load_model_weights', 'align_keys',
+           'save_checkpoint']
+
 logger = logging.getLogger(__name__)
 
 # Key prefixes that wrappers add: the original's ``self.model = DataParallel(BasicModel)`` gives
 # ``model.module.``, a bare DataParallel/DDP gives ``module.``.
 _PREFIXES = ('model.module.', 'module.', 'model.')
+
+
+class CheckpointError(UserError, RuntimeError):
+    """A checkpoint file that cannot be used: corrupt, refused (code in the pickle), not a dict, or not
+    matching the experiment; the message names the file."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint path does not exist or is a folder; the message names it (and a folder's checkpoints)."""
+
+
+def _folder_message(path: str) -> str:
+    names = sorted(name for name in os.listdir(path) if not name.startswith('.')
+                   and os.path.isfile(os.path.join(path, name)))
+    listed = ', '.join(names[:10]) + (f' and {len(names) - 10} more' if len(names) > 10 else '')
+    if names:
+        return f"Checkpoint {path} is a folder, not a file; pass one of the files in it: {listed}."
+    return f"Checkpoint {path} is a folder, not a file, and holds no files; pass a checkpoint file."
 
 
 def load_checkpoint(path, map_location='cpu'):
@@ -27,8 +50,10 @@ def load_checkpoint(path, map_location='cpu'):
     or unreadable file is named in the error.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointNotFoundError(_folder_message(path))
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Checkpoint {path} does not exist; check the path given.")
+        raise CheckpointNotFoundError(f"Checkpoint {path} does not exist; check the path given.")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -37,23 +62,23 @@ def load_checkpoint(path, map_location='cpu'):
         detail = next((line.strip() for line in message.splitlines() if line.strip().startswith('Unsupported')),
                       message.splitlines()[0] if message else '')
         if 'GLOBAL' in message or 'global' in message:
-            raise RuntimeError(
+            raise CheckpointError(
                 f"Checkpoint {path} was refused: unpickling it would import or run code "
                 f"(only tensors and plain data are accepted); re-save it as a plain state dict "
                 f"from a trusted environment.") from None
         if detail.startswith('Unsupported') and _starts_with(path, b'\x80'):  # a pickle (PROTO opcode)
-            raise RuntimeError(
+            raise CheckpointError(
                 f"Checkpoint {path} was refused: it uses pickle instructions the safe loader does not accept "
                 f"({detail}; e.g. a pickle.dump file rather than torch.save's); re-save it with torch.save "
                 f"as a plain state dict from a trusted environment.") from None
-        raise RuntimeError(f"Checkpoint {path} is corrupt or not a PyTorch file "
+        raise CheckpointError(f"Checkpoint {path} is corrupt or not a PyTorch file "
                            f"({detail}); re-download or re-save it.") from None
     except (RuntimeError, EOFError, KeyError, ValueError, OSError) as error:
-        raise RuntimeError(f"Checkpoint {path} is corrupt or not a PyTorch file "
+        raise CheckpointError(f"Checkpoint {path} is corrupt or not a PyTorch file "
                            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
                            f"re-download or re-save it.") from None
     if not isinstance(state, dict):
-        raise RuntimeError(f"Checkpoint {path} holds a {type(state).__name__}, not a dict; "
+        raise CheckpointError(f"Checkpoint {path} holds a {type(state).__name__}, not a dict; "
                            f"expected a state dict or {{'model': state_dict, ...}}.")
     return state
 

@@ -30,6 +30,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from concern.errors import UserError
 from concern.registry import closest_names, lookup
 
 __all__ = ['ConfigError', 'ClassSpec', 'Ref', 'Config', 'load_config', 'parse_override']
@@ -38,7 +39,7 @@ TOP_LEVEL_KEYS = ('import', 'package', 'define')
 _ALL = object()
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration problem, described in one sentence naming the file and the key."""
 
 
@@ -119,6 +120,9 @@ class _Compiler:
         self.modules: dict[str, Any] = {}
         self.defines: dict[str, Any] = {}
         self.stack: list[str] = []
+        # YAML anchors and aliases (``validation: &validate`` ... ``evaluation: *validate``) load as one Python
+        # object; it is compiled once, so that an override of one name reaches the other, as in the file.
+        self._compiled: dict[int, tuple[Any, Any]] = {}
 
     def import_packages(self, packages, source):
         if not isinstance(packages, list):
@@ -182,6 +186,16 @@ class _Compiler:
             if value.startswith('$'):
                 return ClassSpec(self.find_class(value[1:], source, where), {}, source, where)
             return value
+        if isinstance(value, (list, dict)):
+            known = self._compiled.get(id(value))
+            if known is not None and known[0] is value:
+                return known[1]
+            compiled = self._compile_container(value, source, where)
+            self._compiled[id(value)] = (value, compiled)  # the raw value is kept alive: its id stays unique
+            return compiled
+        return value
+
+    def _compile_container(self, value, source: str, where: str):
         if isinstance(value, list):
             return [self.compile_value(item, source, f'{where}.{index}')
                     for index, item in enumerate(value)]
@@ -209,7 +223,6 @@ class _Compiler:
             if base_class is not None:
                 return ClassSpec(base_class, merged_args, source, where)
             return merged_args
-        return value
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -285,8 +298,26 @@ class Config:
         checks it against the signature). ``value`` is a plain YAML value, compiled here."""
         keys = dotted.split('.') if isinstance(dotted, str) else list(dotted)
         text = '.'.join(keys)
+        if len(keys) > 1 and keys[-1] == 'class':
+            self._set_class(keys[:-1], value, text)
+            return
         container, key = self._lookup(keys, text)
         container[key] = self._compiler.compile_value(value, f'override {text}', text)
+
+    def _set_class(self, keys: list[str], name, text: str) -> None:
+        """``path.class=Name``: the object at ``path`` is built as ``Name`` (its arguments kept)."""
+        container, key = self._lookup(keys, text)
+        node = container[key] if not isinstance(container, dict) or key in container else None
+        if isinstance(node, Ref):
+            raise ConfigError(f"{self.path}: '{text}': '{'.'.join(keys)}' refers to '^{node.name}'; "
+                              f"set '{node.name}.class' instead.")
+        cls = self._compiler.find_class(name, f'override {text}', '.'.join(keys))
+        if isinstance(node, ClassSpec):
+            node.cls = cls
+        elif isinstance(node, dict):
+            container[key] = ClassSpec(cls, node, f'override {text}', '.'.join(keys))
+        else:
+            raise ConfigError(f"{self.path}: '{text}': '{'.'.join(keys)}' is not a mapping, so it has no class.")
 
     def apply_overrides(self, overrides: Iterable[str]) -> None:
         for text in overrides or []:
@@ -325,6 +356,8 @@ class Config:
         kwargs = {key: self.build_value(item, f'{where}.{key}', seen) for key, item in spec.args.items()}
         try:
             return spec.cls(**kwargs)
+        except UserError:  # already one sentence naming the file / folder / key
+            raise
         except Exception as error:
             if hasattr(error, 'add_note'):  # Python 3.11+
                 error.add_note(f"(while building '{spec.where or where}' ({spec.class_name}) of {spec.source})")

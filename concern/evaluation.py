@@ -1,19 +1,28 @@
-"""Model -> representer -> measurer over a validation loader, shared by train.py and eval.py.
+"""The one evaluation loop: model -> representer -> measurer over a test loader, used by eval.py and by
+validation during training.
 
-In a distributed run each rank takes every ``world_size``-th image and the per-image results are
-gathered on all ranks before they are combined, so every rank returns the same metrics.
+``evaluate`` runs the model once and scores the detections at ``box_thresh`` or, given ``sweep``, at every
+threshold of the sweep (the detections at a higher threshold are those at the lowest one that score at least as
+much), keeps the threshold with the best F-measure, and (given ``result_dir``) writes ``res_<image>.txt`` at the
+threshold its metrics describe. In a distributed run each rank takes every ``world_size``-th image and the
+per-image results are gathered on all ranks before they are combined, so every rank returns the same metrics;
+the main rank writes the result files.
 """
 from __future__ import annotations
 
-from typing import Iterator
+import os
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader as TorchDataLoader, Subset
 from tqdm import tqdm
 
 from concern.distributed import DistributedContext, all_gather_objects
+from concern.result_files import result_filename, write_result_file
 
-__all__ = ['iterate_predictions', 'evaluate', 'shard_loader']
+__all__ = ['iterate_predictions', 'evaluate', 'keep_scores_above', 'shard_loader']
+
+GT_KEYS = ('polygons', 'ignore_tags', 'shape', 'filename')
 
 
 def shard_loader(loader, context: DistributedContext):
@@ -47,24 +56,78 @@ def iterate_predictions(model, loader, device: torch.device, show_progress: bool
             yield batch, pred.float().cpu()
 
 
+def keep_scores_above(output, threshold: float):
+    """The detections of a representer output ``(boxes per image, scores per image)`` whose score is at least
+    ``threshold`` (the representer's own box_thresh filter, applied after the fact for a sweep)."""
+    boxes_batch, scores_batch = output
+    kept_boxes, kept_scores = [], []
+    for boxes, scores in zip(boxes_batch, scores_batch):
+        keep = [index for index, score in enumerate(scores) if score >= threshold]
+        kept_boxes.append([boxes[index] for index in keep])
+        kept_scores.append([scores[index] for index in keep])
+    return kept_boxes, kept_scores
+
+
 def evaluate(model, loader, representer, measurer, device: torch.device,
              context: DistributedContext | None = None, is_output_polygon: bool = False,
-             box_thresh: float = 0.6, show_progress: bool = True) -> dict:
-    """Precision / recall / F-measure of ``model`` on ``loader``.
+             box_thresh: float = 0.6, show_progress: bool = True, sweep: Sequence[float] = (),
+             result_dir: str | None = None, on_batch: Callable | None = None, desc: str = 'evaluating') -> dict:
+    """Precision / recall / F-measure of ``model`` on ``loader``, from one pass of the model.
 
-    Returns the measurer's combined metrics (plain floats), plus ``skipped_images`` (how many test images
-    could not be read and were left out, under ``on_error: skip``) when there were any.
+    Args:
+        box_thresh: the minimum detection score; ignored when ``sweep`` is given.
+        sweep: thresholds to score; the one with the best F-measure is kept (first best on ties).
+        result_dir: when given, ``res_<image>.txt`` (ICDAR submission format) is written there for every image,
+            with the detections at the threshold the returned metrics describe.
+        on_batch: called as ``on_batch(batch, polygons per image, scores per image)`` with the detections at
+            ``box_thresh`` for every batch (e.g. overlays); not allowed with ``sweep``.
+
+    Returns ``{'box_thresh', 'precision', 'recall', 'fmeasure'}`` (plain floats), plus ``sweep`` (a list of the
+    same dicts, one per threshold) when sweeping, and ``skipped_images`` (how many test images could not be read
+    and were left out, under ``on_error: skip``) with their paths under ``skipped_files`` when there were any.
     """
+    if sweep and on_batch is not None:
+        raise ValueError('evaluate: on_batch draws one threshold\'s detections and cannot be used with a sweep.')
     context = context or DistributedContext()
-    raw, dropped = [], []
-    for batch, pred in iterate_predictions(model, shard_loader(loader, context), device,
-                                           show_progress and context.is_main, dropped=dropped):
-        output = representer.represent(batch, pred, is_output_polygon=is_output_polygon)
-        raw.append(measurer.validate_measure(batch, output, is_output_polygon=is_output_polygon,
-                                             box_thresh=box_thresh))
-    raw = all_gather_objects(raw, context)
+    thresholds = [float(threshold) for threshold in sweep] or [float(box_thresh)]
+    raw = [[] for _ in thresholds]
+    images = []  # (filename, detections at the lowest threshold) when result files are written
+    dropped = []
+    previous = getattr(representer, 'box_thresh', None)
+    if previous is not None:
+        representer.box_thresh = min(thresholds)  # the others are subsets of its detections
+    try:
+        for batch, pred in iterate_predictions(model, shard_loader(loader, context), device,
+                                               show_progress and context.is_main, desc=desc, dropped=dropped):
+            output = representer.represent(batch, pred, is_output_polygon=is_output_polygon)
+            gt = {key: batch[key] for key in GT_KEYS if key in batch}
+            for scores_at, threshold in zip(raw, thresholds):
+                detections = keep_scores_above(output, threshold) if sweep else output
+                scores_at.append(measurer.validate_measure(gt, detections, is_output_polygon=is_output_polygon,
+                                                           box_thresh=threshold))
+            if result_dir is not None:
+                images += [(str(name), polygons, scores) for name, polygons, scores
+                           in zip(batch['filename'], *output)]
+            if on_batch is not None:
+                on_batch(batch, *output)
+    finally:
+        if previous is not None:
+            representer.box_thresh = previous
+    raw = [all_gather_objects(scores_at, context) for scores_at in raw]
     dropped = all_gather_objects(dropped, context)
-    metrics = measurer.gather_measure(raw)
+    table = [{'box_thresh': threshold, **measurer.gather_measure(scores_at)}
+             for threshold, scores_at in zip(thresholds, raw)]
+    metrics = dict(max(table, key=lambda row: row['fmeasure']))
+    if sweep:
+        metrics['sweep'] = table
+    if result_dir is not None:
+        images = all_gather_objects(images, context)
+        if context.is_main:
+            os.makedirs(result_dir, exist_ok=True)
+            for name, polygons, scores in images:
+                polygons, scores = keep_scores_above(([polygons], [scores]), metrics['box_thresh'])
+                write_result_file(os.path.join(result_dir, result_filename(name)), polygons[0], scores[0])
     if dropped:
         metrics['skipped_images'] = len(dropped)
+        metrics['skipped_files'] = dropped
     return metrics

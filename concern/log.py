@@ -6,6 +6,8 @@ import logging
 import os
 import time
 
+from concern.errors import UserError, import_optional
+
 __all__ = ['Logger']
 
 
@@ -14,18 +16,19 @@ class Logger:
 
     ``setup(workspace, enabled)`` opens ``<workspace>/output.log`` (text) and
     ``<workspace>/metrics.jsonl`` (one JSON object per reported step), and a TensorBoard writer in
-    ``<workspace>/tensorboard`` when ``tensorboard`` is importable and ``tensorboard=True``. Only the
-    process with ``enabled=True`` (rank 0) writes anything.
+    ``<workspace>/tensorboard``: ``tensorboard=None`` (default) when the package is installed (an info line says
+    when it is not), ``True`` always (a UserError naming the install command when it is missing), ``False``
+    never. Only the process with ``enabled=True`` (rank 0) writes anything.
     """
 
     def __init__(self, verbose: bool = False, level: str = 'info', log_interval: int = 100,
-                 tensorboard: bool = True):
+                 tensorboard: bool | None = None):
         if str(level).upper() not in logging._nameToLevel:  # noqa: SLF001 - stable public mapping
             raise ValueError(f"Logger level '{level}' is not a logging level (debug, info, warning, error).")
         self.verbose = verbose
         self.level = str(level).upper()
         self.log_interval = int(log_interval)
-        self.tensorboard = tensorboard
+        self.tensorboard = None if tensorboard is None else bool(tensorboard)
         self.workspace = None
         self.enabled = False
         self._logger = logging.getLogger('dbnet')
@@ -42,6 +45,7 @@ class Logger:
         self._root = logging.getLogger()
         if not enabled:
             return self
+        with_tensorboard = self._tensorboard_available()  # before any sink is opened: it may refuse
         os.makedirs(workspace, exist_ok=True)
         formatter = logging.Formatter('[%(asctime)s] %(levelname)s: %(message)s', '%Y-%m-%d %H:%M:%S')
         for handler in (logging.FileHandler(os.path.join(workspace, 'output.log'), encoding='utf-8'),
@@ -50,14 +54,25 @@ class Logger:
             self._root.addHandler(handler)
             self._handlers.append(handler)
         self._metrics_file = open(os.path.join(workspace, 'metrics.jsonl'), 'a', encoding='utf-8')
-        if self.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                self._logger.info('TensorBoard is not installed; logging text and JSON lines only.')
-            else:
-                self._writer = SummaryWriter(os.path.join(workspace, 'tensorboard'))
+        if with_tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+            self._writer = SummaryWriter(os.path.join(workspace, 'tensorboard'))
+        elif self.tensorboard is None:
+            self._logger.info('TensorBoard is not installed (pip install tensorboard); logging text and JSON '
+                              'lines only.')
         return self
+
+    def _tensorboard_available(self) -> bool:
+        """Whether to write TensorBoard events; ``tensorboard: true`` without the package is a UserError."""
+        if self.tensorboard is False:
+            return False
+        try:
+            import_optional('tensorboard', "the Logger's tensorboard: true")
+        except UserError:
+            if self.tensorboard:
+                raise
+            return False
+        return True
 
     def info(self, message: str) -> None:
         if self.enabled:

@@ -14,13 +14,10 @@ from .image_io import read_image
 from .readers import (AnnotationError, SynthTextGroundTruth, read_ctw1500, read_db_txt, read_gnhk,
                       read_icdar2015, read_td500, read_totaltext_legacy, read_totaltext_mat)
 
-__all__ = ['ImageDataset', 'READERS', 'gt_relative_path']
+__all__ = ['DatasetError', 'ImageDataset', 'READERS', 'gt_relative_path']
 
 logger = logging.getLogger(__name__)
 
-
-class DataListError(UserError, FileNotFoundError):
-    """A ``data_list`` file of the experiment that cannot be read; the message names it."""
 
 # reader name -> (function(path, **reader_args) -> (lines, problems), gt name for train, gt name for test)
 # A gt name is a format string over the list entry's file name: {name} (with extension), {stem} (without),
@@ -36,6 +33,11 @@ READERS = {
     'gnhk': (read_gnhk, '{stem}.json', '{stem}.json'),
 }
 ON_ERROR = ('raise', 'skip')
+
+
+class DatasetError(UserError, ValueError):
+    """A dataset folder or data list that cannot be used (missing, empty, an entry outside its folder); the
+    message names it."""
 
 
 def gt_relative_path(entry: str, pattern: str) -> str:
@@ -112,7 +114,8 @@ class ImageDataset(torch.utils.data.Dataset):
             self._add_dataset(root, list_path)
         self.num_samples = len(self.image_paths)
         if self.num_samples == 0:
-            raise ValueError(f'ImageDataset: the data lists {self.data_list} name no images.')
+            raise DatasetError(f'ImageDataset: the data lists {self.data_list} name no images; add image names '
+                               f'(one per line) or fix data_list.')
 
     # ----- building the index
     def _add_dataset(self, root: str, list_path: str):
@@ -124,6 +127,10 @@ class ImageDataset(torch.utils.data.Dataset):
             return
         split = 'train' if self.is_training else 'test'
         images_dir, gts_dir = os.path.join(root, f'{split}_images'), os.path.join(root, f'{split}_gts')
+        for folder in (images_dir, gts_dir):
+            if not os.path.isdir(folder):
+                raise DatasetError(f"ImageDataset: the folder {folder} does not exist; data_dir {root} must hold "
+                                f"{split}_images/ and {split}_gts/ (check data_dir and is_training).")
         if self.gt_name is not None:
             pattern = self.gt_name
         elif self.reader == 'auto':
@@ -134,8 +141,8 @@ class ImageDataset(torch.utils.data.Dataset):
             with open(list_path, 'r', encoding='utf-8-sig') as handle:
                 entries = handle.read().splitlines()
         except OSError as error:
-            raise DataListError(f'ImageDataset: cannot read data list {list_path} ({error.strerror}); '
-                                f'check data_list.') from error
+            raise DatasetError(f'ImageDataset: cannot read data list {list_path} ({error.strerror}); '
+                               f'check data_list.') from error
         for line_no, entry in enumerate(entries, start=1):
             entry = entry.strip()
             if not entry:
@@ -150,7 +157,7 @@ class ImageDataset(torch.utils.data.Dataset):
         path = os.path.join(folder, entry)
         real_folder = os.path.realpath(folder)
         if os.path.isabs(entry) or os.path.commonpath([real_folder, os.path.realpath(path)]) != real_folder:
-            raise ValueError(f'{list_path}:{line_no}: entry {entry!r} points outside {folder}; '
+            raise DatasetError(f'{list_path}:{line_no}: entry {entry!r} points outside {folder}; '
                              f'list entries must be paths relative to the images folder.')
         return path
 

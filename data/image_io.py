@@ -14,10 +14,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from concern.errors import UserError
+
 __all__ = ['IMAGE_EXTENSIONS', 'ImageReadError', 'find_images', 'image_size', 'read_image']
 
 
-class ImageReadError(OSError):
+class ImageReadError(UserError, OSError):
     """An image could not be read or was refused; the message names the file and what to do."""
 
 
@@ -89,13 +91,12 @@ def find_images(path: str) -> list[str]:
     if os.path.isfile(path):
         return [path]
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"--image_path '{path}' is neither a file nor a folder.")
+        raise UserError(f"--image_path '{path}' is neither a file nor a folder.")
     found = []
     for root, dirs, files in os.walk(path):
         dirs.sort()
         found += [os.path.join(root, name) for name in sorted(files)
                   if name.lower().endswith(IMAGE_EXTENSIONS)]
     if not found:
-        raise FileNotFoundError(f"--image_path '{path}' holds no image files "
-                                f"({', '.join(IMAGE_EXTENSIONS)}).")
+        raise UserError(f"--image_path '{path}' holds no image files ({', '.join(IMAGE_EXTENSIONS)}).")
     return found

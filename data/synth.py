@@ -21,11 +21,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 
 import cv2
 import numpy as np
 import torch.utils.data
 from PIL import Image, ImageDraw, ImageFont
+
+from concern.cli import run_main
 
 from .image_dataset import gt_relative_path, original_gt_pattern
 from .readers import format_db_line
@@ -484,4 +487,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_main(main))

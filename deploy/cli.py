@@ -1,10 +1,17 @@
-"""Command-line options shared by demo.py and eval.py for faster inference. Imports no torch (demo.py --onnx
-runs without it)."""
+"""Command-line options shared by demo.py and eval.py: faster inference and the detection threshold. Imports no
+torch (demo.py --onnx runs without it)."""
 from __future__ import annotations
 
 import argparse
 
-__all__ = ['add_inference_arguments', 'wants_optimized_model', 'check_precision_device', 'apply_inference_options']
+from concern.errors import UserError
+
+__all__ = ['add_inference_arguments', 'wants_optimized_model', 'check_precision_device', 'apply_inference_options',
+           'precision_of', 'resolve_box_thresh', 'ORIGINAL_BOX_THRESH']
+
+# The original eval.py / demo.py --box_thresh default, used when neither the command line nor the experiment's
+# representer sets one (the original's experiment files set none).
+ORIGINAL_BOX_THRESH = 0.6
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
@@ -12,13 +19,20 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--optimize', action='store_true',
                         help='BatchNorm folded into the convolutions, channels_last, inference mode '
                              '(deploy/optimize.py): the same maps within 1e-4, faster')
-    parser.add_argument('--precision', choices=['fp32', 'bf16', 'fp16'], default='fp32',
-                        help='autocast precision of the optimised model (implies --optimize): fp16 / bf16 on a GPU, '
-                             'bf16 on a CPU with AVX512-BF16 / AMX (elsewhere slower)')
+    parser.add_argument('--precision', choices=['fp32', 'bf16', 'fp16'],
+                        help='autocast precision of the optimised model (any value implies --optimize; without it '
+                             'the model runs as built, in fp32): fp16 / bf16 on a GPU, bf16 on a CPU with '
+                             'AVX512-BF16 / AMX (elsewhere slower)')
 
 
 def wants_optimized_model(args: argparse.Namespace) -> bool:
-    return bool(args.optimize or args.precision != 'fp32')
+    """True when ``--optimize`` or any ``--precision`` was given."""
+    return bool(args.optimize or args.precision is not None)
+
+
+def precision_of(args: argparse.Namespace) -> str:
+    """The precision the model runs in: ``--precision``, else fp32."""
+    return args.precision or 'fp32'
 
 
 def apply_inference_options(model, args: argparse.Namespace, device):
@@ -27,11 +41,25 @@ def apply_inference_options(model, args: argparse.Namespace, device):
     if not wants_optimized_model(args):
         return model
     from deploy.optimize import InferenceModel, optimize_for_inference
-    return InferenceModel(optimize_for_inference(model), device, args.precision)
+    return InferenceModel(optimize_for_inference(model), device, precision_of(args))
 
 
 def check_precision_device(precision: str, device_type: str) -> None:
-    """Raises ValueError, one sentence, when ``precision`` cannot run on a device of ``device_type``."""
+    """Raises UserError, one sentence, when ``precision`` cannot run on a device of ``device_type``."""
     if precision == 'fp16' and device_type != 'cuda':
-        raise ValueError(f"--precision fp16 needs a CUDA device, and this run uses {device_type}; use "
+        raise UserError(f"--precision fp16 needs a CUDA device, and this run uses {device_type}; use "
                          f"--precision bf16 or fp32 on a CPU.")
+
+
+def resolve_box_thresh(given: float | None, config) -> tuple[float, str]:
+    """``(box_thresh, where it came from)``: ``--box_thresh`` when given, else the box_thresh that the experiment
+    (a compiled ``concern.config.Config``) gives its representer, else the original's command-line default 0.6."""
+    spec = config.get('Experiment.structure.representer')
+    representer_args = getattr(spec, 'args', spec if isinstance(spec, dict) else {})
+    experiment = config.path
+    if given is not None:
+        return float(given), '--box_thresh'
+    if 'box_thresh' in representer_args:
+        return float(representer_args['box_thresh']), f"the representer's box_thresh in {experiment}"
+    return ORIGINAL_BOX_THRESH, (f"the original eval.py / demo.py default; {experiment} sets no representer "
+                                 f"box_thresh")

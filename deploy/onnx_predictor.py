@@ -14,13 +14,18 @@ from typing import Callable
 
 import numpy as np
 
+from concern.errors import UserError
 from structure.predictor import Detector
 from structure.representers import SegDetectorRepresenter
 
-__all__ = ['OnnxDetector', 'onnx_forward', 'REPRESENTER_METADATA_KEY']
+__all__ = ['OnnxDetector', 'OnnxModelError', 'onnx_forward', 'REPRESENTER_METADATA_KEY']
 
 # convert_to_onnx.py stores the experiment's representer arguments under this metadata key (JSON).
 REPRESENTER_METADATA_KEY = 'dbnet.representer'
+
+
+class OnnxModelError(UserError, RuntimeError):
+    """An ONNX file that ONNX Runtime cannot load; the message names it."""
 
 
 def onnx_forward(session) -> Callable[[np.ndarray], np.ndarray]:
@@ -71,7 +76,7 @@ class OnnxDetector(Detector):
             self.session = onnxruntime.InferenceSession(model_path, options,
                                                         providers=providers or ['CPUExecutionProvider'])
         except Exception as error:  # onnxruntime raises its own exception types
-            raise RuntimeError(f"OnnxDetector: cannot load '{model_path}' ({error}); export it with "
+            raise OnnxModelError(f"OnnxDetector: cannot load '{model_path}' ({error}); export it with "
                                f"convert_to_onnx.py.") from error
         if representer is None:
             representer = representer_from_metadata(self.session, thresh=thresh, box_thresh=box_thresh,

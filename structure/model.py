@@ -7,6 +7,7 @@ import torch.nn as nn
 
 import backbones
 import decoders
+from concern.config import ConfigError
 from concern.registry import lookup
 
 
@@ -64,7 +65,7 @@ class SegDetectorModel(nn.Module):
         self.args = dict(args)
         for key in ('backbone', 'decoder'):
             if key not in self.args:
-                raise ValueError(f"SegDetectorModel: model_args has no `{key}`; add it to the "
+                raise ConfigError(f"SegDetectorModel: model_args has no `{key}`; add it to the "
                                  f"experiment's builder.model_args.")
         self.model = ModuleHolder(BasicModel(self.args))
         self.criterion = None

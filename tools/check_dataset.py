@@ -14,6 +14,7 @@ import os
 import sys
 from collections import Counter
 
+from concern.cli import run_main
 from data.image_dataset import ImageDataset
 from data.image_io import ImageReadError, image_size, read_image
 from data.readers import DONT_CARE, AnnotationError
@@ -86,4 +87,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

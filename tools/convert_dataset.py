@@ -19,6 +19,8 @@ import os
 import shutil
 import sys
 
+from concern.cli import run_main
+from concern.errors import UserError
 from data.image_dataset import READERS, gt_relative_path, original_gt_pattern
 from data.readers import AnnotationError, SynthTextGroundTruth, format_db_line
 
@@ -37,11 +39,18 @@ def official_samples(fmt: str, images: str, gts: str, split: str, gt_name: str |
             yield (name, os.path.join(images, name)) + truth.read(index)
         return
     reader, train_name, test_name = READERS[fmt]
+    db_train_name = train_name
     train_name = OFFICIAL_TRAIN_NAMES.get(fmt, train_name)
     pattern = gt_name or (train_name if split == 'train' else test_name)
-    for name in sorted(os.listdir(images)):
-        if not name.lower().endswith(IMAGE_EXTENSIONS):
-            continue
+    names = [name for name in sorted(os.listdir(images)) if name.lower().endswith(IMAGE_EXTENSIONS)]
+    found = [name for name in names if os.path.exists(os.path.join(gts, gt_relative_path(name, pattern)))]
+    if names and not found and pattern != db_train_name and not gt_name and all(
+            os.path.exists(os.path.join(gts, gt_relative_path(name, db_train_name))) for name in names):
+        raise UserError(f"--gts {gts}: the ground truth is already named as in the DB layout "
+                        f"({gt_relative_path(names[0], db_train_name)}), not as the official {fmt} release "
+                        f"({gt_relative_path(names[0], pattern)}); it needs no conversion: copy the folders "
+                        f"and write {split}_list.txt, or pass --gt-name '{db_train_name}'.")
+    for name in names:
         gt_path = os.path.join(gts, gt_relative_path(name, pattern))
         if not os.path.exists(gt_path):
             yield name, os.path.join(images, name), None, [AnnotationError(gt_path, None, 'ground truth missing')]
@@ -90,12 +99,20 @@ def main(argv=None) -> int:
     parser.add_argument('--level', choices=('word', 'line'), default='word', help='GNHK: word or line targets')
     parser.add_argument('--keep-special', action='store_true', help='GNHK: keep %%math%% %%SC%% %%NA%% as text')
     args = parser.parse_args(argv)
+    if not os.path.isdir(args.images):
+        raise UserError(f"--images {args.images} is not a folder; give the folder of the official release's images.")
+    if not os.path.exists(args.gts):
+        raise UserError(f"--gts {args.gts} does not exist; give the official release's ground-truth folder "
+                        f"(SynthText: its gt.mat).")
     reader_args = {'level': args.level, 'keep_special': args.keep_special} if args.format == 'gnhk' else {}
     counts = convert(args.format, args.images, args.gts, args.out, args.split, args.gt_name, reader_args)
+    if counts['images'] == 0:
+        raise UserError(f"--images {args.images} / --gts {args.gts}: no image could be converted "
+                        f"({counts['missing']} without ground truth); check the folders, --split and --gt-name.")
     print(f"converted {counts['images']} images, {counts['lines']} text regions into {args.out} "
           f"({counts['problems']} bad records left out, {counts['missing']} images without ground truth)")
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

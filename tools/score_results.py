@@ -19,8 +19,11 @@ tooling; this scorer reads x,y.)
 """
 import argparse
 import os
+import sys
 import zipfile
 
+from concern.cli import run_main
+from concern.errors import UserError
 from concern.protocols import PROTOCOL_NAMES, make_protocol
 from concern.result_files import parse_gt_text, parse_result_text, write_json_results
 
@@ -36,7 +39,7 @@ def sample_key(name):
     return stem
 
 
-def load_texts(path):
+def load_texts(path, flag='--gt'):
     """Folder or zip of .txt files -> {sample key: file text}."""
     texts = {}
     if os.path.isdir(path):
@@ -50,17 +53,17 @@ def load_texts(path):
                 if name.endswith('.txt'):
                     texts[sample_key(name)] = (f'{path}:{name}', archive.read(name).decode('utf-8-sig'))
     else:
-        raise FileNotFoundError(f"{path}: not a folder or a zip file of .txt files.")
+        raise UserError(f"{flag} {path} is not a folder or a zip file of .txt files; check the path.")
     return texts
 
 
 def score(gt_path, det_path, protocol='iou', ignore_texts=('###',), score_thresh=None, protocol_args=None):
     """Evaluate; returns (combined metrics dict, {sample key: per-image result})."""
     evaluator = make_protocol(protocol, **(protocol_args or {}))
-    gts, dets = load_texts(gt_path), load_texts(det_path)
+    gts, dets = load_texts(gt_path, '--gt'), load_texts(det_path, '--det')
     unknown = sorted(set(dets) - set(gts))
     if unknown:
-        raise ValueError(f"{det_path}: result files without ground truth in {gt_path}: {unknown[:5]} "
+        raise UserError(f"{det_path}: result files without ground truth in {gt_path}: {unknown[:5]} "
                          f"(samples are paired by name without 'gt_'/'poly_gt_'/'res_' and the extension).")
     per_image = {}
     for key in sorted(gts):
@@ -97,8 +100,8 @@ def main(argv=None):
           f"fmeasure {combined['fmeasure']:.4f}")
     if args.json:
         write_json_results(args.json, {'protocol': args.protocol, 'metrics': combined, 'per_image': per_image})
-    return combined
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_main(main))

@@ -15,12 +15,15 @@ import sys
 import cv2
 import numpy as np
 
+from concern.cli import run_main
+from concern.errors import UserError
+
 
 def read_curve(workspace: str) -> list[tuple[float, int, dict]]:
     """[(minutes since the first record, iteration, validation metrics)] in file order."""
     path = os.path.join(workspace, 'metrics.jsonl')
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path} does not exist; is {workspace} a train.py workspace?')
+        raise UserError(f'{path} does not exist; is {workspace} a train.py workspace?')
     with open(path, encoding='utf-8') as handle:
         records = [json.loads(line) for line in handle if line.strip()]
     if not records:
@@ -57,11 +60,7 @@ def main(argv=None) -> int:
     parser.add_argument('workspace')
     parser.add_argument('--png', help='also draw the curve into this PNG file')
     args = parser.parse_args(argv)
-    try:
-        curve = read_curve(args.workspace)
-    except FileNotFoundError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+    curve = read_curve(args.workspace)
     if not curve:
         print('no validation records yet')
         return 1
@@ -74,4 +73,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

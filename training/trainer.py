@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader as TorchDataLoader
 from tqdm import tqdm
 
-from concern.checkpoint_io import load_checkpoint, load_model_weights, save_checkpoint
+from concern.checkpoint_io import CheckpointError, load_checkpoint, load_model_weights, save_checkpoint
 from concern.distributed import DistributedContext, broadcast_flag
 from concern.evaluation import evaluate
 from data.sampler import ResumableSampler, SeededDataset
@@ -162,9 +162,16 @@ class Trainer:
     def resume(self, path: str) -> None:
         """Loads this project's checkpoint (full state) or a weights-only file (the original's)."""
         checkpoint = load_checkpoint(path)
+        full_state = 'optimizer' in checkpoint and isinstance(checkpoint.get('iteration'), int)
+        if full_state:  # first: a different model's state is refused before its weights are half loaded
+            try:
+                self.optimizer.load_state_dict(checkpoint['optimizer'])
+            except ValueError as error:  # torch: parameter groups / sizes differ
+                raise CheckpointError(f'Checkpoint {path} is the training state of a different model (its optimizer '
+                                      f'state does not fit this experiment\'s parameters: {error}); resume from a '
+                                      f'checkpoint of this experiment.') from None
         missing, unexpected = load_model_weights(unwrap(self.model), checkpoint)
-        if 'optimizer' in checkpoint and isinstance(checkpoint.get('iteration'), int):
-            self.optimizer.load_state_dict(checkpoint['optimizer'])
+        if full_state:
             if checkpoint.get('scaler'):
                 self.scaler.load_state_dict(checkpoint['scaler'])
             self.epoch = int(checkpoint['epoch'])
@@ -275,7 +282,7 @@ class Trainer:
                 raise
             if reason == 'nonfinite':
                 return reason
-            if reason == 'finished':
+            if reason in ('finished', 'max_iterations'):  # an intended end: 'final' as well
                 names = ['model_latest', 'final']
                 if self._saved_step != self.step:  # not already saved under its epoch name at this iteration
                     names.insert(0, saver.checkpoint_name(self.epoch, self.step))

@@ -7,10 +7,12 @@ at all raises :class:`AnnotationError` directly.
 """
 from __future__ import annotations
 
+from concern.errors import UserError
+
 DONT_CARE = '###'
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserError, ValueError):
     """A ground-truth file or one of its records could not be parsed; ``str()`` names the file and line."""
 
     def __init__(self, path: str, line_no: int | None, message: str):

@@ -1,4 +1,5 @@
 """Result files: written in the ICDAR format and parsed back to the same polygons; scorer end to end."""
+import json
 import zipfile
 
 import numpy as np
@@ -52,14 +53,15 @@ def test_scorer_on_folder_and_zip(tmp_path, capsys):
     (gt_dir / 'gt_img_1.txt').write_text('0,0,10,0,10,10,0,10,word\n20,0,30,0,30,10,20,10,###\n')
     (gt_dir / 'gt_img_2.txt').write_text('0,0,10,0,10,10,0,10,other\n')
     (det_dir / 'res_img_1.txt').write_text('0,0,10,0,10,10,0,10,0.9\n21,0,30,0,30,10,21,10,0.8\n')
-    metrics = score_main(['--gt', str(gt_dir), '--det', str(det_dir)])
+    assert score_main(['--gt', str(gt_dir), '--det', str(det_dir), '--json', str(tmp_path / 'plain.json')]) == 0
+    metrics = json.loads((tmp_path / 'plain.json').read_text())['metrics']
     assert (metrics['precision'], metrics['recall']) == (1.0, 0.5)  # img_2 has no result file: a miss
     with zipfile.ZipFile(tmp_path / 'det.zip', 'w') as archive:
         archive.write(det_dir / 'res_img_1.txt', 'res_img_1.txt')
-    zipped = score_main(['--gt', str(gt_dir), '--det', str(tmp_path / 'det.zip'), '--protocol', 'deteval',
-                         '--json', str(tmp_path / 'scores.json')])
+    assert score_main(['--gt', str(gt_dir), '--det', str(tmp_path / 'det.zip'), '--protocol', 'deteval',
+                       '--json', str(tmp_path / 'scores.json')]) == 0
+    zipped = json.loads((tmp_path / 'scores.json').read_text())['metrics']
     assert (zipped['precision'], zipped['recall']) == (1.0, 0.5)
-    assert (tmp_path / 'scores.json').exists()
     assert sample_key('poly_gt_img5.txt') == sample_key('img5.txt') == 'img5'
 
 

@@ -220,7 +220,9 @@ define:
     data_dir: ['{root}']
     data_list: ['{listing}']
 """)
-    assert train.main([str(experiment), *NARROW, '--device', 'cpu', '--workspace_root', str(tmp_path / 'ws')]) == 2
+    from concern.cli import run_main
+    assert run_main(train.main, [str(experiment), *NARROW, '--device', 'cpu', '--workspace_root',
+                                 str(tmp_path / 'ws')]) == 2
     error = capsys.readouterr().err
     assert error.startswith('error: ') and "train_list.txt:1: entry 'link/secret.jpg' points outside" in error
     assert not (tmp_path / 'ws').exists()

@@ -53,6 +53,8 @@ def test_print_config_only_prints_the_compiled_experiment_and_trains_nothing(tmp
 
 
 def test_a_missing_data_list_is_one_sentence_not_a_traceback(tmp_path):
+    (tmp_path / 'test_images').mkdir()  # the folders exist: only the list is missing
+    (tmp_path / 'test_gts').mkdir()
     (tmp_path / 'exp.yaml').write_text(f"import: ['{QUICKSTART}']\npackage: []\ndefine:\n"
                                        "  - name: train_data\n    class: ImageDataset\n"
                                        f"    data_dir: ['{tmp_path}']\n    data_list: ['{tmp_path / 'no_list.txt'}']\n")
