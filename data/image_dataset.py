@@ -73,7 +73,7 @@ class ImageDataset(torch.utils.data.Dataset):
             A region with a NaN or infinite coordinate is a bad line (never a NaN target).
         max_pixels: images larger than this (from the header) are refused; None disables the guard.
 
-    Returns (``dataset[i]``) the sample dict ``{'image': HxWx3 uint8 BGR, 'lines': [{'poly': [[x, y], ...],
+    Returns (``dataset[i]``) the sample dict ``{'image': HxWx3 float32 BGR (0..255, as the original reads it), 'lines': [{'poly': [[x, y], ...],
     'text': str}], 'filename': image path, 'data_id': i, 'is_training': bool}`` after ``processes``.
     """
 
