@@ -118,7 +118,7 @@ def test_path_escape_is_refused(tmp_path):
 
 def test_on_error_raise_and_skip(tmp_path, caplog):
     data_dir, data_list = make_db_dataset(tmp_path / 'd', 'train', ['a.jpg', 'b.jpg', 'c.jpg'],
-                                          '0,0,9,0,9,9,0,9,x\n7,7,bad\n')
+                                          '0,0,9,0,9,9,0,9,x\n7,x,bad\n')
     os.remove(tmp_path / 'd' / 'train_images' / 'c.jpg')
 
     def fail_on_a(data):
