@@ -9,9 +9,8 @@ Two file kinds are read:
 import logging
 import os
 import pickle
-import tempfile
-
 import re
+import tempfile
 
 import torch
 
@@ -143,7 +142,7 @@ def _fit_error(source, model_state, incoming, missing, mismatched) -> Checkpoint
         shown = ', '.join(missing[:3]) + (f' and {len(missing) - 3} more' if len(missing) > 3 else '')
         parts.append(f'lacks {len(missing)} of the model\'s keys ({shown})')
     if mismatched:
-        key, (found, expected) = sorted(mismatched.items())[0]
+        key, (found, expected) = min(mismatched.items())
         more = f' and {len(mismatched) - 1} more' if len(mismatched) > 1 else ''
         parts.append(f'has other shapes ({key}: {found} in the file, {expected} in the model{more})')
     held, built = describe_model_keys(incoming), describe_model_keys(model_state)
@@ -152,8 +151,9 @@ def _fit_error(source, model_state, incoming, missing, mismatched) -> Checkpoint
                   f"experiment's model_args")
     else:
         advice = f"the file seems to hold {held} while the experiment builds {built}, so pick the matching experiment"
-    return CheckpointMismatchError(f"Checkpoint {source} does not fit this experiment's model: it {' and '.join(parts)}; "
-                                   f"{advice} (or pass --non_strict to load only the matching keys).")
+    return CheckpointMismatchError(f"Checkpoint {source} does not fit this experiment's model: it "
+                                   f"{' and '.join(parts)}; {advice} (or pass --non_strict to load only the "
+                                   f"matching keys).")
 
 
 def load_model_weights(model, state_or_path, strict=False, fitting=False):

@@ -75,7 +75,8 @@ class ImageDataset(torch.utils.data.Dataset):
             under either setting, and counted in ``num_degenerate_lines`` (logged once per file).
         max_pixels: images larger than this (from the header) are refused; None disables the guard.
 
-    Returns (``dataset[i]``) the sample dict ``{'image': HxWx3 float32 BGR (0..255, as the original reads it), 'lines': [{'poly': [[x, y], ...],
+    Returns (``dataset[i]``) the sample dict ``{'image': HxWx3 float32 BGR (0..255, as the original reads it),
+    'lines': [{'poly': [[x, y], ...],
     'text': str}], 'filename': image path, 'data_id': i, 'is_training': bool}`` after ``processes``.
     """
 

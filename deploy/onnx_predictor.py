@@ -54,8 +54,8 @@ class OnnxDetector(Detector):
         providers: ONNX Runtime execution providers (default: CPU).
         intra_op_num_threads: threads per operator (0: ONNX Runtime's choice).
 
-    ``detect(images)`` (BGR H x W x 3 arrays, float32 as read by ``data.image_io.read_image``, or uint8) returns per image ``(polygons, scores)``: int (K, 2)
-    arrays in the image's pixel coordinates and floats.
+    ``detect(images)`` (BGR H x W x 3 arrays, float32 as read by ``data.image_io.read_image``, or uint8) returns
+    per image ``(polygons, scores)``: int (K, 2) arrays in the image's pixel coordinates and floats.
     """
 
     def __init__(self, model_path: str, representer: SegDetectorRepresenter | None = None,

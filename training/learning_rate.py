@@ -8,8 +8,8 @@ so when the two differ.
 """
 from __future__ import annotations
 
-__all__ = ['ConstantLearningRate', 'DecayLearningRate', 'MultiStepLR', 'WarmupLR',
-           'PiecewiseConstantLearningRate', 'schedule_lr_warning']
+__all__ = ['ConstantLearningRate', 'DecayLearningRate', 'MultiStepLR', 'PiecewiseConstantLearningRate', 'WarmupLR',
+           'schedule_lr_warning']
 
 
 def schedule_lr_warning(learning_rate, optimizer_args: dict) -> str | None:

@@ -2,7 +2,8 @@
 
 Every reader returns ``(lines, problems)``: ``lines`` is the list of ``{'poly': [[x, y], ...], 'text': str}``
 records that parsed (``'###'`` text = don't care; a degenerate region, fewer than 3 points or no area, is a
-don't-care record with a ``'degenerate'`` note, see :func:`make_line`), ``problems`` is a list of :class:`AnnotationError`, one per
+don't-care record with a ``'degenerate'`` note, see :func:`make_line`), ``problems`` is a list of
+:class:`AnnotationError`, one per
 record that could not be used (the caller decides whether to raise or skip them). A file that cannot be read
 at all raises :class:`AnnotationError` directly.
 """

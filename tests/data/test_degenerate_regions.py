@@ -98,7 +98,8 @@ def test_training_pipeline_and_step_with_degenerate_lines(tmp_path, experiment, 
     root = make_layout(tmp_path / fmt, text, train_gt, test_gt)
     config = load_experiment_for_inference(experiment, [
         f"train_data.data_dir=['{root}']", f"train_data.data_list=['{root / 'train_list.txt'}']",
-        'train_data.processes.1.size=[64,64]', 'Experiment.structure.builder.model_args.decoder_args.inner_channels=16'])
+        'train_data.processes.1.size=[64,64]',
+        'Experiment.structure.builder.model_args.decoder_args.inner_channels=16'])
     dataset = config.build('train_data')
     np.random.seed(0)
     samples = [dataset[i] for i in range(len(dataset))]
@@ -107,7 +108,7 @@ def test_training_pipeline_and_step_with_degenerate_lines(tmp_path, experiment, 
     assert all(torch.isfinite(value).all() for value in batch.values())
     model = config.build('Experiment.structure').builder.build()
     model.train()
-    loss, _, metrics = model(batch, training=True)
+    loss, _, _ = model(batch, training=True)
     assert torch.isfinite(loss)
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
@@ -151,7 +152,7 @@ def test_eval_script_on_original_totaltext_layout_prints_prf(tmp_path):
                '--box_thresh', '0.6', '--device', 'cpu', '--result_dir', str(tmp_path / 'results')]
     for override in overrides:
         command += ['--opt', override]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert re.search(r'icdar2015: precision \d\.\d{4}  recall \d\.\d{4}  fmeasure \d\.\d{4}', done.stdout), done.stdout
     assert (tmp_path / 'results' / 'metrics.json').exists()
