@@ -33,6 +33,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Export a DBNet model to ONNX / TorchScript.')
     parser.add_argument('exp', help='experiment YAML file')
     parser.add_argument('--resume', required=True, help="checkpoint (this project's or the original's)")
+    parser.add_argument('--non_strict', action='store_true',
+                        help="load a checkpoint that does not fit the experiment (missing keys or other shapes): "
+                             "the matching keys only, as the original did (default: refuse it)")
     parser.add_argument('--output', required=True, help='the ONNX file to write')
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset (16 or later: GridSample)')
     parser.add_argument('--torchscript', metavar='PATH', help='also write a traced TorchScript model here')
@@ -104,7 +107,7 @@ def main(argv=None) -> int:
     box_thresh, source = resolve_box_thresh(None, config)
     structure.representer.box_thresh = box_thresh
     print(f'box_thresh {box_thresh} stored in the metadata (from {source})', flush=True)
-    model = build_model_with_weights(structure, args.resume, torch.device('cpu'))
+    model = build_model_with_weights(structure, args.resume, torch.device('cpu'), strict=not args.non_strict)
     calibration = (calibration_inputs(args.calibration_images, args.calibration_count, args.image_short_side,
                                       structure.representer)
                    if args.int8 and args.int8_mode == 'static' else None)

@@ -29,6 +29,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Run a DBNet model on images.')
     parser.add_argument('exp', nargs='?', help='experiment YAML file (not needed with --onnx)')
     parser.add_argument('--resume', help='checkpoint (this project\'s or the original\'s); not needed with --onnx')
+    parser.add_argument('--non_strict', action='store_true',
+                        help="load a checkpoint that does not fit the experiment (missing keys or other shapes): "
+                             "the matching keys only, as the original did (default: refuse it)")
     parser.add_argument('--onnx', metavar='MODEL.onnx',
                         help='run this exported model (convert_to_onnx.py) with ONNX Runtime instead; no torch needed')
     parser.add_argument('--image_path', required=True, help='an image file or a folder (searched recursively)')
@@ -99,7 +102,7 @@ def main(argv=None) -> int:
         structure = config.build('Experiment.structure')
         device = choose_device(args.device)
         check_precision_device(args.precision, device.type)
-        model = build_model_with_weights(structure, args.resume, device)
+        model = build_model_with_weights(structure, args.resume, device, strict=not args.non_strict)
         model = apply_inference_options(model, args, device)
         representer = structure.representer
         representer.box_thresh = box_thresh

@@ -36,6 +36,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Evaluate a DBNet model.')
     parser.add_argument('exp', help='experiment YAML file')
     parser.add_argument('--resume', required=True, help='checkpoint (this project\'s or the original\'s)')
+    parser.add_argument('--non_strict', action='store_true',
+                        help="load a checkpoint that does not fit the experiment (missing keys or other shapes): "
+                             "the matching keys only, as the original did (default: refuse it)")
     parser.add_argument('--polygon', action='store_true', help='polygon output (curved text: Total-Text, CTW1500)')
     parser.add_argument('--box_thresh', type=float,
                         help="minimum mean score of a detection (default: the experiment's representer box_thresh, "
@@ -123,7 +126,7 @@ def main(argv=None) -> int:
     loaders = config.build(section).data_loaders
     device = choose_device(args.device)
     check_precision_device(args.precision, device.type)
-    model = build_model_with_weights(structure, args.resume, device)
+    model = build_model_with_weights(structure, args.resume, device, strict=not args.non_strict)
     model = apply_inference_options(model, args, device)
     representer, measurer = structure.representer, structure.measurer
     if args.thresh is not None:

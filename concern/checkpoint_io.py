@@ -9,16 +9,23 @@ Two file kinds are read:
 import logging
 import os
 import pickle
+import re
 import tempfile
 
 import torch
 
 from concern.errors import UserError
 
-__all__ = ['CheckpointError', 'CheckpointNotFoundError', 'load_checkpoint', 'load_model_weights', 'align_keys',
+__all__ = ['CheckpointError', 'CheckpointMismatchError', 'CheckpointNotFoundError', 'align_keys', 'describe_model_keys',
+           'load_checkpoint', 'load_model_weights',
            'save_checkpoint']
 
 logger = logging.getLogger(__name__)
+
+
+class CheckpointMismatchError(UserError, RuntimeError):
+    """A checkpoint that does not fit the experiment's model (missing keys or other shapes), refused for inference
+    and export; the message names the first keys and the experiment the file seems to belong to."""
 
 # Key prefixes that wrappers add: the original's ``self.model = DataParallel(BasicModel)`` gives
 # ``model.module.``, a bare DataParallel/DDP gives ``module.``.
@@ -119,13 +126,67 @@ def align_keys(state_dict, model_keys):
     return max(candidates, key=lambda c: (len(model_keys.intersection(c)), -len(c)))
 
 
-def load_model_weights(model, state_or_path, strict=False):
+def describe_model_keys(keys) -> str:
+    """What model a state dict's keys describe, read from the keys alone, with the experiment files that build it:
+    MobileNetV3 (``backbone.features.*``), else the ResNet depth (layer3 block count; Bottleneck ``conv3`` keys
+    tell ResNet-50 from ResNet-34), deformable or not (``conv2_offset`` keys) and DBNet++'s ASF
+    (``decoder.concat_attention`` keys)."""
+    keys = list(keys)
+    if not any('backbone.' in key for key in keys):
+        return 'no backbone keys: not a DBNet checkpoint'
+    if any('backbone.features.' in key for key in keys):
+        return 'a MobileNetV3-large DBNet (experiments/seg_detector/totaltext_mobilenet_v3_large_thre.yaml)'
+    blocks = {int(found.group(1)) for key in keys for found in [re.search(r'backbone\.layer3\.(\d+)\.', key)] if found}
+    bottleneck = any(re.search(r'backbone\.layer\d\.\d+\.conv3\.', key) for key in keys)
+    depth = {(2, False): 18, (6, False): 34, (6, True): 50, (23, True): 101, (36, True): 152}.get(
+        (len(blocks), bottleneck))
+    if depth is None:
+        return f'a backbone with {len(blocks)} layer3 blocks, not one of this project\'s experiments'
+    deformable = any('conv2_offset' in key for key in keys)
+    asf = any('decoder.concat_attention' in key for key in keys)
+    name = f"{'deformable ' if deformable else ''}ResNet-{depth} {'DBNet++ (ASF)' if asf else 'DBNet'}"
+    if asf and deformable and depth == 50:
+        files = 'experiments/ASF/*_resnet50_deform_thre_asf.yaml'
+    elif deformable and not asf and depth in (18, 50):
+        files = f'experiments/seg_detector/*_resnet{depth}_deform_thre.yaml'
+    elif not deformable and not asf and depth == 18:
+        files = 'experiments/synthetic/quickstart.yaml'
+    else:
+        return f"a {name} (no experiment file here builds it; set the backbone to match)"
+    return f'a {name} ({files})'
+
+
+def _fit_error(source, model_state, incoming, missing, mismatched) -> CheckpointMismatchError:
+    """The one-sentence refusal of a checkpoint that does not fit ``model_state``."""
+    parts = []
+    if missing:
+        shown = ', '.join(missing[:3]) + (f' and {len(missing) - 3} more' if len(missing) > 3 else '')
+        parts.append(f'lacks {len(missing)} of the model\'s keys ({shown})')
+    if mismatched:
+        key, (found, expected) = min(mismatched.items())
+        more = f' and {len(mismatched) - 1} more' if len(mismatched) > 1 else ''
+        parts.append(f'has other shapes ({key}: {found} in the file, {expected} in the model{more})')
+    held, built = describe_model_keys(incoming), describe_model_keys(model_state)
+    if held == built:
+        advice = (f"the file holds {held} like the experiment, with other layer sizes or layers, so check the "
+                  f"experiment's model_args")
+    else:
+        advice = f"the file seems to hold {held} while the experiment builds {built}, so pick the matching experiment"
+    return CheckpointMismatchError(f"Checkpoint {source} does not fit this experiment's model: it "
+                                   f"{' and '.join(parts)}; {advice} (or pass --non_strict to load only the "
+                                   f"matching keys).")
+
+
+def load_model_weights(model, state_or_path, strict=False, fitting=False):
     """Load weights into ``model`` and return ``(missing_keys, unexpected_keys)``.
 
     state_or_path: a path, a bare state dict (the original's release files), or this project's
     checkpoint dict ({'model': state_dict, ...}); keys with or without the ``model.module.``
     prefix are matched to the model's. Missing, unexpected and shape-mismatched keys are logged
     by name (shape mismatches are not loaded and count as missing); strict=True raises on any.
+    fitting=True (inference and export) raises CheckpointMismatchError, one sentence naming the first keys and
+    the experiment the file seems to belong to, when any model key is missing or has another shape;
+    unexpected extra keys stay a warning.
     """
     source = state_or_path
     if isinstance(state_or_path, (str, os.PathLike)):
@@ -143,6 +204,8 @@ def load_model_weights(model, state_or_path, strict=False):
     missing = sorted(set(model_state) - set(loadable))
     unexpected = sorted(set(loadable) - set(model_state))
 
+    if fitting and (missing or mismatched):
+        raise _fit_error(source, model_state, incoming, [k for k in missing if k not in mismatched], mismatched)
     problems = []
     if missing:
         problems.append(f"missing keys {missing}")

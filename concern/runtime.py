@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from concern.checkpoint_io import load_checkpoint, load_model_weights
+from concern.checkpoint_io import load_model_weights
 from concern.config import Config, ConfigError, load_config
 
 __all__ = ['load_experiment_for_inference', 'build_model_with_weights']
@@ -25,11 +25,14 @@ def load_experiment_for_inference(path: str, overrides=()) -> Config:
     return config
 
 
-def build_model_with_weights(structure, checkpoint_path: str, device, strict: bool = False):
-    """``structure.builder.build()`` on ``device`` in eval mode, weights from ``checkpoint_path``."""
+def build_model_with_weights(structure, checkpoint_path: str, device, strict: bool = True):
+    """``structure.builder.build()`` on ``device`` in eval mode, weights from ``checkpoint_path``.
+
+    strict=True (inference and export): a checkpoint missing any of the model's keys, or with another shape, is
+    refused (``concern.checkpoint_io.CheckpointMismatchError``); extra keys are a warning. strict=False (the
+    original's lenient load, ``--non_strict``): the matching keys are loaded and the rest is a warning."""
     model = structure.builder.build()
-    state = load_checkpoint(checkpoint_path)
-    missing, unexpected = load_model_weights(model, state, strict=strict)
+    missing, unexpected = load_model_weights(model, checkpoint_path, fitting=strict)
     if missing or unexpected:
         logger.warning('%s: %d missing and %d unexpected keys (see the warnings above).',
                        checkpoint_path, len(missing), len(unexpected))

@@ -79,10 +79,13 @@ class ImageDataset(torch.utils.data.Dataset):
             Counters are per process (each DataLoader worker has its own);
             so that the training loop can count skips across workers, every sample returned under 'skip'
             carries ``'skipped'``: how many bad samples were passed over to produce it (usually 0).
-            A region with a NaN or infinite coordinate is a bad line (never a NaN target).
+            A region with a NaN or infinite coordinate is a bad line (never a NaN target). A degenerate region
+            (1 or 2 points, or no area) is not a bad line: as in the original it is read as a don't-care region,
+            under either setting, and counted in ``num_degenerate_lines`` (logged once per file).
         max_pixels: images larger than this (from the header) are refused; None disables the guard.
 
-    Returns (``dataset[i]``) the sample dict ``{'image': HxWx3 uint8 BGR, 'lines': [{'poly': [[x, y], ...],
+    Returns (``dataset[i]``) the sample dict ``{'image': HxWx3 float32 BGR (0..255, as the original reads it),
+    'lines': [{'poly': [[x, y], ...],
     'text': str}], 'filename': image path, 'data_id': i, 'is_training': bool}`` after ``processes``.
     """
 
@@ -107,6 +110,8 @@ class ImageDataset(torch.utils.data.Dataset):
         self.is_training = ('train' in self.data_list[0]) if is_training is None else bool(is_training)
         self.num_skipped = 0
         self.num_bad_lines = 0
+        self.num_degenerate_lines = 0
+        self._noted_degenerate = set()
         self.skipped_files = set()
         self._warned_gts = set()
         self.image_paths, self.gt_sources = [], []
@@ -201,9 +206,21 @@ class ImageDataset(torch.utils.data.Dataset):
                 self._warned_gts.add(gt)
                 logger.warning('skipping %d bad annotation record(s): %s', len(problems),
                                '; '.join(str(p) for p in problems[:5]))
+        self._note_degenerate(lines, index)
         image = read_image(self.image_paths[index], max_pixels=self.max_pixels)
         return {'image': image, 'lines': lines, 'filename': self.image_paths[index], 'data_id': index,
                 'is_training': self.is_training}
+
+    def _note_degenerate(self, lines: list, index: int) -> None:
+        """Counts the degenerate regions (fewer than 3 points or no area: don't care, as in the original) in
+        ``num_degenerate_lines`` and logs them once per ground-truth file."""
+        notes = [line['degenerate'] for line in lines if 'degenerate' in line]
+        if not notes:
+            return
+        self.num_degenerate_lines += len(notes)
+        if index not in self._noted_degenerate:
+            self._noted_degenerate.add(index)
+            logger.info('%d degenerate region(s) read as don\'t care: %s', len(notes), '; '.join(notes[:5]))
 
     def _process(self, index: int) -> dict:
         data = self.load(index)

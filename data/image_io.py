@@ -1,8 +1,10 @@
-"""Reading images as 3-channel 8-bit BGR arrays, safely.
+"""Reading images as 3-channel float32 BGR arrays, safely.
 
 ``read_image`` applies the EXIF orientation, converts grayscale, RGBA, palette and 16-bit images to
-``HxWx3 uint8`` BGR (OpenCV's ``IMREAD_COLOR`` conversion) and refuses, from the header and before
-decoding, images with more than ``max_pixels`` pixels (a decompression-bomb guard).
+``HxWx3`` BGR (OpenCV's ``IMREAD_COLOR`` conversion), returns them as float32 (the original's
+``cv2.imread(path, cv2.IMREAD_COLOR).astype('float32')``: every later resize works on the float image, so
+the network sees the original's input to the last bit) and refuses, from the header and before decoding,
+images with more than ``max_pixels`` pixels (a decompression-bomb guard).
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ def image_size(path: str) -> tuple[int, int] | None:
 
 
 def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
-    """Read ``path`` as an ``HxWx3 uint8`` BGR array (EXIF orientation applied).
+    """Read ``path`` as an ``HxWx3 float32`` BGR array of values 0..255 (EXIF orientation applied).
 
     Raises ImageReadError naming the file if it is missing, undecodable or larger than ``max_pixels``
     (checked from the header before decoding for the formats Pillow identifies, else after decoding).
@@ -60,7 +62,7 @@ def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
     if max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
         raise ImageReadError(f'{path}: image is {image.shape[1]}x{image.shape[0]} pixels, over the max_pixels '
                              f'limit ({max_pixels}); raise max_pixels if the file is trusted.')
-    return image
+    return image.astype(np.float32)
 
 
 def _header_pixels(path: str) -> int | None:

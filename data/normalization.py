@@ -8,8 +8,11 @@ BGR_MEAN = (122.67891434, 116.66876762, 104.00698793)  # the original's RGB_MEAN
 
 
 def normalize(image: np.ndarray) -> np.ndarray:
-    """H x W x 3 BGR image (any numeric dtype) -> float32 H x W x 3: (image - BGR_MEAN) / 255 (no std)."""
-    image = image.astype(np.float32)
-    image -= np.asarray(BGR_MEAN, dtype=np.float32)
+    """H x W x 3 BGR image (any numeric dtype) -> float32 H x W x 3: (image - BGR_MEAN) / 255 (no std).
+
+    The arithmetic is the original's to the last bit: the float64 mean is subtracted in place from the float32
+    image (numpy computes in float64 and rounds to float32), then the division by 255 is in float32."""
+    image = image.astype(np.float32)  # a copy: the caller's image is left unchanged
+    image -= np.asarray(BGR_MEAN, dtype=np.float64)
     image /= 255.0
     return image

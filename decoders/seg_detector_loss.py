@@ -81,7 +81,7 @@ class MaskL1Loss(nn.Module):
     """Mean |pred - gt| over the pixels where mask is 1.
 
     forward(pred (N, 1, H, W), gt (N, H, W), mask (N, H, W)) -> (loss, {'l1_loss': loss}).
-    An all-zero mask gives a zero loss (still attached to pred) instead of the original's NaN.
+    An all-zero mask gives a zero loss (still attached to pred), as the original's ``mask_sum == 0`` branch.
     """
 
     def forward(self, pred, gt, mask):

@@ -5,7 +5,7 @@ Needs numpy, OpenCV, onnxruntime, shapely and pyclipper only: the resize / norma
 the PyTorch path runs, so identical probability maps give identical detections.
 
     detector = OnnxDetector('model.onnx', image_short_side=736, box_thresh=0.6)
-    polygons, scores = detector.detect([cv2.imread('photo.jpg')])[0]
+    polygons, scores = detector.detect([cv2.imread('photo.jpg', cv2.IMREAD_COLOR).astype('float32')])[0]
 """
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ class OnnxDetector(Detector):
         providers: ONNX Runtime execution providers (default: CPU).
         intra_op_num_threads: threads per operator (0: ONNX Runtime's choice).
 
-    ``detect(images)`` (BGR uint8 H x W x 3 arrays) returns per image ``(polygons, scores)``: int (K, 2)
-    arrays in the image's pixel coordinates and floats.
+    ``detect(images)`` (BGR H x W x 3 arrays, float32 as read by ``data.image_io.read_image``, or uint8) returns
+    per image ``(polygons, scores)``: int (K, 2) arrays in the image's pixel coordinates and floats.
     """
 
     def __init__(self, model_path: str, representer: SegDetectorRepresenter | None = None,

@@ -55,7 +55,7 @@ def torch_forward(model: torch.nn.Module, device: torch.device) -> Callable[[np.
 
 
 class Detector:
-    """Detects text in BGR images.
+    """Detects text in BGR images (H x W x 3, float32 as ``data.image_io.read_image`` returns them, or uint8).
 
     Args:
         forward: (N, 3, H, W) float32 normalised images -> (N, 1, H, W) probability maps.
@@ -84,7 +84,9 @@ class Detector:
         self.max_pending = max(1, int(max_pending))
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """HxWx3 BGR uint8 -> (3, H', W') float32, resized and normalised as in training."""
+        """HxWx3 BGR (uint8 or float32) -> (3, H', W') float32, resized and normalised as in the original demo:
+        the image is converted to float32 first and the float image is resized (bilinear), as the original."""
+        image = np.asarray(image, dtype=np.float32)
         height, width = image.shape[:2]
         new_height, new_width = inference_size(height, width, self.image_short_side)
         resized = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)

@@ -1,5 +1,8 @@
 """Check a prepared dataset: count images, text regions and don't cares; report unreadable files and bad lines.
 
+Degenerate regions (1 or 2 points, or no area, such as the ``221,208,###`` lines of the original's Total-Text
+files) are listed apart: they are read as don't-care regions, as the original does, and are not problems.
+
     python -m tools.check_dataset datasets/icdar2015                     # train_list.txt and test_list.txt
     python -m tools.check_dataset datasets/gnhk --list datasets/gnhk/train_list.txt --reader gnhk
     python -m tools.check_dataset datasets/icdar2015 --header-only        # do not decode images
@@ -27,7 +30,7 @@ def check(data_dir: str, list_path: str, reader: str = 'auto', reader_args=None,
                            gt_name=gt_name, max_pixels=max_pixels)
     counts = Counter(images=len(dataset))
     points = Counter()
-    problems = []
+    problems, degenerate = [], []
     for index in range(len(dataset)):
         try:
             lines, bad = dataset.read_annotation(index)
@@ -39,6 +42,7 @@ def check(data_dir: str, list_path: str, reader: str = 'auto', reader_args=None,
         counts['bad_lines'] += len(bad)
         counts['polygons'] += len(lines)
         counts['dont_care'] += sum(line['text'] == DONT_CARE for line in lines)
+        degenerate += [line['degenerate'] for line in lines if 'degenerate' in line]
         points.update(len(line['poly']) for line in lines)
         path = dataset.image_paths[index]
         try:
@@ -60,6 +64,11 @@ def check(data_dir: str, list_path: str, reader: str = 'auto', reader_args=None,
           f'bad lines: {counts["bad_lines"]}', file=out)
     for problem in problems:
         print(f'  {problem}', file=out)
+    counts['degenerate'] = len(degenerate)
+    print(f'  degenerate regions (fewer than 3 points or no area; read as don\'t care, as the original does, '
+          f'not an error): {len(degenerate)}', file=out)
+    for note in degenerate:
+        print(f'  degenerate: {note}', file=out)
     counts['problems'] = len(problems)
     return dict(counts)
 

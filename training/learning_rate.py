@@ -2,19 +2,36 @@
 
 Each schedule maps (epoch, step) to a learning rate: ``get_learning_rate(epoch, step,
 steps_per_epoch=None)``. ``OptimizerScheduler`` writes that value into every parameter group
-before each optimizer step.
+before each optimizer step, so a schedule's own ``lr`` (its default when the YAML gives none) is the
+learning rate, whatever ``optimizer_args.lr`` says (the original's rule); ``schedule_lr_warning`` says
+so when the two differ.
 """
 from __future__ import annotations
 
-__all__ = ['ConstantLearningRate', 'DecayLearningRate', 'MultiStepLR', 'WarmupLR',
-           'PiecewiseConstantLearningRate']
+__all__ = ['ConstantLearningRate', 'DecayLearningRate', 'MultiStepLR', 'PiecewiseConstantLearningRate', 'WarmupLR',
+           'schedule_lr_warning']
+
+
+def schedule_lr_warning(learning_rate, optimizer_args: dict) -> str | None:
+    """The warning for a schedule without an ``lr`` of its own whose default differs from ``optimizer_args['lr']``
+    (None when there is nothing to say): which value is used and how to choose the other."""
+    if learning_rate is None or getattr(learning_rate, 'lr_stated', True) or 'lr' not in optimizer_args:
+        return None
+    stated = float(optimizer_args['lr'])
+    if stated == float(learning_rate.lr):
+        return None
+    name = type(learning_rate).__name__
+    return (f'{name} has no lr of its own, so its default {learning_rate.lr} is the learning rate at every step and '
+            f'optimizer_args.lr {stated} is overridden (the original\'s rule); to train at {stated}, set '
+            f'scheduler.learning_rate.lr: {stated} in the experiment file (or pass --lr {stated}).')
 
 
 class ConstantLearningRate:
-    """A fixed learning rate ``lr``."""
+    """A fixed learning rate ``lr`` (default 0.0001)."""
 
-    def __init__(self, lr: float = 0.0001):
-        self.lr = lr
+    def __init__(self, lr: float | None = None):
+        self.lr_stated = lr is not None
+        self.lr = 0.0001 if lr is None else lr
 
     def get_learning_rate(self, epoch: int, step: int, steps_per_epoch: int | None = None) -> float:
         return self.lr
@@ -24,7 +41,8 @@ class DecayLearningRate:
     """The original's polynomial decay: ``lr * (1 - epoch / (epochs + 1)) ** factor``, per epoch.
 
     Note (as in the original): this object's own ``lr`` (default 0.007) is what the optimizer gets
-    at every step; ``optimizer_args.lr`` only matters before the first step.
+    at every step; ``optimizer_args.lr`` only matters before the first step. When the YAML gives no
+    ``lr`` here and the optimizer's differs, training logs a warning (``schedule_lr_warning``).
 
     Options beyond the original, off by default:
     - ``per_iteration``: decay by the fractional epoch ``step / steps_per_epoch`` instead of the
@@ -33,11 +51,12 @@ class DecayLearningRate:
       value over the first ``warmup_iters`` steps.
     """
 
-    def __init__(self, lr: float = 0.007, epochs: int = 1200, factor: float = 0.9,
+    def __init__(self, lr: float | None = None, epochs: int = 1200, factor: float = 0.9,
                  per_iteration: bool = False, warmup_iters: int = 0, warmup_ratio: float = 0.1):
         if epochs <= 0:
             raise ValueError(f'DecayLearningRate: epochs must be positive, got {epochs}.')
-        self.lr = lr
+        self.lr_stated = lr is not None  # False: the default below, which schedule_lr_warning reports
+        self.lr = 0.007 if lr is None else lr
         self.epochs = epochs
         self.factor = factor
         self.per_iteration = per_iteration
@@ -56,10 +75,11 @@ class DecayLearningRate:
 
 
 class MultiStepLR:
-    """``lr * gamma ** (number of milestones <= epoch)``."""
+    """``lr * gamma ** (number of milestones <= epoch)`` (``lr`` default 0.007)."""
 
-    def __init__(self, lr: float = 0.007, milestones: list | None = None, gamma: float = 0.1):
-        self.lr = lr
+    def __init__(self, lr: float | None = None, milestones: list | None = None, gamma: float = 0.1):
+        self.lr_stated = lr is not None
+        self.lr = 0.007 if lr is None else lr
         self.milestones = sorted(milestones or [])
         self.gamma = gamma
 

@@ -1,7 +1,13 @@
 """The optimizer and its learning-rate schedule, as the original's YAML names them."""
 from __future__ import annotations
 
+import logging
+
 import torch
+
+from .learning_rate import schedule_lr_warning
+
+logger = logging.getLogger('dbnet')
 
 __all__ = ['OptimizerScheduler']
 
@@ -19,6 +25,9 @@ class OptimizerScheduler:
         self.optimizer = optimizer
         self.optimizer_args = dict(optimizer_args or {})
         self.learning_rate = learning_rate
+        message = schedule_lr_warning(learning_rate, self.optimizer_args)
+        if message:
+            logger.warning(message)
 
     def create_optimizer(self, parameters) -> torch.optim.Optimizer:
         return getattr(torch.optim, self.optimizer)(parameters, **self.optimizer_args)

@@ -34,7 +34,7 @@ class Flip:
             polygon = polygon.copy()
             polygon[:, column] = size - 1 - polygon[:, column]
             flipped.append(polygon)
-        return np.flip(image, axis=self.axis).copy(), flipped
+        return cv2.flip(image, self.axis), flipped  # OpenCV's flip code = axis: 1 left-right, 0 top-bottom
 
 
 class Fliplr(Flip):
@@ -127,8 +127,8 @@ class ColorJitter:
             out = (out - gray[..., None]) * np.random.uniform(1 - self.saturation,
                                                                1 + self.saturation) + gray[..., None]
         if np.issubdtype(dtype, np.integer):
-            out = np.clip(np.rint(out), 0, 255)
-        return out.astype(dtype), polygons
+            out = np.rint(out)
+        return np.clip(out, 0, 255).astype(dtype), polygons  # 8-bit values, float32 images included
 
 
 AUGMENTERS = {cls.__name__: cls for cls in (Fliplr, Flipud, Affine, Resize, ColorJitter)}
@@ -172,7 +172,8 @@ class OpenCVAugmenter:
 class AugmentDetectionData(DataProcess):
     """Augments the image and moves the text polygons with it.
 
-    Reads ``image`` (H x W x C) and ``lines`` (list of {'poly', 'text'}). Writes ``image``,
+    Reads ``image`` (H x W x C, float32 from ``read_image``; another dtype is converted to float32 first, as
+    the original's reader does) and ``lines`` (list of {'poly', 'text'}). Writes ``image`` (float32),
     ``polys`` (list of {'points': (K, 2) float array, 'ignore': text == '###', 'text'}), ``shape``
     (h, w) of the image before augmentation, ``filename`` and ``is_training`` (= not only_resize).
 
@@ -203,7 +204,7 @@ class AugmentDetectionData(DataProcess):
         return width, height
 
     def process(self, data):
-        image = data['image']
+        image = np.asarray(data['image'], dtype=np.float32)  # as the original: every resize on the float image
         h, w = image.shape[:2]
         lines = data['lines']
         polygons = [np.asarray(line['poly'], dtype=np.float64).reshape(-1, 2) for line in lines]

@@ -40,11 +40,17 @@ def format_db_line(line: dict) -> str:
 
 
 def parse_icdar2015_line(line: str, path: str, line_no: int) -> dict:
-    """Parse one ICDAR 2015 line: 8 numbers then the transcription (which may contain commas)."""
+    """Parse one ICDAR 2015 line: 8 numbers then the transcription (which may contain commas).
+
+    A line of 1 to 3 points (2, 4 or 6 numbers) then a transcription is a degenerate region (don't care)."""
     tokens = line.strip().split(',')
-    if len(tokens) < 8 or not all(is_number(token) for token in tokens[:8]):
+    count = 0
+    while count < min(len(tokens), 8) and is_number(tokens[count]):
+        count += 1
+    short = count < 8 and (count < 2 or count % 2 or count == len(tokens) or any(map(is_number, tokens[count:])))
+    if short:  # not a degenerate region of 1 to 3 points followed by a transcription: unreadable
         raise AnnotationError(path, line_no, 'expected 8 numbers x1,y1,...,x4,y4 then the transcription')
-    return make_line(tokens[:8], ','.join(tokens[8:]), path, line_no)
+    return make_line(tokens[:count], ','.join(tokens[count:]), path, line_no)
 
 
 def read_db_txt(path: str, one_is_dont_care: bool = True) -> tuple[list, list]:

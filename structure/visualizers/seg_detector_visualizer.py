@@ -4,8 +4,12 @@ import numpy as np
 
 
 def draw_polygons(image, polygons, scores=None, color=(0, 0, 255), thickness=2, font_scale=0.5):
-    """Return a copy of the BGR uint8 `image` with each (K, 2) polygon outlined and its score written."""
-    canvas = np.ascontiguousarray(image).copy()
+    """Return a uint8 copy of the BGR `image` (uint8, or float 0..255 as read_image returns it, rounded and
+    clipped) with each (K, 2) polygon outlined and its score written."""
+    if image.dtype == np.uint8:
+        canvas = np.ascontiguousarray(image).copy()
+    else:
+        canvas = np.ascontiguousarray(np.clip(np.rint(image), 0, 255).astype(np.uint8))
     for index, polygon in enumerate(polygons):
         points = np.rint(np.asarray(polygon, dtype=np.float64)).astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(canvas, [points], True, color, thickness)

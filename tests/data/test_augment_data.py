@@ -74,7 +74,8 @@ def test_color_jitter_changes_colours_not_geometry():
     sample['image'][..., 1] = 90
     data = AugmentDetectionData(augmenter_args=[{'cls': 'ColorJitter', 'brightness': 0.3,
                                                  'contrast': 0.3, 'saturation': 0.3}])(sample)
-    assert data['image'].dtype == np.uint8 and not np.array_equal(data['image'], drawn_sample([WORD])['image'])
+    assert data['image'].dtype == np.float32 and not np.array_equal(data['image'], drawn_sample([WORD])['image'])
+    assert data['image'].min() >= 0 and data['image'].max() <= 255
     assert np.allclose(data['polys'][0]['points'], WORD)
 
 

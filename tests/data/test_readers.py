@@ -30,29 +30,32 @@ def test_icdar2015_bom_commas_and_dont_care(tmp_path):
     assert lines[3]['text'] == '###'
 
 
-def test_icdar2015_short_line_is_a_problem_naming_file_and_line(tmp_path):
-    path = write(tmp_path / 'gt_img_2.txt', '1,2,3,4,5,6,7,8,ok\n1,2,3,4,word\n')
+def test_icdar2015_unreadable_line_is_a_problem_naming_file_and_line(tmp_path):
+    path = write(tmp_path / 'gt_img_2.txt', '1,2,3,4,5,6,7,8,ok\n1,2,3,4,word\n1,2,x,4,5,6,7,8,word\n')
     lines, problems = read_icdar2015(path)
-    assert len(lines) == 1 and len(problems) == 1
-    assert f'{path}:2' in str(problems[0])
+    assert len(lines) == 2 and len(problems) == 1
+    assert f'{path}:3' in str(problems[0])
+    # a 2-point line is a degenerate region, read as don't care (the original keeps it: zero area)
+    assert lines[1]['text'] == '###' and f'{path}:2: 2 point(s)' in lines[1]['degenerate']
 
 
 def test_db_txt_quirks(tmp_path):
     path = write(tmp_path / 'img.jpg.txt',
                  '1,1,20,1,20,10,1,10,hello,\n'        # trailing comma
                  '0,0,10,0,5,8,tri\n'                  # 3-point polygon: kept
-                 '4,4,keep\n'                          # 1-point polygon: a problem
+                 '4,4,keep\n'                          # 1-point polygon: degenerate, don't care
                  '0,0,9,0,9,9,0,9,2014\n'              # numeric transcription stays text
                  '0,0,9,0,9,9,0,9,1\n'                 # the original's label '1' = don't care
                  '0,0,9,0,9,9,0,9,12,0,12,9,a,b\n', bom=True)  # 6 points, comma in text
     lines, problems = read_db_txt(path)
-    assert [line['text'] for line in lines] == ['hello', 'tri', '2014', '###', 'a,b']
+    assert [line['text'] for line in lines] == ['hello', 'tri', '###', '2014', '###', 'a,b']
     assert lines[0]['poly'] == [[1, 1], [20, 1], [20, 10], [1, 10]]
     assert len(lines[1]['poly']) == 3
-    assert len(lines[4]['poly']) == 6
-    assert len(problems) == 1 and ':3:' in str(problems[0]) and '1 point' in str(problems[0])
+    assert lines[2]['poly'] == [[4, 4]] and ':3: 1 point' in lines[2]['degenerate']
+    assert len(lines[5]['poly']) == 6
+    assert problems == []
     lines, _ = read_db_txt(path, one_is_dont_care=False)
-    assert lines[3]['text'] == '1'
+    assert lines[4]['text'] == '1'
 
 
 def test_totaltext_mat(tmp_path):
@@ -78,7 +81,7 @@ def test_totaltext_legacy_wrapped_records(tmp_path):
     lines, problems = read_totaltext_legacy(path)
     assert lines[0] == {'poly': [[115, 322], [503, 346], [494, 426], [115, 404]], 'text': 'nauGHTY'}
     assert len(lines[1]['poly']) == 13 and lines[1]['poly'][-1] == [756, 479] and lines[1]['text'] == '###'
-    assert len(problems) == 1 and ':5:' in str(problems[0])
+    assert problems == [] and lines[2]['text'] == '###' and ':5: 2 point(s)' in lines[2]['degenerate']
 
 
 def test_ctw1500_xml_and_txt(tmp_path):

@@ -176,9 +176,10 @@ def test_demo_on_huge_bomb_empty_text_and_tiny_images_reports_and_stays_in_memor
     assert 'CODE 0' in measured.stdout, measured.stderr[-3000:]
     # the wrapper measured its child, demo.py: importing torch and building the model alone take over 150 MB
     assert peak_mb > 150, f'{peak_mb:.0f} MB is the wrapper, not demo.py'
-    # torch and the model take ~0.8 GB; one decoded 12000x9000 image 0.3 GB. Decoding the bomb (2.7 GB)
-    # or holding the four huge images at once (1.3 GB) would break this bound.
-    assert peak_mb < 2048, f'demo.py peaked at {peak_mb:.0f} MB'
+    # torch and the model take ~0.8 GB; one decoded 12000x9000 image 0.3 GB as uint8, 1.3 GB as the float32 image
+    # the network's input is made from (as the original reads it). Decoding the bomb (2.7 GB as uint8) or holding
+    # the four huge images at once (5.2 GB) would break this bound.
+    assert peak_mb < 3072, f'demo.py peaked at {peak_mb:.0f} MB'
     print(f'demo.py peak RSS {peak_mb:.0f} MB')
 
     report = measured.stdout + measured.stderr

@@ -123,7 +123,7 @@ def make_faulty_set(root, count=40):
                 'img_15.jpg': lambda: (images / 'img_15.jpg').write_bytes(b''),                  # 0 bytes
                 'img_25.jpg': lambda: (images / 'img_25.jpg').write_text('a text file, not a JPEG'),
                 'img_35.jpg': lambda: os.remove(gts / 'img_35.jpg.txt')}                        # no gt file
-    bad_lines = {'img_2.jpg': '7,7,malformed\n', 'img_3.jpg': 'nan,1,9,1,9,9,1,9,nan\n',
+    bad_lines = {'img_2.jpg': '7,x,malformed\n', 'img_3.jpg': 'nan,1,9,1,9,9,1,9,nan\n',
                  'img_4.jpg': '1,1,inf,1,9,9,1,-inf,inf\n'}
     for name, spoil in unusable.items():
         if name in names:
@@ -183,7 +183,7 @@ def test_ten_percent_corrupt_samples_are_skipped_and_counted_across_workers(tmp_
     assert load_checkpoint(tmp_path / 'ws' / 'faulty' / 'model' / 'final')['skipped_samples'] == 4
     for name in bad:  # each unusable file is named in a warning
         assert name in result.stderr
-    for name, reason in (('img_2.jpg.txt:2', 'at least 3'), ('img_3.jpg.txt', 'NaN or infinite'),
+    for name, reason in (('img_2.jpg.txt:2', 'no coordinates'), ('img_3.jpg.txt', 'NaN or infinite'),
                          ('img_4.jpg.txt', 'NaN or infinite')):
         assert any(name in line and reason in line for line in result.stderr.splitlines()), name
 
@@ -196,14 +196,14 @@ def test_on_error_raise_stops_with_one_sentence_naming_the_file_and_line(tmp_pat
     for index in (2, 3, 4):
         (data / 'train_gts' / f'img_{index}.jpg.txt').write_text(GOOD_GT)
     eighth = [index for index, _ in ResumableSampler(9, seed=0)][7]  # train.py's order (--seed 0)
-    (data / 'train_gts' / f'img_{eighth}.jpg.txt').write_text(GOOD_GT + '7,7,malformed\n')
+    (data / 'train_gts' / f'img_{eighth}.jpg.txt').write_text(GOOD_GT + '7,x,malformed\n')
     exp = experiment_yaml(tmp_path / 'strict.yaml', data, 'raise')
     result = run(exp, *FAULT_ARGS, '--batch_size', '3', '--epochs', '1', '--name', 'strict',
                  '--workspace_root', str(tmp_path / 'ws'))
     assert result.returncode == 2  # a user's file: concern.cli.run_main's exit code
     errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
     assert len(errors) == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
-    assert os.path.join('train_gts', f'img_{eighth}.jpg.txt') + ':2: polygon has 1 point(s)' in errors[0]
+    assert os.path.join('train_gts', f'img_{eighth}.jpg.txt') + ':2: no coordinates' in errors[0]
     # the two steps done before the bad batch are not lost
     assert 'saving model_latest so that no training is lost' in result.stderr
     assert load_checkpoint(tmp_path / 'ws' / 'strict' / 'model' / 'model_latest')['iteration'] == 2
