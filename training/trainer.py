@@ -1,4 +1,5 @@
-"""The training loop: forward, loss, backward, step — one process, DataParallel, or DDP under torchrun.
+"""The training loop: forward, loss, backward, step — one process, or one of several under DDP (torchrun or
+``train.py --num_gpus N``).
 
 A plain loop in the manner of torchvision's reference scripts. What it adds to the original's loop:
 checkpoints with the full training state written atomically (``model_latest`` and
@@ -26,7 +27,8 @@ from concern.distributed import DistributedContext, broadcast_flag
 from concern.evaluation import evaluate
 from data.sampler import ResumableSampler, SeededDataset
 
-__all__ = ['TrainOptions', 'Trainer', 'ignore_stop_signals', 'make_train_loader', 'move_to_device', 'unwrap']
+__all__ = ['TrainOptions', 'Trainer', 'distribute', 'ignore_stop_signals', 'make_train_loader', 'move_to_device',
+           'unwrap']
 
 
 @dataclass
@@ -45,10 +47,22 @@ class TrainOptions:
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside DataParallel / DistributedDataParallel."""
-    while isinstance(model, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+    """The model inside DistributedDataParallel."""
+    while isinstance(model, torch.nn.parallel.DistributedDataParallel):
         model = model.module
     return model
+
+
+def distribute(model: torch.nn.Module, device: torch.device, sync_bn: bool = False) -> torch.nn.Module:
+    """``model`` wrapped in DistributedDataParallel for the initialised process group (BatchNorm turned into
+    SyncBatchNorm first with ``sync_bn``; CUDA only). Every trainable parameter of the project's models
+    receives a gradient at every step (the layers the original kept only for its keys are frozen in the
+    backbones), so DDP need not search for unused parameters; a model that leaves a trainable parameter
+    without gradient fails at its second step with DDP's message naming it."""
+    if sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == 'cuda' else None)
 
 
 def move_to_device(batch: dict, device: torch.device) -> dict:
@@ -160,6 +174,11 @@ class Trainer:
             save_checkpoint(state, os.path.join(directory, name))
         self._saved_step = self.step
         self.logger.info(f'saved {", ".join(names)} at epoch {self.epoch}, iteration {self.step} in {directory}')
+
+    def last_checkpoint(self) -> str | None:
+        """The path of ``model_latest`` when it exists (the newest checkpoint of this workspace), else None."""
+        path = os.path.join(self.settings.model_saver.directory(self.options.workspace), 'model_latest')
+        return path if os.path.exists(path) else None
 
     def resume(self, path: str) -> None:
         """Loads this project's checkpoint (full state) or a weights-only file (the original's)."""
