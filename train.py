@@ -150,6 +150,13 @@ def main(argv=None) -> int:
         print(f'error: {error}', file=sys.stderr)
         return 2
     if args.num_gpus > 1 and 'WORLD_SIZE' not in os.environ:
+        try:  # a mistake in the YAML or --opt is reported once, before any process starts
+            config = load_config(args.exp, args.opt)
+            for path, value in flag_overrides(args, config):
+                config.set(path, value)
+        except ConfigError as error:
+            print(f'error: {error}', file=sys.stderr)
+            return 2
         return launch_processes(args.num_gpus, main, list(sys.argv[1:] if argv is None else argv))
     try:
         config = load_config(args.exp, args.opt)
