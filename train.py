@@ -91,6 +91,14 @@ def flag_overrides(args, config) -> list[tuple[str, object]]:
     return pairs
 
 
+def compile_config(args):
+    """The experiment's Config with the --opt overrides and the original's flags applied."""
+    config = load_config(args.exp, args.opt)
+    for path, value in flag_overrides(args, config):
+        config.set(path, value)
+    return config
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -149,19 +157,15 @@ def main(argv=None) -> int:
     except UserError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    if args.num_gpus > 1 and 'WORLD_SIZE' not in os.environ:
+    if args.num_gpus > 1 and 'WORLD_SIZE' not in os.environ and not args.print_config_only:
         try:  # a mistake in the YAML or --opt is reported once, before any process starts
-            config = load_config(args.exp, args.opt)
-            for path, value in flag_overrides(args, config):
-                config.set(path, value)
+            compile_config(args)
         except ConfigError as error:
             print(f'error: {error}', file=sys.stderr)
             return 2
         return launch_processes(args.num_gpus, main, list(sys.argv[1:] if argv is None else argv))
     try:
-        config = load_config(args.exp, args.opt)
-        for path, value in flag_overrides(args, config):
-            config.set(path, value)
+        config = compile_config(args)
         if args.print_config_only:
             print(config.dump())
             return 0
