@@ -24,9 +24,9 @@ import torch
 
 from concern.cli import run_main, set_loader_workers
 from concern.config import ConfigError
-from concern.distributed import choose_device
+from concern.distributed import DistributedContext, choose_device
 from concern.errors import UserError
-from concern.evaluation import evaluate
+from concern.evaluation import evaluate, shard_loader
 from concern.runtime import build_model_with_weights, load_experiment_for_inference
 from deploy.cli import (add_inference_arguments, apply_inference_options, check_precision_device, precision_of,
                         resolve_box_thresh, wants_optimized_model)
@@ -87,7 +87,7 @@ def measure_speed(model, representer, loader, device, runs: int, polygon: bool) 
     images = 0
     with torch.inference_mode():
         for _ in range(runs):
-            for batch in loader:
+            for batch in shard_loader(loader, DistributedContext()):  # every image, as the evaluation saw them
                 if 'image' not in batch:
                     continue
                 image = batch['image'].to(device)

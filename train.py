@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Train a DBNet experiment.
 
-    python train.py experiments/seg_detector/totaltext_resnet50_deform_thre.yaml --num_gpus 1
-    torchrun --nproc_per_node 4 train.py EXPERIMENT.yaml            # DistributedDataParallel
+    python train.py experiments/seg_detector/totaltext_resnet50_deform_thre.yaml
+    torchrun --nproc_per_node 4 train.py EXPERIMENT.yaml            # DistributedDataParallel, 4 GPUs
+    python train.py EXPERIMENT.yaml --num_gpus 4                    # the same: starts the 4 processes itself
     python train.py experiments/synthetic/quickstart.yaml           # CPU quick start, no download
 
 Logs and checkpoints go to ``workspace/<name>/`` (``--name``, default: the YAML file's stem).
@@ -13,15 +14,16 @@ import argparse
 import os
 import random
 import sys
+import traceback
 
 import numpy as np
 import torch
 
-from concern.cli import run_main, set_loader_workers
+from concern.cli import run_main, set_loader_workers, user_error_message
 from concern.config import load_config
-from concern.distributed import init_distributed
+from concern.distributed import init_distributed, launch_processes
 from concern.errors import UserError
-from training.trainer import TrainOptions, Trainer
+from training.trainer import TrainOptions, Trainer, distribute
 
 
 def parse_args(argv=None):
@@ -37,7 +39,9 @@ def parse_args(argv=None):
     parser.add_argument('--start_iter', type=int, help='iteration counter to start from (weights-only resume)')
     parser.add_argument('--start_epoch', type=int, help='epoch counter to start from (weights-only resume)')
     parser.add_argument('--lr', type=float, help='learning rate (optimizer and schedule)')
-    parser.add_argument('--num_gpus', type=int, default=1, help='GPUs for DataParallel (without torchrun)')
+    parser.add_argument('--num_gpus', type=int, default=1,
+                        help='start this many DDP processes, one per GPU, as torchrun would (with --device cpu: '
+                             'CPU processes)')
     parser.add_argument('--validate', dest='validate', action='store_true', default=True,
                         help='validate every `interval` iterations (default)')
     parser.add_argument('--no-validate', dest='validate', action='store_false', help='do not validate')
@@ -47,7 +51,8 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true', help='CUDA mixed precision (refused on a CPU)')
     parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
     parser.add_argument('--seed', type=int, default=0, help='seed of model initialisation and data order')
-    parser.add_argument('--sync_bn', action='store_true', help='SyncBatchNorm under DDP (CUDA)')
+    parser.add_argument('--sync_bn', action='store_true',
+                        help='SyncBatchNorm in a multi-process CUDA run (torchrun or --num_gpus)')
     parser.add_argument('--max_iterations', type=int, help='stop after this many iterations in total')
     parser.add_argument('--polygon', action='store_true', help='validate with polygon output (curved text)')
     parser.add_argument('--no-progress', dest='progress', action='store_false', help='no progress bar')
@@ -83,26 +88,73 @@ def flag_overrides(args, config) -> list[tuple[str, object]]:
     return pairs
 
 
+def compile_config(args):
+    """The experiment's Config with the --opt overrides and the original's flags applied."""
+    config = load_config(args.exp, args.opt)
+    for path, value in flag_overrides(args, config):
+        config.set(path, value)
+    for section in ('Experiment.train', 'Experiment.validation'):
+        set_loader_workers(config, section, args.num_workers)
+    return config
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
+def check_processes(args) -> None:
+    """Refuses, in one sentence, the --num_gpus / --sync_bn / --amp / --device combinations that cannot work."""
+    launched = 'WORLD_SIZE' in os.environ  # torchrun, or a process started by --num_gpus
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')  # choose_device's default
+    if args.num_gpus < 1:
+        raise UserError(f'--num_gpus {args.num_gpus} is not a number of processes; give 1 or more.')
+    if args.num_gpus > 1 and launched and int(os.environ['WORLD_SIZE']) != args.num_gpus:
+        raise UserError('--num_gpus starts its own processes; leave it out when launching with torchrun.')
+    if args.num_gpus > 1 and not launched and args.device != 'cpu':
+        if ':' in device:
+            raise UserError(f'--device {device} names one GPU, but --num_gpus {args.num_gpus} uses GPUs 0 to '
+                            f'{args.num_gpus - 1}; give --device cuda (or set CUDA_VISIBLE_DEVICES).')
+        count = torch.cuda.device_count()
+        if count < args.num_gpus:
+            raise UserError(f'--num_gpus {args.num_gpus} needs {args.num_gpus} CUDA devices but {count} are '
+                            f'visible; lower --num_gpus, or add --device cpu to train in {args.num_gpus} CPU '
+                            f'processes.')
+    if args.sync_bn and not ((launched or args.num_gpus > 1) and device.startswith('cuda')):
+        raise UserError('--sync_bn needs a multi-process CUDA run (torchrun or --num_gpus on GPUs; SyncBatchNorm '
+                        'does not run on the CPU); leave --sync_bn out.')
+    if args.amp and not device.startswith('cuda'):
+        raise UserError(f'--amp is CUDA mixed precision and this run uses {device}; drop --amp or train on a '
+                        f'GPU (--device cuda).')
+
+
+def failure_message(error: BaseException, trainer: Trainer, context) -> str:
+    """One line for a process of a multi-process run that failed: its rank, the iteration, the first line of the
+    error, and where the newest checkpoint is."""
+    first = (user_error_message(error) or f'{type(error).__name__}: {error}').strip().splitlines()
+    checkpoint = trainer.last_checkpoint()
+    where = f'the last checkpoint is {checkpoint}' if checkpoint else 'no checkpoint was saved yet'
+    return (f'error: rank {context.rank} of {context.world_size} failed after iteration {trainer.step}: '
+            f'{first[0] if first else type(error).__name__}; {where}.')
+
+
+def run_training_process(argv) -> int:
+    """One process of a ``--num_gpus`` run: ``main`` under the same user-error rule as the command."""
+    return run_main(main, argv)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    config = load_config(args.exp, args.opt)
-    for path, value in flag_overrides(args, config):
-        config.set(path, value)
-    for section in ('Experiment.train', 'Experiment.validation'):
-        set_loader_workers(config, section, args.num_workers)
+    check_processes(args)
+    if args.num_gpus > 1 and 'WORLD_SIZE' not in os.environ and not args.print_config_only:
+        compile_config(args)  # a mistake in the YAML or --opt is reported once, before any process starts
+        return launch_processes(args.num_gpus, run_training_process, list(sys.argv[1:] if argv is None else argv))
+    config = compile_config(args)
     if args.print_config_only:
         print(config.dump())
         return 0
     context, device = init_distributed(args.device)
-    if args.amp and device.type != 'cuda':
-        raise UserError(f'--amp is CUDA mixed precision and this run uses {device.type}; drop --amp or train on a '
-                        f'GPU (--device cuda).')
     seed_everything(args.seed)
     structure = config.build('Experiment.structure')
     train_settings = config.build('Experiment.train')
@@ -125,12 +177,7 @@ def main(argv=None) -> int:
 
     model = structure.builder.build().to(device)
     if context.is_distributed:
-        if args.sync_bn:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == 'cuda' else None)
-    elif args.num_gpus > 1 and device.type == 'cuda':
-        model = torch.nn.DataParallel(model, device_ids=list(range(args.num_gpus)))
+        model = distribute(model, device, sync_bn=args.sync_bn)
 
     options = TrainOptions(workspace=workspace, validate=args.validate, amp=args.amp, seed=args.seed,
                            max_iterations=args.max_iterations, show_progress=args.progress,
@@ -145,6 +192,14 @@ def main(argv=None) -> int:
     logger.info(f'training {args.exp} on {device} (world size {context.world_size}), workspace {workspace}')
     try:
         reason = trainer.train()
+    except Exception as error:
+        if not context.is_distributed:
+            raise
+        # the traceback (unless a user error), then one line saying where things are
+        if user_error_message(error) is None:
+            traceback.print_exc()
+        print(failure_message(error, trainer, context), file=sys.stderr)
+        return 1
     finally:
         logger.close()
     if context.is_distributed:

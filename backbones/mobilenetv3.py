@@ -112,7 +112,8 @@ class MobileBottleneck(nn.Module):
 
 class MobileNetV3(nn.Module):
     """MobileNetV3 feature extractor. forward: (N, 3, H, W) -> four maps at strides 4, 8, 16, 32
-    (channels in ``out_channels``). Arguments are the original's."""
+    (channels in ``out_channels``). Arguments are the original's. The layers after the last feature tap and
+    the classifier are unused and frozen (``requires_grad`` False; their keys are kept)."""
 
     def __init__(self, n_class=1000, input_size=224, dropout=0.8, mode='small', width_mult=1.0):
         super().__init__()
@@ -141,6 +142,10 @@ class MobileNetV3(nn.Module):
         self.taps = FEATURE_TAPS[mode]
         self.out_channels = [channels[i] for i in self.taps]
         self._initialize_weights()
+        # The layers after the last tap (pooling, 1280-channel conv, classifier) are kept for the original's
+        # keys but never run: frozen, so that DistributedDataParallel does not wait for their gradients.
+        for unused in (*self.features[self.taps[-1] + 1:], self.classifier):
+            unused.requires_grad_(False)
 
     def forward(self, x):
         outputs = []

@@ -136,7 +136,9 @@ class ResNet(nn.Module):
     When False, the offset conv has the block's stride (offsets aligned with the output, as in
     the DCN paper) -- the same parameters, different behaviour. BasicBlock (ResNet-18/34) and
     stride-1 blocks are unaffected either way.
-    ``avgpool``, ``fc`` and ``smooth`` are unused by forward and kept for the original's keys.
+    ``avgpool``, ``fc`` and ``smooth`` are unused by forward and kept for the original's keys; ``fc`` and
+    ``smooth`` are frozen (``requires_grad`` False) so that DistributedDataParallel does not wait for
+    gradients they never receive (their keys and values load and save as before).
     """
 
     def __init__(self, block, layers, num_classes=1000, dcn=None,
@@ -170,6 +172,8 @@ class ResNet(nn.Module):
             if hasattr(m, 'conv2_offset'):
                 nn.init.zeros_(m.conv2_offset.weight)
                 nn.init.zeros_(m.conv2_offset.bias)
+        for unused in (self.fc, self.smooth):
+            unused.requires_grad_(False)
 
     def _make_layer(self, block, planes, blocks, stride=1, dcn=None):
         downsample = None

@@ -1,25 +1,28 @@
-"""DataLoader (the original's YAML keys, plus distributed sampling and a seed) and ICDARCollectFN."""
+"""The one data-loading path: the YAML's ``DataLoader`` (the original's keys) and ``make_train_loader``, which
+turns it into the training loader (a ``ResumableSampler`` sharded per process, per-sample seeds); also the
+validation collate ``ICDARCollectFN``. Validation and eval.py read the same YAML loaders through
+``concern.evaluation.shard_loader`` (dataset order, sharded per process)."""
 from __future__ import annotations
 
-import random
+import signal
 from collections import OrderedDict
 
 import numpy as np
 import torch
-import torch.distributed
 import torch.utils.data
 
-__all__ = ['DataLoader', 'ICDARCollectFN', 'seed_worker']
+from concern.distributed import DistributedContext
+from data.sampler import ResumableSampler, SeededDataset
+
+__all__ = ['DataLoader', 'ICDARCollectFN', 'ignore_stop_signals', 'make_train_loader']
 
 
-def seed_worker(worker_id: int) -> None:
-    """Seed numpy and random in a worker from torch's per-worker seed (different per worker and epoch).
-
-    The original seeded every worker with its id, so each epoch repeated the same augmentations.
-    """
-    seed = torch.initial_seed() % 2 ** 32
-    np.random.seed(seed)
-    random.seed(seed)
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader worker start: SIGINT / SIGTERM (Ctrl-C or a scheduler signals the whole process group)
+    are left to the main process, which finishes its step, saves and shuts the workers down; a worker
+    killed by them would break the batch being loaded (whatever the multiprocessing start method)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class ICDARCollectFN:
@@ -50,53 +53,49 @@ class ICDARCollectFN:
 
 
 class DataLoader(torch.utils.data.DataLoader):
-    """torch DataLoader built from the original's YAML keys.
+    """torch DataLoader built from the original's YAML keys (``class: DataLoader`` in the experiment files).
 
     Args:
         dataset: a map-style dataset returning sample dicts.
-        batch_size: the global batch; with ``distributed`` each process loads ``batch_size // world_size``.
+        batch_size: the global batch (under DDP each process loads ``batch_size // world_size``).
         num_workers, drop_last, collect_fn (a collate callable; None = torch's default_collate, which stacks
             tensors and arrays): as the original.
         is_train: training loader; ``shuffle`` None means ``is_train``. Loaders with ``is_train`` False never
             drop the last incomplete batch (evaluation must see every image).
-        distributed: use a DistributedSampler over the initialised process group; call ``set_epoch(epoch)``
-            every epoch to reshuffle.
-        seed: order of the shuffled samples depends only on (seed, epoch) when given (None: torch's RNG).
-        pin_memory: passed to torch.
-    Yields batches: dicts of stacked tensors (training) or of ICDARCollectFN's stacked images and lists.
+    Training does not iterate this object: ``make_train_loader`` builds the loader that does (order from the
+    seed and epoch, sharded per process, resumable mid-epoch). Iterated directly it is a plain torch DataLoader
+    (one process, torch's random order). Yields batches: dicts of stacked tensors (default_collate) or of
+    ICDARCollectFN's stacked images and lists.
     """
 
     def __init__(self, dataset, batch_size=256, num_workers=10, is_train=True, collect_fn=None, drop_last=True,
-                 shuffle=None, distributed=False, seed=None, pin_memory=False):
+                 shuffle=None):
         self.is_train = is_train
         self.shuffle = is_train if shuffle is None else bool(shuffle)
-        self.seed = seed
-        self.distributed = distributed
         self.collect_fn = collect_fn if collect_fn is not None else torch.utils.data.default_collate
-        drop_last = bool(drop_last) and is_train
-        self.order_generator = None
-        sampler = None
-        if distributed:
-            if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-                raise RuntimeError('DataLoader(distributed=True) needs an initialised process group; '
-                                   'launch with torchrun or set distributed: false.')
-            world = torch.distributed.get_world_size()
-            if batch_size % world:
-                raise ValueError(f'DataLoader: batch_size {batch_size} is not divisible by the world size {world}.')
-            batch_size //= world
-            sampler = torch.utils.data.DistributedSampler(dataset, shuffle=self.shuffle, drop_last=drop_last,
-                                                          seed=0 if seed is None else seed)
-        elif self.shuffle and seed is not None:
-            self.order_generator = torch.Generator().manual_seed(seed)
-            sampler = torch.utils.data.RandomSampler(dataset, generator=self.order_generator)
-        super().__init__(dataset, batch_size=batch_size, num_workers=num_workers, drop_last=drop_last,
-                         shuffle=self.shuffle if sampler is None else None, sampler=sampler,
-                         collate_fn=self.collect_fn, pin_memory=pin_memory, worker_init_fn=seed_worker,
+        super().__init__(dataset, batch_size=batch_size, num_workers=num_workers,
+                         drop_last=bool(drop_last) and is_train, shuffle=self.shuffle, collate_fn=self.collect_fn,
                          persistent_workers=False)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next pass's order a function of (seed, epoch) (distributed or seeded loaders)."""
-        if isinstance(self.sampler, torch.utils.data.DistributedSampler):
-            self.sampler.set_epoch(epoch)
-        elif self.order_generator is not None:
-            self.order_generator.manual_seed(self.seed + epoch)
+
+def make_train_loader(loader, context: DistributedContext, seed: int):
+    """(torch DataLoader, its ResumableSampler) over the YAML DataLoader's dataset, workers and collate function,
+    sharded for this rank. The YAML's batch_size is the total over all processes (as in the original): each of
+    ``world_size`` processes takes ``batch_size // world_size``. The order of epoch ``e`` and each sample's
+    augmentation depend only on (seed, e), so a resumed run sees the same data as an uninterrupted one."""
+    dataset = loader.dataset
+    if loader.batch_size % context.world_size:
+        raise ValueError(f'batch_size {loader.batch_size} is not divisible by the {context.world_size} '
+                         f'processes; choose a multiple of {context.world_size}.')
+    batch_size = loader.batch_size // context.world_size
+    sampler = ResumableSampler(len(dataset), shuffle=getattr(loader, 'shuffle', True) is not False,
+                               seed=seed, rank=context.rank, world_size=context.world_size)
+    torch_loader = torch.utils.data.DataLoader(
+        SeededDataset(dataset), batch_size=batch_size, sampler=sampler,
+        num_workers=loader.num_workers, collate_fn=getattr(loader, 'collate_fn', None),
+        drop_last=getattr(loader, 'drop_last', True), pin_memory=torch.cuda.is_available(),
+        persistent_workers=False, worker_init_fn=ignore_stop_signals)
+    if len(torch_loader) == 0:
+        raise ValueError(f'the training set has {len(sampler)} samples per process, fewer than one batch of '
+                         f'{batch_size}; lower --batch_size or add data.')
+    return torch_loader, sampler

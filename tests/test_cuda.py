@@ -181,18 +181,51 @@ def test_train_and_eval_scripts_on_the_gpu_with_amp(tmp_path):
     assert len(json.loads((tmp_path / 'demo' / 'results.json').read_text())['images']) == 5
 
 
-def test_torchrun_nccl_with_sync_bn(tmp_path):
-    """DistributedDataParallel on the GPU (NCCL) with SyncBatchNorm, one process (one GPU here)."""
+def test_torchrun_nccl_with_amp_and_sync_bn(tmp_path):
+    """DistributedDataParallel on the GPU (NCCL) with --amp and SyncBatchNorm, one process per GPU (up to 2; one
+    GPU is enough: a torchrun process always trains under DDP, which failed at the second iteration on the
+    backbone's unused fc / smooth before they were frozen)."""
+    processes = min(2, torch.cuda.device_count())
     env = dict(os.environ, PYTHONPATH=ROOT)
     tiny = [f'--opt={override}' for override in SMALL + ['Experiment.train.data_loader.num_workers=2']]
-    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '1', 'train.py',
-                             QUICKSTART, *tiny, '--name', 'ddp', '--workspace_root', str(tmp_path), '--sync_bn',
-                             '--max_iterations', '4', '--batch_size', '4', '--no-progress', '--no-validate'],
+    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(processes),
+                             'train.py', QUICKSTART, *tiny, '--name', 'ddp', '--workspace_root', str(tmp_path),
+                             '--sync_bn', '--amp', '--max_iterations', '4', '--batch_size', '4', '--no-progress',
+                             '--no-validate'],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 'on cuda' in (tmp_path / 'ddp' / 'output.log').read_text()
+    log = (tmp_path / 'ddp' / 'output.log').read_text()
+    assert 'on cuda' in log and f'world size {processes}' in log
     state = torch.load(tmp_path / 'ddp' / 'model' / 'model_latest', map_location='cpu', weights_only=True)
     assert state['iteration'] == 4
+    assert all(torch.isfinite(value).all() for value in state['model'].values() if value.is_floating_point())
     config, _ = training_batch(SMALL)
     expected = config.build('Experiment.structure.builder').build(torch.device('cpu')).state_dict()
     assert list(state['model']) == list(expected)  # SyncBatchNorm and DDP leave the original's key names
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason='needs 2 GPUs')
+def test_num_gpus_starts_one_ddp_process_per_gpu(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    tiny = [f'--opt={override}' for override in SMALL + ['Experiment.train.data_loader.num_workers=2']]
+    result = subprocess.run([sys.executable, 'train.py', QUICKSTART, *tiny, '--name', 'gpus', '--workspace_root',
+                             str(tmp_path), '--num_gpus', '2', '--sync_bn', '--amp', '--max_iterations', '3',
+                             '--batch_size', '4', '--no-progress', '--no-validate'],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (tmp_path / 'gpus' / 'output.log').read_text()
+    assert 'on cuda:0 (world size 2)' in log
+    state = torch.load(tmp_path / 'gpus' / 'model' / 'model_latest', map_location='cpu', weights_only=True)
+    assert state['iteration'] == 3
+
+
+def test_num_gpus_beyond_the_visible_gpus_is_refused_in_one_sentence(tmp_path):
+    count = torch.cuda.device_count()
+    result = subprocess.run([sys.executable, 'train.py', QUICKSTART, '--num_gpus', str(count + 1),
+                             '--workspace_root', str(tmp_path)],
+                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f'error: --num_gpus {count + 1} needs {count + 1} CUDA devices but {count} are '
+                                     f'visible; lower --num_gpus, or add --device cpu to train in {count + 1} CPU '
+                                     f'processes.')

@@ -1,4 +1,5 @@
-"""The training loop: forward, loss, backward, step — one process, DataParallel, or DDP under torchrun.
+"""The training loop: forward, loss, backward, step — one process, or one of several under DDP (torchrun or
+``train.py --num_gpus N``).
 
 A plain loop in the manner of torchvision's reference scripts. What it adds to the original's loop:
 checkpoints with the full training state written atomically (``model_latest`` and
@@ -18,15 +19,14 @@ import time
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader as TorchDataLoader
 from tqdm import tqdm
 
 from concern.checkpoint_io import CheckpointError, load_checkpoint, load_model_weights, save_checkpoint
 from concern.distributed import DistributedContext, broadcast_flag
 from concern.evaluation import evaluate
-from data.sampler import ResumableSampler, SeededDataset
+from data.data_loader import make_train_loader
 
-__all__ = ['TrainOptions', 'Trainer', 'ignore_stop_signals', 'make_train_loader', 'move_to_device', 'unwrap']
+__all__ = ['TrainOptions', 'Trainer', 'distribute', 'move_to_device', 'unwrap']
 
 
 @dataclass
@@ -43,46 +43,28 @@ class TrainOptions:
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside DataParallel / DistributedDataParallel."""
-    while isinstance(model, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+    """The model inside DistributedDataParallel."""
+    while isinstance(model, torch.nn.parallel.DistributedDataParallel):
         model = model.module
     return model
+
+
+def distribute(model: torch.nn.Module, device: torch.device, sync_bn: bool = False) -> torch.nn.Module:
+    """``model`` wrapped in DistributedDataParallel for the initialised process group (BatchNorm turned into
+    SyncBatchNorm first with ``sync_bn``; CUDA only). Every trainable parameter of the project's models
+    receives a gradient at every step (the layers the original kept only for its keys are frozen in the
+    backbones), so DDP need not search for unused parameters; a model that leaves a trainable parameter
+    without gradient fails at its second step with DDP's message naming it."""
+    if sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == 'cuda' else None)
 
 
 def move_to_device(batch: dict, device: torch.device) -> dict:
     """Tensors of a batch moved to ``device``; other values unchanged."""
     return {key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
             for key, value in batch.items()}
-
-
-def ignore_stop_signals(worker_id: int) -> None:
-    """DataLoader worker start: SIGINT / SIGTERM (Ctrl-C or a scheduler signals the whole process group)
-    are left to the main process, which finishes its step, saves and shuts the workers down; a worker
-    killed by them would break the batch being loaded (whatever the multiprocessing start method)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def make_train_loader(loader, context: DistributedContext, seed: int) -> tuple[TorchDataLoader, ResumableSampler]:
-    """A torch DataLoader over the YAML DataLoader's dataset, workers and collate function, with a
-    ResumableSampler sharded for this rank. The YAML's batch_size is the total over all processes
-    (as in the original): each of ``world_size`` processes takes ``batch_size // world_size``."""
-    dataset = loader.dataset
-    if loader.batch_size % context.world_size:
-        raise ValueError(f'batch_size {loader.batch_size} is not divisible by the {context.world_size} '
-                         f'processes; choose a multiple of {context.world_size}.')
-    batch_size = loader.batch_size // context.world_size
-    sampler = ResumableSampler(len(dataset), shuffle=getattr(loader, 'shuffle', True) is not False,
-                               seed=seed, rank=context.rank, world_size=context.world_size)
-    torch_loader = TorchDataLoader(
-        SeededDataset(dataset), batch_size=batch_size, sampler=sampler,
-        num_workers=loader.num_workers, collate_fn=getattr(loader, 'collate_fn', None),
-        drop_last=getattr(loader, 'drop_last', True), pin_memory=torch.cuda.is_available(),
-        persistent_workers=False, worker_init_fn=ignore_stop_signals)
-    if len(torch_loader) == 0:
-        raise ValueError(f'the training set has {len(sampler)} samples per process, fewer than one batch of '
-                         f'{batch_size}; lower --batch_size or add data.')
-    return torch_loader, sampler
 
 
 class _StopRequest:
@@ -158,6 +140,11 @@ class Trainer:
             save_checkpoint(state, os.path.join(directory, name))
         self._saved_step = self.step
         self.logger.info(f'saved {", ".join(names)} at epoch {self.epoch}, iteration {self.step} in {directory}')
+
+    def last_checkpoint(self) -> str | None:
+        """The path of ``model_latest`` when it exists (the newest checkpoint of this workspace), else None."""
+        path = os.path.join(self.settings.model_saver.directory(self.options.workspace), 'model_latest')
+        return path if os.path.exists(path) else None
 
     def resume(self, path: str) -> None:
         """Loads this project's checkpoint (full state) or a weights-only file (the original's)."""

@@ -140,15 +140,10 @@ def test_on_error_raise_and_skip(tmp_path, caplog):
     assert messages.count(os.path.join('train_images', 'a.jpg')) == 1  # one warning per file
 
 
-def test_dataloader_seeded_order_and_collate():
-    loader = DataLoader(list(range(10)), batch_size=4, num_workers=0, seed=3)
-    assert len(list(loader)) == 2  # drop_last for training
-    loader.set_epoch(5)
-    first = [b.tolist() for b in loader]
-    loader.set_epoch(5)
-    assert [b.tolist() for b in loader] == first
-    loader.set_epoch(6)
-    assert [b.tolist() for b in loader] != first
+def test_dataloader_yaml_keys_and_collate():
+    loader = DataLoader(list(range(10)), batch_size=4, num_workers=0)
+    batches = [b.tolist() for b in loader]
+    assert [len(b) for b in batches] == [4, 4] and len(set(sum(batches, []))) == 8  # drop_last for training
     plain = DataLoader(list(range(10)), batch_size=4, num_workers=0, is_train=False)
     assert [b.tolist() for b in plain] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]  # no shuffle, nothing dropped
     samples = [{'image': torch.zeros(3, 4, 4), 'gt': np.ones((1, 4, 4), np.float32), 'filename': f'{i}.jpg',
@@ -162,11 +157,6 @@ def test_dataloader_seeded_order_and_collate():
         ICDARCollectFN()(samples)
     train_batch = next(iter(DataLoader([{'gt': np.ones((2, 2), np.float32)}] * 4, batch_size=2, num_workers=0)))
     assert train_batch['gt'].shape == (2, 2, 2)
-
-
-def test_distributed_requires_a_process_group():
-    with pytest.raises(RuntimeError, match='torchrun'):
-        DataLoader(list(range(4)), batch_size=2, num_workers=0, distributed=True)
 
 
 def test_skip_on_a_test_set_leaves_the_bad_image_out_instead_of_counting_another_twice(tmp_path):
