@@ -17,6 +17,7 @@ static by default, its activation ranges calibrated on ``--calibration_images`` 
 resized as demo.py does; not the images you evaluate on), or ``--int8_mode dynamic`` (no calibration; slower
 than float32 on CPUs without VNNI). It keeps the metadata, so ``demo.py --onnx PATH`` runs it as it is.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,28 +34,50 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Export a DBNet model to ONNX / TorchScript.')
     parser.add_argument('exp', help='experiment YAML file')
     parser.add_argument('--resume', required=True, help="checkpoint (this project's or the original's)")
-    parser.add_argument('--non_strict', action='store_true',
-                        help="load a checkpoint that does not fit the experiment (missing keys or other shapes): "
-                             "the matching keys only, as the original did (default: refuse it)")
+    parser.add_argument(
+        '--non_strict',
+        action='store_true',
+        help='load a checkpoint that does not fit the experiment (missing keys or other shapes): '
+        'the matching keys only, as the original did (default: refuse it)',
+    )
     parser.add_argument('--output', required=True, help='the ONNX file to write')
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset (16 or later: GridSample)')
     parser.add_argument('--torchscript', metavar='PATH', help='also write a traced TorchScript model here')
-    parser.add_argument('--example_size', type=int, nargs=2, default=(736, 1280), metavar=('H', 'W'),
-                        help='image size traced for the export and used for the check (any size runs later)')
+    parser.add_argument(
+        '--example_size',
+        type=int,
+        nargs=2,
+        default=(736, 1280),
+        metavar=('H', 'W'),
+        help='image size traced for the export and used for the check (any size runs later)',
+    )
     parser.add_argument('--no_check', action='store_true', help='skip the ONNX Runtime vs PyTorch check')
     parser.add_argument('--int8', metavar='PATH', help='also write an int8-quantised copy here (ONNX Runtime, CPU)')
-    parser.add_argument('--int8_mode', choices=['static', 'dynamic'], default='static',
-                        help='static: int8 activations calibrated on --calibration_images (default); dynamic: none')
-    parser.add_argument('--calibration_images', metavar='FOLDER',
-                        help='images for the static int8 calibration (searched recursively; typical inputs)')
+    parser.add_argument(
+        '--int8_mode',
+        choices=['static', 'dynamic'],
+        default='static',
+        help='static: int8 activations calibrated on --calibration_images (default); dynamic: none',
+    )
+    parser.add_argument(
+        '--calibration_images',
+        metavar='FOLDER',
+        help='images for the static int8 calibration (searched recursively; typical inputs)',
+    )
     parser.add_argument('--calibration_count', type=int, default=16, help='at most this many calibration images')
-    parser.add_argument('--image_short_side', type=int, default=736,
-                        help='calibration images are resized to this short side, as demo.py does')
+    parser.add_argument(
+        '--image_short_side',
+        type=int,
+        default=736,
+        help='calibration images are resized to this short side, as demo.py does',
+    )
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
     args = parser.parse_args(argv)
     if args.int8 and args.int8_mode == 'static' and not args.calibration_images:
-        parser.error('--int8 with --int8_mode static needs --calibration_images FOLDER (a few dozen typical images), '
-                     'or use --int8_mode dynamic.')
+        parser.error(
+            '--int8 with --int8_mode static needs --calibration_images FOLDER (a few dozen typical images), '
+            'or use --int8_mode dynamic.'
+        )
     return args
 
 
@@ -79,8 +102,7 @@ def calibration_inputs(folder: str, count: int, image_short_side: int, represent
 
 def representer_arguments(representer) -> dict:
     """The representer's constructor arguments (without ``cmd``), read back from the object."""
-    names = [name for name in inspect.signature(type(representer).__init__).parameters
-             if name not in ('self', 'cmd')]
+    names = [name for name in inspect.signature(type(representer).__init__).parameters if name not in ('self', 'cmd')]
     return {name: getattr(representer, name) for name in names if hasattr(representer, name)}
 
 
@@ -89,8 +111,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
     import_optional('onnx', 'convert_to_onnx.py')
     if not args.no_check or args.int8:
-        import_optional('onnxruntime', 'convert_to_onnx.py (its ONNX Runtime check and --int8; --no_check skips '
-                                       'the check)')
+        import_optional(
+            'onnxruntime', 'convert_to_onnx.py (its ONNX Runtime check and --int8; --no_check skips the check)'
+        )
     import numpy as np
     import torch
 
@@ -108,33 +131,45 @@ def main(argv=None) -> int:
     structure.representer.box_thresh = box_thresh
     print(f'box_thresh {box_thresh} stored in the metadata (from {source})', flush=True)
     model = build_model_with_weights(structure, args.resume, torch.device('cpu'), strict=not args.non_strict)
-    calibration = (calibration_inputs(args.calibration_images, args.calibration_count, args.image_short_side,
-                                      structure.representer)
-                   if args.int8 and args.int8_mode == 'static' else None)
-    metadata = {REPRESENTER_METADATA_KEY: json.dumps(representer_arguments(structure.representer)),
-                'dbnet.experiment': args.exp, 'dbnet.checkpoint': args.resume}
-    export_onnx(model, args.output, opset_version=args.opset, example_size=tuple(args.example_size),
-                metadata=metadata)
+    calibration = (
+        calibration_inputs(
+            args.calibration_images, args.calibration_count, args.image_short_side, structure.representer
+        )
+        if args.int8 and args.int8_mode == 'static'
+        else None
+    )
+    metadata = {
+        REPRESENTER_METADATA_KEY: json.dumps(representer_arguments(structure.representer)),
+        'dbnet.experiment': args.exp,
+        'dbnet.checkpoint': args.resume,
+    }
+    export_onnx(model, args.output, opset_version=args.opset, example_size=tuple(args.example_size), metadata=metadata)
     print(f'wrote {args.output}')
     if args.torchscript:
         export_torchscript(model, args.torchscript, example_size=tuple(args.example_size))
         print(f'wrote {args.torchscript}')
     if not args.no_check:
         import onnxruntime
+
         session = onnxruntime.InferenceSession(args.output, providers=['CPUExecutionProvider'])
         image = torch.randn(1, 3, *args.example_size, generator=torch.Generator().manual_seed(0))
         with torch.inference_mode():
             expected = model(image, training=False).numpy()
         got = session.run(None, {'image': image.numpy()})[0]
         difference = float(np.abs(got - expected).max())
-        print(f'check: ONNX Runtime vs PyTorch on a random {args.example_size[0]}x{args.example_size[1]} '
-              f'input: max abs difference {difference:.2e}')
+        print(
+            f'check: ONNX Runtime vs PyTorch on a random {args.example_size[0]}x{args.example_size[1]} '
+            f'input: max abs difference {difference:.2e}'
+        )
         if difference > 1e-3:
-            print('error: the exported model does not match PyTorch; please report this with the experiment '
-                  'file.', file=sys.stderr)
+            print(
+                'error: the exported model does not match PyTorch; please report this with the experiment file.',
+                file=sys.stderr,
+            )
             return 1
     if args.int8:
         from deploy.optimize import quantize_onnx
+
         quantize_onnx(args.output, args.int8, mode=args.int8_mode, calibration_images=calibration)
         detail = f'calibrated on {len(calibration)} images' if calibration else 'dynamic'
         print(f'wrote {args.int8} (int8, {detail}; its F-measure change: benchmarks/bench_inference.py)')

@@ -8,6 +8,7 @@ For each image it writes ``res_<name>.txt`` (one detection per line: x,y pairs t
 with ``--visualize``, ``<name>.jpg`` with the detections drawn; ``results.json`` holds every result.
 An unreadable file is reported by name and skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,44 +20,66 @@ from collections import deque
 
 from tqdm import tqdm
 
-
 from concern.cli import run_main
-from deploy.cli import (add_inference_arguments, apply_inference_options, check_precision_device, resolve_box_thresh,
-                        wants_optimized_model)
+from deploy.cli import (
+    add_inference_arguments,
+    apply_inference_options,
+    check_precision_device,
+    resolve_box_thresh,
+    wants_optimized_model,
+)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Run a DBNet model on images.')
     parser.add_argument('exp', nargs='?', help='experiment YAML file (not needed with --onnx)')
-    parser.add_argument('--resume', help='checkpoint (this project\'s or the original\'s); not needed with --onnx')
-    parser.add_argument('--non_strict', action='store_true',
-                        help="load a checkpoint that does not fit the experiment (missing keys or other shapes): "
-                             "the matching keys only, as the original did (default: refuse it)")
-    parser.add_argument('--onnx', metavar='MODEL.onnx',
-                        help='run this exported model (convert_to_onnx.py) with ONNX Runtime instead; no torch needed')
+    parser.add_argument('--resume', help="checkpoint (this project's or the original's); not needed with --onnx")
+    parser.add_argument(
+        '--non_strict',
+        action='store_true',
+        help='load a checkpoint that does not fit the experiment (missing keys or other shapes): '
+        'the matching keys only, as the original did (default: refuse it)',
+    )
+    parser.add_argument(
+        '--onnx',
+        metavar='MODEL.onnx',
+        help='run this exported model (convert_to_onnx.py) with ONNX Runtime instead; no torch needed',
+    )
     parser.add_argument('--image_path', required=True, help='an image file or a folder (searched recursively)')
     parser.add_argument('--result_dir', default='./demo_results/', help='where results are written')
     parser.add_argument('--polygon', action='store_true', help='output polygons (curved text) instead of boxes')
-    parser.add_argument('--box_thresh', type=float,
-                        help="minimum mean score of a detection (default: the experiment's representer box_thresh, "
-                             "else 0.6 as in the original; with --onnx: the one stored in the ONNX file)")
+    parser.add_argument(
+        '--box_thresh',
+        type=float,
+        help="minimum mean score of a detection (default: the experiment's representer box_thresh, "
+        'else 0.6 as in the original; with --onnx: the one stored in the ONNX file)',
+    )
     parser.add_argument('--thresh', type=float, help='binarisation threshold of the probability map')
     parser.add_argument('--image_short_side', type=int, default=736, help='resize the short side to this')
     parser.add_argument('--batch_size', type=int, default=1, help='images per forward pass (same-size images)')
-    parser.add_argument('--pipeline', action='store_true',
-                        help='post-process in a second thread while the next batch runs through the model (same results)')
+    parser.add_argument(
+        '--pipeline',
+        action='store_true',
+        help='post-process in a second thread while the next batch runs through the model (same results)',
+    )
     add_inference_arguments(parser)
     parser.add_argument('--visualize', action='store_true', help='write overlay images')
     parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
-    parser.add_argument('--max_pixels', type=int, default=250_000_000,
-                        help='refuse images with more pixels than this (decompression bombs)')
+    parser.add_argument(
+        '--max_pixels',
+        type=int,
+        default=250_000_000,
+        help='refuse images with more pixels than this (decompression bombs)',
+    )
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
     args = parser.parse_args(argv)
     if args.onnx is None and (args.exp is None or args.resume is None):
         parser.error('an experiment file and --resume are required (or --onnx MODEL.onnx).')
     if args.onnx is not None and wants_optimized_model(args):
-        parser.error('--optimize and --precision apply to the PyTorch model, not to --onnx '
-                     '(quantise an ONNX model with deploy.optimize.quantize_onnx instead).')
+        parser.error(
+            '--optimize and --precision apply to the PyTorch model, not to --onnx '
+            '(quantise an ONNX model with deploy.optimize.quantize_onnx instead).'
+        )
     return args
 
 
@@ -80,11 +103,18 @@ def main(argv=None) -> int:
     if args.onnx is not None:
         from concern.errors import import_optional
         from deploy.onnx_predictor import OnnxDetector
+
         import_optional('onnxruntime', 'demo.py --onnx')
         images = find_images(args.image_path)
-        detector = OnnxDetector(args.onnx, image_short_side=args.image_short_side, is_output_polygon=args.polygon,
-                                batch_size=args.batch_size, thresh=args.thresh, box_thresh=args.box_thresh,
-                                pipeline=args.pipeline)
+        detector = OnnxDetector(
+            args.onnx,
+            image_short_side=args.image_short_side,
+            is_output_polygon=args.polygon,
+            batch_size=args.batch_size,
+            thresh=args.thresh,
+            box_thresh=args.box_thresh,
+            pipeline=args.pipeline,
+        )
         box_thresh = detector.representer.box_thresh
         source = '--box_thresh' if args.box_thresh is not None else f'the metadata of {args.onnx}'
         print(f'box_thresh {box_thresh} (from {source})', flush=True)
@@ -108,8 +138,14 @@ def main(argv=None) -> int:
         representer.box_thresh = box_thresh
         if args.thresh is not None:
             representer.thresh = args.thresh
-        detector = Detector(torch_forward(model, device), representer, args.image_short_side,
-                            is_output_polygon=args.polygon, batch_size=args.batch_size, pipeline=args.pipeline)
+        detector = Detector(
+            torch_forward(model, device),
+            representer,
+            args.image_short_side,
+            is_output_polygon=args.polygon,
+            batch_size=args.batch_size,
+            pipeline=args.pipeline,
+        )
     os.makedirs(args.result_dir, exist_ok=True)
 
     results, failed, decoded = {}, [], deque()
@@ -132,13 +168,26 @@ def main(argv=None) -> int:
         write_result_file(os.path.join(args.result_dir, f'res_{name}.txt'), polygons, scores)
         if args.visualize:
             import cv2
+
             cv2.imwrite(os.path.join(args.result_dir, f'{name}.jpg'), draw_polygons(image, polygons, scores))
-        results[path] = [{'points': [[int(x), int(y)] for x, y in polygon], 'score': float(score)}
-                         for polygon, score in zip(polygons, scores)]
+        results[path] = [
+            {'points': [[int(x), int(y)] for x, y in polygon], 'score': float(score)}
+            for polygon, score in zip(polygons, scores)
+        ]
         del image  # released before the next image is decoded
     with open(os.path.join(args.result_dir, 'results.json'), 'w', encoding='utf-8') as handle:
-        json.dump({'experiment': args.exp, 'checkpoint': args.onnx or args.resume, 'polygon': args.polygon,
-                   'box_thresh': box_thresh, 'images': results, 'failed': failed}, handle, indent=1)
+        json.dump(
+            {
+                'experiment': args.exp,
+                'checkpoint': args.onnx or args.resume,
+                'polygon': args.polygon,
+                'box_thresh': box_thresh,
+                'images': results,
+                'failed': failed,
+            },
+            handle,
+            indent=1,
+        )
     print(f'{len(results)} images processed, {len(failed)} skipped; results in {args.result_dir}')
     for path in failed:
         print(f'  skipped (unreadable): {path}')

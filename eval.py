@@ -11,6 +11,7 @@ experiment's representer, else the original's 0.6); ``--box_thresh_sweep 0.3:0.9
 from one pass of the model and keeps the best (printed metrics, metrics.json and res_*.txt all describe it);
 ``--speed`` reports model-only and end-to-end images per second.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,31 +29,46 @@ from concern.distributed import DistributedContext, choose_device
 from concern.errors import UserError
 from concern.evaluation import evaluate, shard_loader
 from concern.runtime import build_model_with_weights, load_experiment_for_inference
-from deploy.cli import (add_inference_arguments, apply_inference_options, check_precision_device, precision_of,
-                        resolve_box_thresh, wants_optimized_model)
+from deploy.cli import (
+    add_inference_arguments,
+    apply_inference_options,
+    check_precision_device,
+    precision_of,
+    resolve_box_thresh,
+    wants_optimized_model,
+)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Evaluate a DBNet model.')
     parser.add_argument('exp', help='experiment YAML file')
-    parser.add_argument('--resume', required=True, help='checkpoint (this project\'s or the original\'s)')
-    parser.add_argument('--non_strict', action='store_true',
-                        help="load a checkpoint that does not fit the experiment (missing keys or other shapes): "
-                             "the matching keys only, as the original did (default: refuse it)")
+    parser.add_argument('--resume', required=True, help="checkpoint (this project's or the original's)")
+    parser.add_argument(
+        '--non_strict',
+        action='store_true',
+        help='load a checkpoint that does not fit the experiment (missing keys or other shapes): '
+        'the matching keys only, as the original did (default: refuse it)',
+    )
     parser.add_argument('--polygon', action='store_true', help='polygon output (curved text: Total-Text, CTW1500)')
-    parser.add_argument('--box_thresh', type=float,
-                        help="minimum mean score of a detection (default: the experiment's representer box_thresh, "
-                             "else 0.6 as in the original)")
+    parser.add_argument(
+        '--box_thresh',
+        type=float,
+        help="minimum mean score of a detection (default: the experiment's representer box_thresh, "
+        'else 0.6 as in the original)',
+    )
     parser.add_argument('--thresh', type=float, help='binarisation threshold of the probability map')
-    parser.add_argument('--box_thresh_sweep', metavar='START:STOP:STEP',
-                        help='score every box_thresh in [START, STOP] from one pass of the model and keep the best '
-                             '(metrics, metrics.json and res_*.txt all use it); replaces --box_thresh')
+    parser.add_argument(
+        '--box_thresh_sweep',
+        metavar='START:STOP:STEP',
+        help='score every box_thresh in [START, STOP] from one pass of the model and keep the best '
+        '(metrics, metrics.json and res_*.txt all use it); replaces --box_thresh',
+    )
     parser.add_argument('--result_dir', default='./results/', help='where result files and metrics.json go')
     parser.add_argument('--no-results', dest='write_results', action='store_false', help='no res_*.txt files')
     parser.add_argument('--visualize', action='store_true', help='write overlay images to result_dir/vis')
     parser.add_argument('--speed', action='store_true', help='measure images per second')
     parser.add_argument('--speed_runs', type=int, default=3, help='repetitions for --speed')
-    parser.add_argument('--num_workers', type=int, help='data-loading worker processes (default: the YAML\'s)')
+    parser.add_argument('--num_workers', type=int, help="data-loading worker processes (default: the YAML's)")
     parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
     add_inference_arguments(parser)
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
@@ -75,14 +91,16 @@ def evaluation_section(config) -> str:
     for path in ('Experiment.evaluation', 'Experiment.validation'):
         if config.has(path):
             return path
-    raise ConfigError(f"{config.path}: defines neither Experiment.evaluation nor Experiment.validation.")
+    raise ConfigError(f'{config.path}: defines neither Experiment.evaluation nor Experiment.validation.')
 
 
 def measure_speed(model, representer, loader, device, runs: int, polygon: bool) -> dict:
     """Model-only and end-to-end (model + post-processing) images per second over ``runs`` passes."""
+
     def sync():
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
+
     model_time = total_time = 0.0
     images = 0
     with torch.inference_mode():
@@ -109,11 +127,14 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
     sweep = parse_sweep(args.box_thresh_sweep) if args.box_thresh_sweep else []
     if sweep and args.box_thresh is not None:
-        raise UserError('--box_thresh and --box_thresh_sweep exclude each other: the sweep picks the threshold; '
-                        'give one of them.')
+        raise UserError(
+            '--box_thresh and --box_thresh_sweep exclude each other: the sweep picks the threshold; give one of them.'
+        )
     if sweep and args.visualize:
-        raise UserError('--visualize draws the detections of one threshold; run the sweep first, then '
-                        '--visualize with --box_thresh set to its best threshold.')
+        raise UserError(
+            '--visualize draws the detections of one threshold; run the sweep first, then '
+            '--visualize with --box_thresh set to its best threshold.'
+        )
     config = load_experiment_for_inference(args.exp, args.opt)
     section = evaluation_section(config)
     set_loader_workers(config, section, args.num_workers)
@@ -133,34 +154,67 @@ def main(argv=None) -> int:
         representer.thresh = args.thresh
     os.makedirs(args.result_dir, exist_ok=True)
 
-    report = {'experiment': args.exp, 'checkpoint': args.resume, 'polygon': args.polygon,
-              'optimized': wants_optimized_model(args), 'precision': precision_of(args),
-              'box_thresh_source': '--box_thresh_sweep' if sweep else source, 'datasets': {}}
+    report = {
+        'experiment': args.exp,
+        'checkpoint': args.resume,
+        'polygon': args.polygon,
+        'optimized': wants_optimized_model(args),
+        'precision': precision_of(args),
+        'box_thresh_source': '--box_thresh_sweep' if sweep else source,
+        'datasets': {},
+    }
     for name, loader in loaders.items():
+
         def draw(batch, polygons_batch, scores_batch):
             for index, (polygons, scores) in enumerate(zip(polygons_batch, scores_batch)):
-                save_overlay(args.result_dir, str(batch['filename'][index]), batch['image'][index],
-                             batch['shape'][index], polygons, scores)
-        result = evaluate(model, loader, representer, measurer, device, is_output_polygon=args.polygon,
-                          box_thresh=box_thresh, sweep=sweep, desc=name,
-                          result_dir=args.result_dir if args.write_results else None,
-                          on_batch=draw if args.visualize else None)
+                save_overlay(
+                    args.result_dir,
+                    str(batch['filename'][index]),
+                    batch['image'][index],
+                    batch['shape'][index],
+                    polygons,
+                    scores,
+                )
+
+        result = evaluate(
+            model,
+            loader,
+            representer,
+            measurer,
+            device,
+            is_output_polygon=args.polygon,
+            box_thresh=box_thresh,
+            sweep=sweep,
+            desc=name,
+            result_dir=args.result_dir if args.write_results else None,
+            on_batch=draw if args.visualize else None,
+        )
         if sweep:
             print(f'{name}: box_thresh   precision   recall   fmeasure')
             for row in result['sweep']:
-                print(f'{name}: {row["box_thresh"]:10.3f}   {row["precision"]:9.4f}   {row["recall"]:6.4f}'
-                      f'   {row["fmeasure"]:8.4f}')
-            print(f'{name}: best F {result["fmeasure"]:.4f} at box_thresh {result["box_thresh"]}'
-                  + (' (res_*.txt written at it)' if args.write_results else ''))
+                print(
+                    f'{name}: {row["box_thresh"]:10.3f}   {row["precision"]:9.4f}   {row["recall"]:6.4f}'
+                    f'   {row["fmeasure"]:8.4f}'
+                )
+            print(
+                f'{name}: best F {result["fmeasure"]:.4f} at box_thresh {result["box_thresh"]}'
+                + (' (res_*.txt written at it)' if args.write_results else '')
+            )
         if result.get('skipped_files'):
-            print(f'{name}: {len(result["skipped_files"])} image(s) could not be read and were left out of the '
-                  f'metrics (on_error: skip): {", ".join(result["skipped_files"])}')
-        print(f'{name}: precision {result["precision"]:.4f}  recall {result["recall"]:.4f}  '
-              f'fmeasure {result["fmeasure"]:.4f}  (box_thresh {result["box_thresh"]})')
+            print(
+                f'{name}: {len(result["skipped_files"])} image(s) could not be read and were left out of the '
+                f'metrics (on_error: skip): {", ".join(result["skipped_files"])}'
+            )
+        print(
+            f'{name}: precision {result["precision"]:.4f}  recall {result["recall"]:.4f}  '
+            f'fmeasure {result["fmeasure"]:.4f}  (box_thresh {result["box_thresh"]})'
+        )
         if args.speed:
             speed = measure_speed(model, representer, loader, device, args.speed_runs, args.polygon)
-            print(f'{name}: model {speed["model_images_per_s"]:.2f} images/s, end to end '
-                  f'{speed["end_to_end_images_per_s"]:.2f} images/s ({speed["images"]} images, {device})')
+            print(
+                f'{name}: model {speed["model_images_per_s"]:.2f} images/s, end to end '
+                f'{speed["end_to_end_images_per_s"]:.2f} images/s ({speed["images"]} images, {device})'
+            )
             result['speed'] = speed
         report['datasets'][name] = result
     with open(os.path.join(args.result_dir, 'metrics.json'), 'w', encoding='utf-8') as handle:
@@ -175,6 +229,7 @@ def save_overlay(result_dir, filename, image_tensor, shape, polygons, scores):
 
     from data.processes.normalize_image import NormalizeImage
     from structure.visualizers import draw_polygons
+
     height, width = (int(value) for value in shape)
     image = cv2.resize(NormalizeImage.restore(image_tensor), (width, height))
     stem = os.path.splitext(os.path.basename(filename))[0]

@@ -4,6 +4,7 @@ The original's YAML files list ``experiment`` under ``package:`` and expect it t
 Structure, Builder, TrainSettings, ValidationSettings, Checkpoint, ModelSaver, OptimizerScheduler,
 Logger, the representers, measurers and visualizers; they are imported here for that lookup.
 """
+
 from __future__ import annotations
 
 from concern.log import Logger  # noqa: F401  (looked up by the YAML files)

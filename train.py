@@ -8,6 +8,7 @@
 
 Logs and checkpoints go to ``workspace/<name>/`` (``--name``, default: the YAML file's stem).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ from concern.cli import run_main, set_loader_workers, user_error_message
 from concern.config import load_config
 from concern.distributed import init_distributed, launch_processes
 from concern.errors import UserError
-from training.trainer import TrainOptions, Trainer, distribute
+from training.trainer import Trainer, TrainOptions, distribute
 
 
 def parse_args(argv=None):
@@ -31,19 +32,30 @@ def parse_args(argv=None):
     parser.add_argument('exp', help='experiment YAML file')
     parser.add_argument('--name', help='experiment name: logs and checkpoints go to workspace/<name>')
     parser.add_argument('--workspace_root', default='workspace', help='folder holding every workspace/<name>')
-    parser.add_argument('--batch_size', type=int, help='training batch size (in total over all processes, as in the original)')
-    parser.add_argument('--resume', help='checkpoint to resume from (this project\'s or the original\'s)')
+    parser.add_argument(
+        '--batch_size', type=int, help='training batch size (in total over all processes, as in the original)'
+    )
+    parser.add_argument('--resume', help="checkpoint to resume from (this project's or the original's)")
     parser.add_argument('--epochs', type=int, help='number of epochs (also the learning-rate decay length)')
-    parser.add_argument('--num_workers', type=int,
-                        help='data-loading worker processes of every loader (training and validation)')
+    parser.add_argument(
+        '--num_workers', type=int, help='data-loading worker processes of every loader (training and validation)'
+    )
     parser.add_argument('--start_iter', type=int, help='iteration counter to start from (weights-only resume)')
     parser.add_argument('--start_epoch', type=int, help='epoch counter to start from (weights-only resume)')
     parser.add_argument('--lr', type=float, help='learning rate (optimizer and schedule)')
-    parser.add_argument('--num_gpus', type=int, default=1,
-                        help='start this many DDP processes, one per GPU, as torchrun would (with --device cpu: '
-                             'CPU processes)')
-    parser.add_argument('--validate', dest='validate', action='store_true', default=True,
-                        help='validate every `interval` iterations (default)')
+    parser.add_argument(
+        '--num_gpus',
+        type=int,
+        default=1,
+        help='start this many DDP processes, one per GPU, as torchrun would (with --device cpu: CPU processes)',
+    )
+    parser.add_argument(
+        '--validate',
+        dest='validate',
+        action='store_true',
+        default=True,
+        help='validate every `interval` iterations (default)',
+    )
     parser.add_argument('--no-validate', dest='validate', action='store_false', help='do not validate')
     parser.add_argument('--print-config-only', action='store_true', help='print the compiled config and exit')
     parser.add_argument('--debug', action='store_true', help='verbose logs and autograd anomaly detection')
@@ -51,13 +63,19 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true', help='CUDA mixed precision (refused on a CPU)')
     parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
     parser.add_argument('--seed', type=int, default=0, help='seed of model initialisation and data order')
-    parser.add_argument('--sync_bn', action='store_true',
-                        help='SyncBatchNorm in a multi-process CUDA run (torchrun or --num_gpus)')
+    parser.add_argument(
+        '--sync_bn', action='store_true', help='SyncBatchNorm in a multi-process CUDA run (torchrun or --num_gpus)'
+    )
     parser.add_argument('--max_iterations', type=int, help='stop after this many iterations in total')
     parser.add_argument('--polygon', action='store_true', help='validate with polygon output (curved text)')
     parser.add_argument('--no-progress', dest='progress', action='store_false', help='no progress bar')
-    parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE',
-                        help='override any config value, e.g. --opt Experiment.train.epochs=3')
+    parser.add_argument(
+        '--opt',
+        action='append',
+        default=[],
+        metavar='PATH=VALUE',
+        help='override any config value, e.g. --opt Experiment.train.epochs=3',
+    )
     return parser.parse_args(argv)
 
 
@@ -114,19 +132,26 @@ def check_processes(args) -> None:
         raise UserError('--num_gpus starts its own processes; leave it out when launching with torchrun.')
     if args.num_gpus > 1 and not launched and args.device != 'cpu':
         if ':' in device:
-            raise UserError(f'--device {device} names one GPU, but --num_gpus {args.num_gpus} uses GPUs 0 to '
-                            f'{args.num_gpus - 1}; give --device cuda (or set CUDA_VISIBLE_DEVICES).')
+            raise UserError(
+                f'--device {device} names one GPU, but --num_gpus {args.num_gpus} uses GPUs 0 to '
+                f'{args.num_gpus - 1}; give --device cuda (or set CUDA_VISIBLE_DEVICES).'
+            )
         count = torch.cuda.device_count()
         if count < args.num_gpus:
-            raise UserError(f'--num_gpus {args.num_gpus} needs {args.num_gpus} CUDA devices but {count} are '
-                            f'visible; lower --num_gpus, or add --device cpu to train in {args.num_gpus} CPU '
-                            f'processes.')
+            raise UserError(
+                f'--num_gpus {args.num_gpus} needs {args.num_gpus} CUDA devices but {count} are '
+                f'visible; lower --num_gpus, or add --device cpu to train in {args.num_gpus} CPU '
+                f'processes.'
+            )
     if args.sync_bn and not ((launched or args.num_gpus > 1) and device.startswith('cuda')):
-        raise UserError('--sync_bn needs a multi-process CUDA run (torchrun or --num_gpus on GPUs; SyncBatchNorm '
-                        'does not run on the CPU); leave --sync_bn out.')
+        raise UserError(
+            '--sync_bn needs a multi-process CUDA run (torchrun or --num_gpus on GPUs; SyncBatchNorm '
+            'does not run on the CPU); leave --sync_bn out.'
+        )
     if args.amp and not device.startswith('cuda'):
-        raise UserError(f'--amp is CUDA mixed precision and this run uses {device}; drop --amp or train on a '
-                        f'GPU (--device cuda).')
+        raise UserError(
+            f'--amp is CUDA mixed precision and this run uses {device}; drop --amp or train on a GPU (--device cuda).'
+        )
 
 
 def failure_message(error: BaseException, trainer: Trainer, context) -> str:
@@ -135,8 +160,10 @@ def failure_message(error: BaseException, trainer: Trainer, context) -> str:
     first = (user_error_message(error) or f'{type(error).__name__}: {error}').strip().splitlines()
     checkpoint = trainer.last_checkpoint()
     where = f'the last checkpoint is {checkpoint}' if checkpoint else 'no checkpoint was saved yet'
-    return (f'error: rank {context.rank} of {context.world_size} failed after iteration {trainer.step}: '
-            f'{first[0] if first else type(error).__name__}; {where}.')
+    return (
+        f'error: rank {context.rank} of {context.world_size} failed after iteration {trainer.step}: '
+        f'{first[0] if first else type(error).__name__}; {where}.'
+    )
 
 
 def run_training_process(argv) -> int:
@@ -158,11 +185,13 @@ def main(argv=None) -> int:
     seed_everything(args.seed)
     structure = config.build('Experiment.structure')
     train_settings = config.build('Experiment.train')
-    validation = config.build('Experiment.validation') if (
-        args.validate and config.has('Experiment.validation')) else None
+    validation = (
+        config.build('Experiment.validation') if (args.validate and config.has('Experiment.validation')) else None
+    )
     logger = config.build('Experiment.logger') if config.has('Experiment.logger') else None
     if logger is None:
         from concern.log import Logger
+
         logger = Logger()
     name = args.name or os.path.splitext(os.path.basename(args.exp))[0]
     workspace = os.path.join(args.workspace_root, name)
@@ -179,11 +208,18 @@ def main(argv=None) -> int:
     if context.is_distributed:
         model = distribute(model, device, sync_bn=args.sync_bn)
 
-    options = TrainOptions(workspace=workspace, validate=args.validate, amp=args.amp, seed=args.seed,
-                           max_iterations=args.max_iterations, show_progress=args.progress,
-                           is_output_polygon=args.polygon)
-    trainer = Trainer(model, train_settings, structure, validation, logger, options, context, device,
-                      config_text=config.dump())
+    options = TrainOptions(
+        workspace=workspace,
+        validate=args.validate,
+        amp=args.amp,
+        seed=args.seed,
+        max_iterations=args.max_iterations,
+        show_progress=args.progress,
+        is_output_polygon=args.polygon,
+    )
+    trainer = Trainer(
+        model, train_settings, structure, validation, logger, options, context, device, config_text=config.dump()
+    )
     checkpoint = train_settings.checkpoint
     if checkpoint is not None:
         trainer.epoch, trainer.step = checkpoint.start_epoch, checkpoint.start_iter

@@ -5,17 +5,28 @@ at strides 4, 8, 16, 32. Module and parameter names are the original's (torchvis
 ``conv2_offset`` in deformable blocks and the unused ``fc`` / ``smooth`` layers the original
 kept), so the original's release files load key for key.
 """
+
 import math
 
 import torch.nn as nn
 
-from assets.ops.dcn import (DeformConv, ModulatedDeformConv, conv_output_size,
-                            original_stride_read)
+from assets.ops.dcn import DeformConv, ModulatedDeformConv, conv_output_size, original_stride_read
+
 from .pretrained import load_pretrained
 
-__all__ = ['ResNet', 'BasicBlock', 'Bottleneck', 'resnet18', 'resnet34', 'resnet50',
-           'resnet101', 'resnet152', 'deformable_resnet18', 'deformable_resnet50',
-           'deformable_resnet101']
+__all__ = [
+    'ResNet',
+    'BasicBlock',
+    'Bottleneck',
+    'resnet18',
+    'resnet34',
+    'resnet50',
+    'resnet101',
+    'resnet152',
+    'deformable_resnet18',
+    'deformable_resnet50',
+    'deformable_resnet101',
+]
 
 # The ImageNet files the original loaded (torchvision's first release of each).
 model_urls = {
@@ -37,8 +48,7 @@ def _make_conv2(block, planes, stride, dcn, dcn_stride_quirk):
     block.with_modulated_dcn = False
     block.offset_read_quirk = False
     if not block.with_dcn or dcn.get('fallback_on_stride', False):
-        block.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1,
-                                bias=False)
+        block.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
         block.with_dcn = False
         return
     deformable_groups = dcn.get('deformable_groups', 1)
@@ -46,10 +56,12 @@ def _make_conv2(block, planes, stride, dcn, dcn_stride_quirk):
     conv_op = ModulatedDeformConv if block.with_modulated_dcn else DeformConv
     offset_channels = 27 if block.with_modulated_dcn else 18
     block.offset_read_quirk = dcn_stride_quirk and stride != 1
-    block.conv2_offset = nn.Conv2d(planes, deformable_groups * offset_channels, kernel_size=3,
-                                   padding=1, stride=1 if dcn_stride_quirk else stride)
-    block.conv2 = conv_op(planes, planes, kernel_size=3, padding=1, stride=stride,
-                          deformable_groups=deformable_groups, bias=False)
+    block.conv2_offset = nn.Conv2d(
+        planes, deformable_groups * offset_channels, kernel_size=3, padding=1, stride=1 if dcn_stride_quirk else stride
+    )
+    block.conv2 = conv_op(
+        planes, planes, kernel_size=3, padding=1, stride=stride, deformable_groups=deformable_groups, bias=False
+    )
 
 
 def _run_conv2(block, out):
@@ -58,12 +70,11 @@ def _run_conv2(block, out):
         return block.conv2(out)
     offset_mask = block.conv2_offset(out)
     groups = block.conv2.deformable_groups
-    offset = offset_mask[:, :18 * groups]
-    mask = offset_mask[:, -9 * groups:].sigmoid() if block.with_modulated_dcn else None
+    offset = offset_mask[:, : 18 * groups]
+    mask = offset_mask[:, -9 * groups :].sigmoid() if block.with_modulated_dcn else None
     if block.offset_read_quirk:
         conv = block.conv2
-        size = conv_output_size(out.shape[2:], conv.kernel_size, conv.stride, conv.padding,
-                                conv.dilation)
+        size = conv_output_size(out.shape[2:], conv.kernel_size, conv.stride, conv.padding, conv.dilation)
         offset = original_stride_read(offset, size)
         mask = original_stride_read(mask, size) if mask is not None else None
     if block.with_modulated_dcn:
@@ -74,13 +85,12 @@ def _run_conv2(block, out):
 class BasicBlock(nn.Module):
     """ResNet basic block (two 3x3 convs); the stride is in conv1, so a deformable conv2 always
     has stride 1. forward: (N, inplanes, H, W) -> (N, planes, H / stride, W / stride)."""
+
     expansion = 1
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None, dcn=None,
-                 dcn_stride_quirk=True):
+    def __init__(self, inplanes, planes, stride=1, downsample=None, dcn=None, dcn_stride_quirk=True):
         super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=3, stride=stride, padding=1,
-                               bias=False)
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
         _make_conv2(self, planes, 1, dcn, dcn_stride_quirk)
@@ -98,10 +108,10 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """ResNet bottleneck block (1x1, 3x3 with the stride, 1x1 x4). forward: (N, inplanes, H, W)
     -> (N, planes * 4, H / stride, W / stride)."""
+
     expansion = 4
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None, dcn=None,
-                 dcn_stride_quirk=True):
+    def __init__(self, inplanes, planes, stride=1, downsample=None, dcn=None, dcn_stride_quirk=True):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -141,8 +151,15 @@ class ResNet(nn.Module):
     gradients they never receive (their keys and values load and save as before).
     """
 
-    def __init__(self, block, layers, num_classes=1000, dcn=None,
-                 stage_with_dcn=(False, False, False, False), dcn_stride_quirk=True):
+    def __init__(
+        self,
+        block,
+        layers,
+        num_classes=1000,
+        dcn=None,
+        stage_with_dcn=(False, False, False, False),
+        dcn_stride_quirk=True,
+    ):
         super().__init__()
         self.dcn = dcn
         self.stage_with_dcn = tuple(stage_with_dcn)
@@ -164,7 +181,7 @@ class ResNet(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-                nn.init.normal_(m.weight, 0, math.sqrt(2. / n))
+                nn.init.normal_(m.weight, 0, math.sqrt(2.0 / n))
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -179,15 +196,13 @@ class ResNet(nn.Module):
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes * block.expansion, kernel_size=1, stride=stride,
-                          bias=False),
-                nn.BatchNorm2d(planes * block.expansion))
-        layers = [block(self.inplanes, planes, stride, downsample, dcn=dcn,
-                        dcn_stride_quirk=self.dcn_stride_quirk)]
+                nn.Conv2d(self.inplanes, planes * block.expansion, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
+        layers = [block(self.inplanes, planes, stride, downsample, dcn=dcn, dcn_stride_quirk=self.dcn_stride_quirk)]
         self.inplanes = planes * block.expansion
         for _ in range(1, blocks):
-            layers.append(block(self.inplanes, planes, dcn=dcn,
-                                dcn_stride_quirk=self.dcn_stride_quirk))
+            layers.append(block(self.inplanes, planes, dcn=dcn, dcn_stride_quirk=self.dcn_stride_quirk))
         return nn.Sequential(*layers)
 
     def forward(self, x):
@@ -236,8 +251,9 @@ def resnet50(pretrained=True, **kwargs):
 def deformable_resnet50(pretrained=True, dcn_stride_quirk=True, **kwargs):
     """ResNet-50 with modulated deformable 3x3 convs in stages 2-4; outputs 256/512/1024/2048
     channels. ``dcn_stride_quirk`` (default True, the original's behaviour): see ``ResNet``."""
-    return _build('resnet50', Bottleneck, [3, 4, 6, 3], pretrained, deformable=True,
-                  dcn_stride_quirk=dcn_stride_quirk, **kwargs)
+    return _build(
+        'resnet50', Bottleneck, [3, 4, 6, 3], pretrained, deformable=True, dcn_stride_quirk=dcn_stride_quirk, **kwargs
+    )
 
 
 def resnet101(pretrained=True, **kwargs):
@@ -248,8 +264,9 @@ def resnet101(pretrained=True, **kwargs):
 def deformable_resnet101(pretrained=True, dcn_stride_quirk=True, **kwargs):
     """ResNet-101 with modulated deformable 3x3 convs in stages 2-4 and the original's offset
     read (``dcn_stride_quirk``, see ``ResNet``); outputs 256/512/1024/2048 channels."""
-    return _build('resnet101', Bottleneck, [3, 4, 23, 3], pretrained, deformable=True,
-                  dcn_stride_quirk=dcn_stride_quirk, **kwargs)
+    return _build(
+        'resnet101', Bottleneck, [3, 4, 23, 3], pretrained, deformable=True, dcn_stride_quirk=dcn_stride_quirk, **kwargs
+    )
 
 
 def resnet152(pretrained=True, **kwargs):

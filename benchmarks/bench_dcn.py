@@ -7,6 +7,7 @@ same shape, then whole
 backbone forwards (resnet50 vs deformable_resnet50). Usage:
     python -m benchmarks.bench_dcn [--device cpu|cuda] [--batch 1] [--size 640] [--repeat 5]
 """
+
 import argparse
 import time
 
@@ -38,12 +39,12 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
-    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else \
-        f'cpu, {torch.get_num_threads()} threads'
-    print(f'device: {name}; torch {torch.__version__}; batch {args.batch}; '
-          f'input {args.size}x{args.size}')
-    print(f"{'layer':<10}{'shape (N,C,H,W)':<22}{'dcn fwd ms':>12}{'sampled fwd ms':>16}{'conv fwd ms':>13}"
-          f"{'dcn f+b ms':>12}")
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'cpu, {torch.get_num_threads()} threads'
+    print(f'device: {name}; torch {torch.__version__}; batch {args.batch}; input {args.size}x{args.size}')
+    print(
+        f'{"layer":<10}{"shape (N,C,H,W)":<22}{"dcn fwd ms":>12}{"sampled fwd ms":>16}{"conv fwd ms":>13}'
+        f'{"dcn f+b ms":>12}'
+    )
     for stage, channels, stride in ((2, 128, 8), (3, 256, 16), (4, 512, 32)):
         size = args.size // stride
         conv = ModulatedDeformConv(channels, channels, 3, padding=1, bias=False).to(device)
@@ -67,11 +68,13 @@ def main():
         def forward_backward():
             conv(x, offset, mask).sum().backward()
 
-        print(f"layer{stage:<5}{str((args.batch, channels, size, size)):<22}"
-              f"{timed(forward, device, args.repeat):>12.2f}"
-              f"{timed(sampled_forward, device, args.repeat):>16.2f}"
-              f"{timed(plain_forward, device, args.repeat):>13.2f}"
-              f"{timed(forward_backward, device, args.repeat):>12.2f}")
+        print(
+            f'layer{stage:<5}{str((args.batch, channels, size, size)):<22}'
+            f'{timed(forward, device, args.repeat):>12.2f}'
+            f'{timed(sampled_forward, device, args.repeat):>16.2f}'
+            f'{timed(plain_forward, device, args.repeat):>13.2f}'
+            f'{timed(forward_backward, device, args.repeat):>12.2f}'
+        )
 
     image = torch.randn(args.batch, 3, args.size, args.size, device=device)
     for backbone in ('resnet50', 'deformable_resnet50'):
@@ -80,6 +83,7 @@ def main():
         def run():
             with torch.no_grad():
                 model(image)
+
         print(f'{backbone} forward: {timed(run, device, args.repeat):.1f} ms')
 
 

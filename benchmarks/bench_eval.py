@@ -8,6 +8,7 @@ the medians are printed, with the ratio of medians; checks that all give the sam
 
     python -m benchmarks.bench_eval [--repeat 15]
 """
+
 import argparse
 import time
 
@@ -75,11 +76,14 @@ def main():
             times[name].append((time.perf_counter() - start) * 1000.0)
     median = {name: float(np.median(values)) for name, values in times.items()}
     reference = results['every pair']
-    identical = ([(p['gt'][0], p['det'][0]) for p in results['ours']['pairs']] == reference
-                 and results['exact=True'] == reference)
-    print(f"100 gt x 100 det quads, median of {args.repeat}: every pair {median['every pair']:8.2f} ms  "
-          f"exact=True {median['exact=True']:6.2f} ms  ours {median['ours']:6.2f} ms  "
-          f"speed-up {median['every pair'] / median['ours']:5.1f}x  matches {len(reference)}  identical {identical}")
+    identical = [(p['gt'][0], p['det'][0]) for p in results['ours']['pairs']] == reference and results[
+        'exact=True'
+    ] == reference
+    print(
+        f'100 gt x 100 det quads, median of {args.repeat}: every pair {median["every pair"]:8.2f} ms  '
+        f'exact=True {median["exact=True"]:6.2f} ms  ours {median["ours"]:6.2f} ms  '
+        f'speed-up {median["every pair"] / median["ours"]:5.1f}x  matches {len(reference)}  identical {identical}'
+    )
 
 
 if __name__ == '__main__':

@@ -37,6 +37,7 @@ images of another seed, never on the validation images.
         --experiment experiments/synthetic/quickstart.yaml --variants plain,optimized,onnx,bf16,int8,int8dyn
     python -m benchmarks.bench_inference --device cuda --variants plain,optimized,fp16,bf16 --batch 8 --repeats 20
 """
+
 import argparse
 import logging
 import os
@@ -55,28 +56,42 @@ from structure.model import SegDetectorModel
 from structure.predictor import Detector, torch_forward
 from structure.representers import SegDetectorRepresenter
 
-CHANNELS = {'resnet18': [64, 128, 256, 512], 'deformable_resnet18': [64, 128, 256, 512],
-            'deformable_resnet50': [256, 512, 1024, 2048], 'mobilenet_v3_large': [24, 40, 112, 960]}
+CHANNELS = {
+    'resnet18': [64, 128, 256, 512],
+    'deformable_resnet18': [64, 128, 256, 512],
+    'deformable_resnet50': [256, 512, 1024, 2048],
+    'mobilenet_v3_large': [24, 40, 112, 960],
+}
 VARIANTS = ('plain', 'optimized', 'compiled', 'onnx', 'bf16', 'fp16', 'int8', 'int8qop', 'int8dyn')
 CPU_ONLY = ('int8', 'int8qop', 'int8dyn')
 
 
 def build(backbone):
     torch.manual_seed(0)
-    model = SegDetectorModel(dict(backbone=backbone, backbone_args=dict(pretrained=False), decoder='SegDetector',
-                                  decoder_args=dict(adaptive=True, in_channels=CHANNELS[backbone], k=50)))
+    model = SegDetectorModel(
+        dict(
+            backbone=backbone,
+            backbone_args=dict(pretrained=False),
+            decoder='SegDetector',
+            decoder_args=dict(adaptive=True, in_channels=CHANNELS[backbone], k=50),
+        )
+    )
     return model.eval()
 
 
 def count_gflops(model, height, width):
     """GFLOPs (2 x multiply-adds) of one forward at (height, width)."""
     from torch.utils.flop_counter import FlopCounterMode
+
     extra = []
 
     def hook(module, inputs, output):
         out_channels, in_channels, kh, kw = module.weight.shape
         extra.append(2 * out_channels * in_channels * kh * kw * output.shape[-2] * output.shape[-1])
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (DeformConv, ModulatedDeformConv))]
+
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (DeformConv, ModulatedDeformConv))
+    ]
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         model(torch.zeros(1, 3, height, width, device=next(model.parameters()).device), training=False)
@@ -87,6 +102,7 @@ def count_gflops(model, height, width):
 
 def synthetic_image(height, width):
     from data.synth import SyntheticTextDataset
+
     sample = SyntheticTextDataset(num_samples=1, seed=7, image_size=(height, width), is_training=False)[0]
     return sample['image']
 
@@ -96,18 +112,21 @@ def make_forwards(model, variants, workdir, name, calibration, threads, device):
     running on ``device`` (the model is moved there), {variant: the same over tensors on ``device``} for the
     PyTorch variants); ``calibration``: a list of preprocessed (1, 3, H, W) inputs for static int8."""
     import onnxruntime
+
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     provider = 'CUDAExecutionProvider' if device.type == 'cuda' else 'CPUExecutionProvider'
 
     def session(path):
         return onnx_forward(onnxruntime.InferenceSession(path, options, providers=[provider]))
+
     model = model.to(device)
     forwards = {'plain': torch_forward(model, device)}
 
     def plain_tensor_forward(images):
         with torch.inference_mode():
             return model(images, training=False)
+
     tensor_forwards = {'plain': plain_tensor_forward}
     if {'optimized', 'bf16', 'fp16'} & set(variants):
         fast = optimize_for_inference(model)
@@ -124,16 +143,31 @@ def make_forwards(model, variants, workdir, name, calibration, threads, device):
         onnx_path = export_onnx(model, os.path.join(workdir, f'{name}.onnx'), example_size=(128, 128))
         forwards['onnx'] = session(onnx_path)
         if 'int8' in variants:
-            forwards['int8'] = session(quantize_onnx(onnx_path, os.path.join(workdir, f'{name}.int8.onnx'),
-                                                     mode='static', calibration_images=calibration,
-                                                     quant_format='qdq', calibrate_method='minmax'))
+            forwards['int8'] = session(
+                quantize_onnx(
+                    onnx_path,
+                    os.path.join(workdir, f'{name}.int8.onnx'),
+                    mode='static',
+                    calibration_images=calibration,
+                    quant_format='qdq',
+                    calibrate_method='minmax',
+                )
+            )
         if 'int8qop' in variants:
-            forwards['int8qop'] = session(quantize_onnx(onnx_path, os.path.join(workdir, f'{name}.int8qop.onnx'),
-                                                        mode='static', calibration_images=calibration,
-                                                        quant_format='qoperator', calibrate_method='percentile'))
+            forwards['int8qop'] = session(
+                quantize_onnx(
+                    onnx_path,
+                    os.path.join(workdir, f'{name}.int8qop.onnx'),
+                    mode='static',
+                    calibration_images=calibration,
+                    quant_format='qoperator',
+                    calibrate_method='percentile',
+                )
+            )
         if 'int8dyn' in variants:
-            forwards['int8dyn'] = session(quantize_onnx(onnx_path, os.path.join(workdir, f'{name}.int8dyn.onnx'),
-                                                        mode='dynamic'))
+            forwards['int8dyn'] = session(
+                quantize_onnx(onnx_path, os.path.join(workdir, f'{name}.int8dyn.onnx'), mode='dynamic')
+            )
     return forwards, tensor_forwards
 
 
@@ -147,8 +181,11 @@ def model_timer(forwards, tensor_forwards, inputs, device):
     def timed(forward):
         forward(on_device)
         torch.cuda.synchronize(device)
-    return {variant: (lambda f=forward: timed(f)) if variant in tensor_forwards else (lambda f=forward: f(inputs))
-            for variant, forward in {**forwards, **tensor_forwards}.items()}
+
+    return {
+        variant: (lambda f=forward: timed(f)) if variant in tensor_forwards else (lambda f=forward: f(inputs))
+        for variant, forward in {**forwards, **tensor_forwards}.items()
+    }
 
 
 def accuracy(args, variants, workdir):
@@ -176,64 +213,93 @@ def accuracy(args, variants, workdir):
     calibrator = Detector(None, representer, short_side)
     calibration = [calibrator.preprocess(calibration_source[index]['image'])[None] for index in range(8)]
     forwards, tensor_forwards = make_forwards(model, variants, workdir, 'trained', calibration, args.threads, device)
-    print(f'{args.experiment}, {args.checkpoint}: validation set {name!r}, {len(raw_images)} images '
-          f'{raw_images[0].shape[1]}x{raw_images[0].shape[0]}, batch {loader.batch_size}, '
-          f'box_thresh {representer.box_thresh}, thresh {representer.thresh}; speed: median of {args.repeats} '
-          f'interleaved runs over the first {args.timing_images} images; e2e = Detector.detect_stream on the raw '
-          f'images, sequential and pipelined')
-    print(f"{'variant':10s} {'precision':>9s} {'recall':>7s} {'F':>7s} {'dF (pt)':>8s} {'img/s':>7s} {'speed-up':>8s} "
-          f"{'max|dp|':>8s} {'same boxes':>10s} {'e2e img/s':>9s} {'pipelined':>9s}")
+    print(
+        f'{args.experiment}, {args.checkpoint}: validation set {name!r}, {len(raw_images)} images '
+        f'{raw_images[0].shape[1]}x{raw_images[0].shape[0]}, batch {loader.batch_size}, '
+        f'box_thresh {representer.box_thresh}, thresh {representer.thresh}; speed: median of {args.repeats} '
+        f'interleaved runs over the first {args.timing_images} images; e2e = Detector.detect_stream on the raw '
+        f'images, sequential and pipelined'
+    )
+    print(
+        f'{"variant":10s} {"precision":>9s} {"recall":>7s} {"F":>7s} {"dF (pt)":>8s} {"img/s":>7s} {"speed-up":>8s} '
+        f'{"max|dp|":>8s} {"same boxes":>10s} {"e2e img/s":>9s} {"pipelined":>9s}'
+    )
     order = [v for v in VARIANTS if v in variants]
     maps, outputs, metrics, boxes = {}, {}, {}, {}
     for variant in order:  # accuracy: every validation image once
         start = time.perf_counter()
         maps[variant] = [forwards[variant](batch['image'].numpy()) for batch in batches]
         if variant == 'compiled':
-            print(f'compiled variant: first pass over the validation set, torch.compile included, '
-                  f'{time.perf_counter() - start:.1f} s', flush=True)
-        outputs[variant] = [representer.represent(batch, probability)
-                            for batch, probability in zip(batches, maps[variant])]
-        metrics[variant] = measurer.gather_measure([
-            measurer.validate_measure(batch, output, box_thresh=representer.box_thresh)
-            for batch, output in zip(batches, outputs[variant])])
+            print(
+                f'compiled variant: first pass over the validation set, torch.compile included, '
+                f'{time.perf_counter() - start:.1f} s',
+                flush=True,
+            )
+        outputs[variant] = [
+            representer.represent(batch, probability) for batch, probability in zip(batches, maps[variant])
+        ]
+        metrics[variant] = measurer.gather_measure(
+            [
+                measurer.validate_measure(batch, output, box_thresh=representer.box_thresh)
+                for batch, output in zip(batches, outputs[variant])
+            ]
+        )
         boxes[variant] = [box for output in outputs[variant] for image_boxes in output[0] for box in image_boxes]
     # speed: the first --timing_images images, variants interleaved within each repeat (a change of load hits all)
-    timing_batches = batches[:max(1, args.timing_images // loader.batch_size)]
-    timing_images = raw_images[:len(timing_batches) * loader.batch_size]
+    timing_batches = batches[: max(1, args.timing_images // loader.batch_size)]
+    timing_images = raw_images[: len(timing_batches) * loader.batch_size]
     batch_timers = [model_timer(forwards, tensor_forwards, batch['image'].numpy(), device) for batch in timing_batches]
-    detectors = {(variant, pipeline): Detector(forwards[variant], representer, short_side,
-                                               batch_size=loader.batch_size, pipeline=pipeline)
-                 for variant in order for pipeline in (False, True)}
+    detectors = {
+        (variant, pipeline): Detector(
+            forwards[variant], representer, short_side, batch_size=loader.batch_size, pipeline=pipeline
+        )
+        for variant in order
+        for pipeline in (False, True)
+    }
     runs = {'model': {}, False: {}, True: {}}
     for repeat in range(args.repeats + 1):  # the first round is a warm-up
         for variant in order:
-            jobs = {'model': lambda: [timers[variant]() for timers in batch_timers],
-                    False: lambda: list(detectors[variant, False].detect_stream(timing_images)),
-                    True: lambda: list(detectors[variant, True].detect_stream(timing_images))}
+            jobs = {
+                'model': lambda: [timers[variant]() for timers in batch_timers],
+                False: lambda: list(detectors[variant, False].detect_stream(timing_images)),
+                True: lambda: list(detectors[variant, True].detect_stream(timing_images)),
+            }
             for kind, job in jobs.items():
                 start = time.perf_counter()
                 job()
                 if repeat:
                     runs[kind].setdefault(variant, []).append(time.perf_counter() - start)
-    rate = {kind: {v: len(timing_images) / float(np.median(times)) for v, times in by_variant.items()}
-            for kind, by_variant in runs.items()}
+    rate = {
+        kind: {v: len(timing_images) / float(np.median(times)) for v, times in by_variant.items()}
+        for kind, by_variant in runs.items()
+    }
     for variant in order:
         same = len(boxes[variant]) == len(boxes['plain']) and all(
-            np.array_equal(a, b) for a, b in zip(boxes[variant], boxes['plain']))
+            np.array_equal(a, b) for a, b in zip(boxes[variant], boxes['plain'])
+        )
         difference = max(float(np.abs(a - b).max()) for a, b in zip(maps[variant], maps['plain']))
-        print(f"{variant:10s} {metrics[variant]['precision']:9.4f} {metrics[variant]['recall']:7.4f} "
-              f"{metrics[variant]['fmeasure']:7.4f} "
-              f"{100 * (metrics[variant]['fmeasure'] - metrics['plain']['fmeasure']):+8.2f} "
-              f"{rate['model'][variant]:7.2f} {rate['model'][variant] / rate['model']['plain']:7.2f}x "
-              f"{difference:8.1e} {('yes' if same else 'no') + f' ({len(boxes[variant])})':>10s} "
-              f"{rate[False][variant]:9.2f} {rate[True][variant]:9.2f}", flush=True)
+        print(
+            f'{variant:10s} {metrics[variant]["precision"]:9.4f} {metrics[variant]["recall"]:7.4f} '
+            f'{metrics[variant]["fmeasure"]:7.4f} '
+            f'{100 * (metrics[variant]["fmeasure"] - metrics["plain"]["fmeasure"]):+8.2f} '
+            f'{rate["model"][variant]:7.2f} {rate["model"][variant] / rate["model"]["plain"]:7.2f}x '
+            f'{difference:8.1e} {("yes" if same else "no") + f" ({len(boxes[variant])})":>10s} '
+            f'{rate[False][variant]:9.2f} {rate[True][variant]:9.2f}',
+            flush=True,
+        )
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--models', nargs='+', default=list(CHANNELS), choices=list(CHANNELS))
     parser.add_argument('--sizes', nargs='+', default=['736x1280', '800x800'], help='HxW, multiples of 32')
     parser.add_argument('--variants', default='plain,optimized,onnx,int8', help=f'comma list of {VARIANTS}')
-    parser.add_argument('--repeats', type=int, default=3, help='timed runs per variant (median; model-only, and in accuracy mode end-to-end too)')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=3,
+        help='timed runs per variant (median; model-only, and in accuracy mode end-to-end too)',
+    )
     parser.add_argument('--e2e_repeats', type=int, default=1, help='timed end-to-end runs per variant (median)')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(), help='CPU threads (torch and ORT)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (the PyTorch variants and onnx run there)")
@@ -241,8 +307,12 @@ def main(argv=None):
     parser.add_argument('--cudnn_benchmark', action='store_true', help='GPU: cuDNN autotuning for every variant')
     parser.add_argument('--checkpoint', help='accuracy mode: a trained checkpoint (with --experiment)')
     parser.add_argument('--experiment', help='accuracy mode: its experiment YAML (validation set, representer)')
-    parser.add_argument('--timing_images', type=int, default=16,
-                        help='accuracy mode: validation images timed per repeat (all of them are evaluated)')
+    parser.add_argument(
+        '--timing_images',
+        type=int,
+        default=16,
+        help='accuracy mode: validation images timed per repeat (all of them are evaluated)',
+    )
     parser.add_argument('--box_thresh', type=float, help="accuracy mode: override the representer's box_thresh")
     args = parser.parse_args(argv)
     if (args.checkpoint is None) != (args.experiment is None):
@@ -255,36 +325,51 @@ def main(argv=None):
     if device.type == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: PyTorch sees no CUDA GPU here; use --device cpu.')
     if device.type == 'cuda' and set(CPU_ONLY) & set(variants):
-        parser.error(f'--variants: {sorted(set(CPU_ONLY) & set(variants))} run on CPU only (ONNX Runtime int8); '
-                     f'leave them out with --device cuda.')
+        parser.error(
+            f'--variants: {sorted(set(CPU_ONLY) & set(variants))} run on CPU only (ONNX Runtime int8); '
+            f'leave them out with --device cuda.'
+        )
     if device.type != 'cuda' and 'fp16' in variants:
-        parser.error("--variants: fp16 needs --device cuda; use bf16 on CPU.")
+        parser.error('--variants: fp16 needs --device cuda; use bf16 on CPU.')
     warnings.filterwarnings('ignore')
     logging.getLogger().setLevel(logging.ERROR)  # the ONNX Runtime quantiser's advice on every layer
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     import onnxruntime
-    if device.type == 'cuda' and 'onnx' in variants and \
-            'CUDAExecutionProvider' not in onnxruntime.get_available_providers():
-        parser.error(f"--variants onnx with --device cuda needs onnxruntime-gpu; this onnxruntime "
-                     f"{onnxruntime.__version__} has {onnxruntime.get_available_providers()}.")
+
+    if (
+        device.type == 'cuda'
+        and 'onnx' in variants
+        and 'CUDAExecutionProvider' not in onnxruntime.get_available_providers()
+    ):
+        parser.error(
+            f'--variants onnx with --device cuda needs onnxruntime-gpu; this onnxruntime '
+            f'{onnxruntime.__version__} has {onnxruntime.get_available_providers()}.'
+        )
     flags = open('/proc/cpuinfo').read() if os.path.exists('/proc/cpuinfo') else ''
-    where = (f'GPU {torch.cuda.get_device_name(device)} (cuDNN TF32 {torch.backends.cudnn.allow_tf32}, '
-             f'benchmark {args.cudnn_benchmark}), ' if device.type == 'cuda' else '')
-    print(f'{where}torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} threads, '
-          f'CPU bf16 support: {"yes" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"}, '
-          f'model-only batch {args.batch}')
+    where = (
+        f'GPU {torch.cuda.get_device_name(device)} (cuDNN TF32 {torch.backends.cudnn.allow_tf32}, '
+        f'benchmark {args.cudnn_benchmark}), '
+        if device.type == 'cuda'
+        else ''
+    )
+    print(
+        f'{where}torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} threads, '
+        f'CPU bf16 support: {"yes" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"}, '
+        f'model-only batch {args.batch}'
+    )
     workdir = tempfile.mkdtemp(prefix='bench_inference_')
     if args.checkpoint is not None:
         accuracy(args, variants, workdir)
         return
-    print(f"{'model':22s} {'size':9s} {'GFLOPs':>7s} {'variant':10s} {'img/s':>7s} {'GFLOP/s':>8s} {'speed-up':>8s} "
-          f"{'max|dp|':>8s} {'e2e img/s':>9s} {'detections':>14s}")
+    print(
+        f'{"model":22s} {"size":9s} {"GFLOPs":>7s} {"variant":10s} {"img/s":>7s} {"GFLOP/s":>8s} {"speed-up":>8s} '
+        f'{"max|dp|":>8s} {"e2e img/s":>9s} {"detections":>14s}'
+    )
     for backbone in args.models:
         model = build(backbone)
         calibration = [Detector(None, SegDetectorRepresenter(), 320).preprocess(synthetic_image(320, 320))[None]]
-        forwards, tensor_forwards = make_forwards(model, variants, workdir, backbone, calibration, args.threads,
-                                                  device)
+        forwards, tensor_forwards = make_forwards(model, variants, workdir, backbone, calibration, args.threads, device)
         for size in args.sizes:
             height, width = (int(v) for v in size.lower().split('x'))
             gflops = count_gflops(model, height, width)
@@ -300,8 +385,11 @@ def main(argv=None):
                 start = time.perf_counter()
                 maps[variant] = forwards[variant](inputs)  # warm-up (compiled: compiles), and the maps compared
                 if variant == 'compiled':
-                    print(f'{backbone} {size}: compiled variant, first call (torch.compile) '
-                          f'{time.perf_counter() - start:.1f} s', flush=True)
+                    print(
+                        f'{backbone} {size}: compiled variant, first call (torch.compile) '
+                        f'{time.perf_counter() - start:.1f} s',
+                        flush=True,
+                    )
                 timers[variant]()
             for _ in range(args.repeats):
                 for variant in order:
@@ -318,10 +406,14 @@ def main(argv=None):
                 seconds, e2e = float(np.median(model_times[variant])), float(np.median(e2e_times[variant]))
                 boxes, reference = detections[variant][0], detections['plain'][0]
                 same = len(boxes) == len(reference) and all(np.array_equal(a, b) for a, b in zip(boxes, reference))
-                print(f'{backbone:22s} {size:9s} {gflops:7.1f} {variant:10s} {args.batch / seconds:7.2f} '
-                      f'{args.batch * gflops / seconds:8.1f} '
-                      f'{plain_time / seconds:7.2f}x {np.abs(maps[variant] - maps["plain"]).max():8.1e} {1 / e2e:9.2f} '
-                      f'{("same" if same else "DIFFERENT") + f" ({len(boxes)})":>14s}', flush=True)
+                print(
+                    f'{backbone:22s} {size:9s} {gflops:7.1f} {variant:10s} {args.batch / seconds:7.2f} '
+                    f'{args.batch * gflops / seconds:8.1f} '
+                    f'{plain_time / seconds:7.2f}x {np.abs(maps[variant] - maps["plain"]).max():8.1e} {1 / e2e:9.2f} '
+                    f'{("same" if same else "DIFFERENT") + f" ({len(boxes)})":>14s}',
+                    flush=True,
+                )
+
 
 if __name__ == '__main__':
     main()

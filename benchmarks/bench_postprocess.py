@@ -8,6 +8,7 @@ ratio, and checks that both give identical boxes and scores. --profile prints wh
 
     python -m benchmarks.bench_postprocess [--repeat 30] [--profile]
 """
+
 import argparse
 import cProfile
 import pstats
@@ -30,8 +31,7 @@ def make_map(height=736, width=1280, words=100, seed=0):
         w, h = rng.uniform(20, 90), rng.uniform(8, 20)
         if index % 5 == 0:  # curved word: a thick arc
             radius = rng.uniform(30, 60)
-            cv2.ellipse(canvas, (int(cx), int(cy)), (int(radius), int(radius)), 0, 200, 340, 0.9,
-                        thickness=int(h))
+            cv2.ellipse(canvas, (int(cx), int(cy)), (int(radius), int(radius)), 0, 200, 340, 0.9, thickness=int(h))
         else:
             box = cv2.boxPoints(((cx, cy), (w, h), rng.uniform(-30, 30)))
             cv2.fillPoly(canvas, [np.round(box).astype(np.int32)], float(rng.uniform(0.6, 0.95)))
@@ -63,7 +63,7 @@ class Straightforward:
         box[:, 0] = box[:, 0] - xmin
         box[:, 1] = box[:, 1] - ymin
         cv2.fillPoly(mask, box.reshape(1, -1, 2).astype(np.int32), 1)
-        return cv2.mean(pred[ymin:ymax + 1, xmin:xmax + 1], mask)[0]
+        return cv2.mean(pred[ymin : ymax + 1, xmin : xmax + 1], mask)[0]
 
     def unclip(self, box, ratio):
         poly = Polygon(box)
@@ -76,7 +76,7 @@ class Straightforward:
         height, width = bitmap.shape
         contours, _ = cv2.findContours((bitmap * 255).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         boxes, scores = [], []
-        for contour in contours[:self.max_candidates]:
+        for contour in contours[: self.max_candidates]:
             if polygon:
                 points = cv2.approxPolyDP(contour, 0.002 * cv2.arcLength(contour, True), True).reshape(-1, 2)
                 if points.shape[0] < 4:
@@ -132,22 +132,28 @@ def main():
     ours = SegDetectorRepresenter(box_thresh=0.5, max_candidates=1000)
     reference = Straightforward(box_thresh=0.5, max_candidates=1000)
     contours = cv2.findContours((pred > 0.3).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)[0]
-    print(f"map 736x1280, {len(contours)} contours, median of {args.repeat} interleaved runs, 1 OpenCV thread")
+    print(f'map 736x1280, {len(contours)} contours, median of {args.repeat} interleaved runs, 1 OpenCV thread')
     for polygon in (False, True):
         mode = 'polygon' if polygon else 'box'
-        functions = [lambda: reference.run(pred, dest_w, dest_h, polygon),
-                     lambda: ours.represent_map(pred, (dest_h, dest_w), polygon)]
+        functions = [
+            lambda: reference.run(pred, dest_w, dest_h, polygon),
+            lambda: ours.represent_map(pred, (dest_h, dest_w), polygon),
+        ]
         (t_ref, t_new), ((ref_boxes, ref_scores), (new_boxes, new_scores)) = interleaved(functions, args.repeat)
-        identical = (len(ref_boxes) == len(new_boxes)
-                     and all(np.array_equal(a, b) for a, b in zip(ref_boxes, new_boxes))
-                     and ref_scores == new_scores)
-        print(f"{mode:8s} mode: straightforward {t_ref:7.2f} ms  ours {t_new:7.2f} ms  "
-              f"speed-up {t_ref / t_new:5.2f}x  detections {len(new_boxes)}  identical {identical}")
+        identical = (
+            len(ref_boxes) == len(new_boxes)
+            and all(np.array_equal(a, b) for a, b in zip(ref_boxes, new_boxes))
+            and ref_scores == new_scores
+        )
+        print(
+            f'{mode:8s} mode: straightforward {t_ref:7.2f} ms  ours {t_new:7.2f} ms  '
+            f'speed-up {t_ref / t_new:5.2f}x  detections {len(new_boxes)}  identical {identical}'
+        )
         if args.profile:
             for name, function in zip(('straightforward', 'ours'), functions):
                 profile = cProfile.Profile()
                 profile.runcall(lambda: [function() for _ in range(args.repeat)])
-                print(f"--- {mode} mode, {name}: {args.repeat} runs")
+                print(f'--- {mode} mode, {name}: {args.repeat} runs')
                 pstats.Stats(profile).sort_stats('tottime').print_stats(8)
 
 

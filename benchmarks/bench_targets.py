@@ -10,6 +10,7 @@ during the call (tracemalloc; numpy reports its buffers to it).
     python -m benchmarks.bench_targets [--repeat N]
 Targets (issue 3): >= 5x faster on every case; peak extra memory <= 100 MB on the huge polygon.
 """
+
 import argparse
 import time
 import tracemalloc
@@ -48,8 +49,16 @@ def lean_edge_distance(xs, ys, a, b):
     return np.where(dot > 0, np.sqrt(np.minimum(d1, d2)), perpendicular)
 
 
-def reference_targets(image_shape, polygons, ignore_tags, shrink_ratio=0.4, min_text_size=8,
-                      thresh_min=0.3, thresh_max=0.7, edge_distance=original_edge_distance):
+def reference_targets(
+    image_shape,
+    polygons,
+    ignore_tags,
+    shrink_ratio=0.4,
+    min_text_size=8,
+    thresh_min=0.3,
+    thresh_max=0.7,
+    edge_distance=original_edge_distance,
+):
     """gt, mask, thresh_map, thresh_mask of one training sample, the plain way (shapely areas,
     full-box per-edge distance arrays, no clipping of the box before computing)."""
     h, w = image_shape
@@ -74,7 +83,7 @@ def reference_targets(image_shape, polygons, ignore_tags, shrink_ratio=0.4, min_
             ignore[i] = True
             continue
         shape = Polygon(p)
-        d = shape.area * (1 - shrink_ratio ** 2) / shape.length
+        d = shape.area * (1 - shrink_ratio**2) / shape.length
         offset = pyclipper.PyclipperOffset()
         offset.AddPath([tuple(q) for q in p], pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
         shrunk = offset.Execute(-d)
@@ -91,7 +100,7 @@ def reference_targets(image_shape, polygons, ignore_tags, shrink_ratio=0.4, min_
             continue
         p = p.astype(np.float64)
         shape = Polygon(p)
-        d = shape.area * (1 - shrink_ratio ** 2) / shape.length
+        d = shape.area * (1 - shrink_ratio**2) / shape.length
         offset = pyclipper.PyclipperOffset()
         offset.AddPath([tuple(q) for q in p], pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
         padded = np.array(offset.Execute(d)[0])
@@ -108,9 +117,9 @@ def reference_targets(image_shape, polygons, ignore_tags, shrink_ratio=0.4, min_
         distance_map = distance_map.min(axis=0)
         x0, x1 = min(max(0, xmin), w - 1), min(max(0, xmax), w - 1)
         y0, y1 = min(max(0, ymin), h - 1), min(max(0, ymax), h - 1)
-        canvas[y0:y1 + 1, x0:x1 + 1] = np.fmax(
-            1 - distance_map[y0 - ymin:y1 - ymax + bh, x0 - xmin:x1 - xmax + bw],
-            canvas[y0:y1 + 1, x0:x1 + 1])
+        canvas[y0 : y1 + 1, x0 : x1 + 1] = np.fmax(
+            1 - distance_map[y0 - ymin : y1 - ymax + bh, x0 - xmin : x1 - xmax + bw], canvas[y0 : y1 + 1, x0 : x1 + 1]
+        )
     thresh_map = canvas * (thresh_max - thresh_min) + thresh_min
     return gt, mask, thresh_map, thresh_mask
 
@@ -119,8 +128,13 @@ SEG, BORDER = MakeSegDetectionData(), MakeBorderMap()
 
 
 def project_targets(image, polygons, ignore_tags, seg=SEG, border=BORDER):
-    data = dict(image=image, polygons=[p.copy() for p in polygons], ignore_tags=np.array(ignore_tags),
-                is_training=True, filename='bench')
+    data = dict(
+        image=image,
+        polygons=[p.copy() for p in polygons],
+        ignore_tags=np.array(ignore_tags),
+        is_training=True,
+        filename='bench',
+    )
     data = border(seg(data))
     return data['gt'], data['mask'], data['thresh_map'], data['thresh_mask']
 
@@ -128,8 +142,9 @@ def project_targets(image, polygons, ignore_tags, seg=SEG, border=BORDER):
 # ---------------------------------------------------------------- the cases
 def rotated_quad(cx, cy, width, height, angle):
     c, s = np.cos(angle), np.sin(angle)
-    corners = np.array([[-width / 2, -height / 2], [width / 2, -height / 2],
-                        [width / 2, height / 2], [-width / 2, height / 2]])
+    corners = np.array(
+        [[-width / 2, -height / 2], [width / 2, -height / 2], [width / 2, height / 2], [-width / 2, height / 2]]
+    )
     return (corners @ np.array([[c, s], [-s, c]]) + (cx, cy)).astype(np.float32)
 
 
@@ -143,17 +158,35 @@ def curved_polygon(cx, cy, radius, thickness, start, sweep, points=14):
 
 def make_cases(seed=0):
     rng = np.random.RandomState(seed)
-    words = [rotated_quad(rng.uniform(40, 600), rng.uniform(30, 610), rng.uniform(40, 140),
-                          rng.uniform(12, 36), rng.uniform(-0.6, 0.6)) for _ in range(50)]
-    curves = [curved_polygon(rng.uniform(100, 540), rng.uniform(100, 540), rng.uniform(40, 90),
-                             rng.uniform(14, 30), rng.uniform(0, 6.28), rng.uniform(1.0, 2.5))
-              for _ in range(20)]
+    words = [
+        rotated_quad(
+            rng.uniform(40, 600),
+            rng.uniform(30, 610),
+            rng.uniform(40, 140),
+            rng.uniform(12, 36),
+            rng.uniform(-0.6, 0.6),
+        )
+        for _ in range(50)
+    ]
+    curves = [
+        curved_polygon(
+            rng.uniform(100, 540),
+            rng.uniform(100, 540),
+            rng.uniform(40, 90),
+            rng.uniform(14, 30),
+            rng.uniform(0, 6.28),
+            rng.uniform(1.0, 2.5),
+        )
+        for _ in range(20)
+    ]
     big = [rotated_quad(320, 320, 560, 500, 0.15)]
     huge = [rotated_quad(1000, 1000, 1800, 1500, 0.3)]
-    return [('50 rotated word quads, 640x640', (640, 640), words),
-            ('20 curved 14-point polygons, 640x640', (640, 640), curves),
-            ('one polygon over most of 640x640', (640, 640), big),
-            ('one huge polygon, 2000x2000', (2000, 2000), huge)]
+    return [
+        ('50 rotated word quads, 640x640', (640, 640), words),
+        ('20 curved 14-point polygons, 640x640', (640, 640), curves),
+        ('one polygon over most of 640x640', (640, 640), big),
+        ('one huge polygon, 2000x2000', (2000, 2000), huge),
+    ]
 
 
 def measure(function, repeat):
@@ -168,36 +201,47 @@ def measure(function, repeat):
     function()
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
-    return result, min(times) * 1000, peak / 2 ** 20
+    return result, min(times) * 1000, peak / 2**20
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeat', type=int, default=5)
     args = parser.parse_args()
-    print(f"{'case':38s} {'original':>9s} {'lean':>7s} {'project':>8s} {'speed-up':>9s} {'vs lean':>8s} "
-          f"{'orig MB':>8s} {'peak MB':>8s} {'extra MB':>9s} {'max|dthresh|':>13s} gt/mask")
+    print(
+        f'{"case":38s} {"original":>9s} {"lean":>7s} {"project":>8s} {"speed-up":>9s} {"vs lean":>8s} '
+        f'{"orig MB":>8s} {"peak MB":>8s} {"extra MB":>9s} {"max|dthresh|":>13s} gt/mask'
+    )
     ok = True
     for name, (h, w), polygons in make_cases():
         image = np.zeros((h, w, 3), np.uint8)
         tags = [False] * len(polygons)
         ref, ref_ms, ref_mb = measure(lambda: reference_targets((h, w), polygons, tags), args.repeat)
-        lean, lean_ms, _ = measure(lambda: reference_targets((h, w), polygons, tags,
-                                                             edge_distance=lean_edge_distance), args.repeat)
+        lean, lean_ms, _ = measure(
+            lambda: reference_targets((h, w), polygons, tags, edge_distance=lean_edge_distance), args.repeat
+        )
         out, ms, mb = measure(lambda: project_targets(image, polygons, tags), args.repeat)
-        outputs_mb = sum(a.nbytes for a in out) / 2 ** 20
+        outputs_mb = sum(a.nbytes for a in out) / 2**20
         diff = max(float(np.nanmax(np.abs(r[2] - out[2]))) for r in (ref, lean))
         same = all(np.array_equal(r[k], out[k]) for r in (ref, lean) for k in (0, 1, 3))
         speed = ref_ms / ms
         ok &= same and diff <= 1e-4 and speed >= 5 and (h < 2000 or mb - outputs_mb <= 100)
-        print(f"{name:38s} {ref_ms:9.1f} {lean_ms:7.1f} {ms:8.2f} {speed:8.1f}x {lean_ms / ms:7.1f}x "
-              f"{ref_mb:8.1f} {mb:8.1f} {mb - outputs_mb:9.1f} {diff:13.2e} {'identical' if same else 'DIFFERENT'}")
-    print("ms: best of --repeat runs per image. original: the straightforward algorithm with the original "
-          "release's arithmetic; lean: the same dense algorithm with lean arithmetic (for information).")
-    print("peak MB: traced by tracemalloc during the call, outputs included; extra MB: peak minus the four "
-          "output maps.")
-    print('all targets met (>= 5x vs original, thresh within 1e-4, gt/mask identical, <= 100 MB extra)'
-          if ok else 'SOME TARGETS NOT MET')
+        print(
+            f'{name:38s} {ref_ms:9.1f} {lean_ms:7.1f} {ms:8.2f} {speed:8.1f}x {lean_ms / ms:7.1f}x '
+            f'{ref_mb:8.1f} {mb:8.1f} {mb - outputs_mb:9.1f} {diff:13.2e} {"identical" if same else "DIFFERENT"}'
+        )
+    print(
+        'ms: best of --repeat runs per image. original: the straightforward algorithm with the original '
+        "release's arithmetic; lean: the same dense algorithm with lean arithmetic (for information)."
+    )
+    print(
+        'peak MB: traced by tracemalloc during the call, outputs included; extra MB: peak minus the four output maps.'
+    )
+    print(
+        'all targets met (>= 5x vs original, thresh within 1e-4, gt/mask identical, <= 100 MB extra)'
+        if ok
+        else 'SOME TARGETS NOT MET'
+    )
 
 
 if __name__ == '__main__':

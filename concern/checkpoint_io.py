@@ -6,6 +6,7 @@ Two file kinds are read:
 - this project's checkpoints: ``{'model': state_dict, 'optimizer', 'scheduler', 'epoch',
   'iteration', 'config'}`` (the config must be plain data: dicts, lists, strings, numbers).
 """
+
 import logging
 import os
 import pickle
@@ -16,9 +17,16 @@ import torch
 
 from concern.errors import UserError
 
-__all__ = ['CheckpointError', 'CheckpointMismatchError', 'CheckpointNotFoundError', 'align_keys', 'describe_model_keys',
-           'load_checkpoint', 'load_model_weights',
-           'save_checkpoint']
+__all__ = [
+    'CheckpointError',
+    'CheckpointMismatchError',
+    'CheckpointNotFoundError',
+    'align_keys',
+    'describe_model_keys',
+    'load_checkpoint',
+    'load_model_weights',
+    'save_checkpoint',
+]
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +34,7 @@ logger = logging.getLogger(__name__)
 class CheckpointMismatchError(UserError, RuntimeError):
     """A checkpoint that does not fit the experiment's model (missing keys or other shapes), refused for inference
     and export; the message names the first keys and the experiment the file seems to belong to."""
+
 
 # Key prefixes that wrappers add: the original's ``self.model = DataParallel(BasicModel)`` gives
 # ``model.module.``, a bare DataParallel/DDP gives ``module.``.
@@ -42,12 +51,13 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
 
 def _folder_message(path: str) -> str:
-    names = sorted(name for name in os.listdir(path) if not name.startswith('.')
-                   and os.path.isfile(os.path.join(path, name)))
+    names = sorted(
+        name for name in os.listdir(path) if not name.startswith('.') and os.path.isfile(os.path.join(path, name))
+    )
     listed = ', '.join(names[:10]) + (f' and {len(names) - 10} more' if len(names) > 10 else '')
     if names:
-        return f"Checkpoint {path} is a folder, not a file; pass one of the files in it: {listed}."
-    return f"Checkpoint {path} is a folder, not a file, and holds no files; pass a checkpoint file."
+        return f'Checkpoint {path} is a folder, not a file; pass one of the files in it: {listed}.'
+    return f'Checkpoint {path} is a folder, not a file, and holds no files; pass a checkpoint file.'
 
 
 def load_checkpoint(path, map_location='cpu'):
@@ -60,33 +70,42 @@ def load_checkpoint(path, map_location='cpu'):
     if os.path.isdir(path):
         raise CheckpointNotFoundError(_folder_message(path))
     if not os.path.isfile(path):
-        raise CheckpointNotFoundError(f"Checkpoint {path} does not exist; check the path given.")
+        raise CheckpointNotFoundError(f'Checkpoint {path} does not exist; check the path given.')
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         message = str(error)
         # torch wraps the safe unpickler's complaint in a long paragraph; its own line names the cause
-        detail = next((line.strip() for line in message.splitlines() if line.strip().startswith('Unsupported')),
-                      message.splitlines()[0] if message else '')
+        detail = next(
+            (line.strip() for line in message.splitlines() if line.strip().startswith('Unsupported')),
+            message.splitlines()[0] if message else '',
+        )
         if 'GLOBAL' in message or 'global' in message:
             raise CheckpointError(
-                f"Checkpoint {path} was refused: unpickling it would import or run code "
-                f"(only tensors and plain data are accepted); re-save it as a plain state dict "
-                f"from a trusted environment.") from None
+                f'Checkpoint {path} was refused: unpickling it would import or run code '
+                f'(only tensors and plain data are accepted); re-save it as a plain state dict '
+                f'from a trusted environment.'
+            ) from None
         if detail.startswith('Unsupported') and _starts_with(path, b'\x80'):  # a pickle (PROTO opcode)
             raise CheckpointError(
-                f"Checkpoint {path} was refused: it uses pickle instructions the safe loader does not accept "
+                f'Checkpoint {path} was refused: it uses pickle instructions the safe loader does not accept '
                 f"({detail}; e.g. a pickle.dump file rather than torch.save's); re-save it with torch.save "
-                f"as a plain state dict from a trusted environment.") from None
-        raise CheckpointError(f"Checkpoint {path} is corrupt or not a PyTorch file "
-                           f"({detail}); re-download or re-save it.") from None
+                f'as a plain state dict from a trusted environment.'
+            ) from None
+        raise CheckpointError(
+            f'Checkpoint {path} is corrupt or not a PyTorch file ({detail}); re-download or re-save it.'
+        ) from None
     except (RuntimeError, EOFError, KeyError, ValueError, OSError) as error:
-        raise CheckpointError(f"Checkpoint {path} is corrupt or not a PyTorch file "
-                           f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-                           f"re-download or re-save it.") from None
+        raise CheckpointError(
+            f'Checkpoint {path} is corrupt or not a PyTorch file '
+            f'({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}); '
+            f're-download or re-save it.'
+        ) from None
     if not isinstance(state, dict):
-        raise CheckpointError(f"Checkpoint {path} holds a {type(state).__name__}, not a dict; "
-                           f"expected a state dict or {{'model': state_dict, ...}}.")
+        raise CheckpointError(
+            f'Checkpoint {path} holds a {type(state).__name__}, not a dict; '
+            f"expected a state dict or {{'model': state_dict, ...}}."
+        )
     return state
 
 
@@ -105,7 +124,7 @@ def _state_dict_of(state):
 
 
 def _strip(key, prefix):
-    return key[len(prefix):] if key.startswith(prefix) else None
+    return key[len(prefix) :] if key.startswith(prefix) else None
 
 
 def align_keys(state_dict, model_keys):
@@ -114,8 +133,7 @@ def align_keys(state_dict, model_keys):
     model_keys = set(model_keys)
     candidates = [dict(state_dict)]
     for prefix in _PREFIXES:
-        stripped = {_strip(k, prefix): v for k, v in state_dict.items()
-                    if k.startswith(prefix)}
+        stripped = {_strip(k, prefix): v for k, v in state_dict.items() if k.startswith(prefix)}
         if stripped:
             candidates.append(stripped)
     expanded = []
@@ -139,12 +157,13 @@ def describe_model_keys(keys) -> str:
     blocks = {int(found.group(1)) for key in keys for found in [re.search(r'backbone\.layer3\.(\d+)\.', key)] if found}
     bottleneck = any(re.search(r'backbone\.layer\d\.\d+\.conv3\.', key) for key in keys)
     depth = {(2, False): 18, (6, False): 34, (6, True): 50, (23, True): 101, (36, True): 152}.get(
-        (len(blocks), bottleneck))
+        (len(blocks), bottleneck)
+    )
     if depth is None:
-        return f'a backbone with {len(blocks)} layer3 blocks, not one of this project\'s experiments'
+        return f"a backbone with {len(blocks)} layer3 blocks, not one of this project's experiments"
     deformable = any('conv2_offset' in key for key in keys)
     asf = any('decoder.concat_attention' in key for key in keys)
-    name = f"{'deformable ' if deformable else ''}ResNet-{depth} {'DBNet++ (ASF)' if asf else 'DBNet'}"
+    name = f'{"deformable " if deformable else ""}ResNet-{depth} {"DBNet++ (ASF)" if asf else "DBNet"}'
     if asf and deformable and depth == 50:
         files = 'experiments/ASF/*_resnet50_deform_thre_asf.yaml'
     elif deformable and not asf and depth in (18, 50):
@@ -152,7 +171,7 @@ def describe_model_keys(keys) -> str:
     elif not deformable and not asf and depth == 18:
         files = 'experiments/synthetic/quickstart.yaml'
     else:
-        return f"a {name} (no experiment file here builds it; set the backbone to match)"
+        return f'a {name} (no experiment file here builds it; set the backbone to match)'
     return f'a {name} ({files})'
 
 
@@ -161,20 +180,24 @@ def _fit_error(source, model_state, incoming, missing, mismatched) -> Checkpoint
     parts = []
     if missing:
         shown = ', '.join(missing[:3]) + (f' and {len(missing) - 3} more' if len(missing) > 3 else '')
-        parts.append(f'lacks {len(missing)} of the model\'s keys ({shown})')
+        parts.append(f"lacks {len(missing)} of the model's keys ({shown})")
     if mismatched:
         key, (found, expected) = min(mismatched.items())
         more = f' and {len(mismatched) - 1} more' if len(mismatched) > 1 else ''
         parts.append(f'has other shapes ({key}: {found} in the file, {expected} in the model{more})')
     held, built = describe_model_keys(incoming), describe_model_keys(model_state)
     if held == built:
-        advice = (f"the file holds {held} like the experiment, with other layer sizes or layers, so check the "
-                  f"experiment's model_args")
+        advice = (
+            f'the file holds {held} like the experiment, with other layer sizes or layers, so check the '
+            f"experiment's model_args"
+        )
     else:
-        advice = f"the file seems to hold {held} while the experiment builds {built}, so pick the matching experiment"
-    return CheckpointMismatchError(f"Checkpoint {source} does not fit this experiment's model: it "
-                                   f"{' and '.join(parts)}; {advice} (or pass --non_strict to load only the "
-                                   f"matching keys).")
+        advice = f'the file seems to hold {held} while the experiment builds {built}, so pick the matching experiment'
+    return CheckpointMismatchError(
+        f"Checkpoint {source} does not fit this experiment's model: it "
+        f'{" and ".join(parts)}; {advice} (or pass --non_strict to load only the '
+        f'matching keys).'
+    )
 
 
 def load_model_weights(model, state_or_path, strict=False, fitting=False):
@@ -197,9 +220,11 @@ def load_model_weights(model, state_or_path, strict=False, fitting=False):
     model_state = model.state_dict()
     incoming = align_keys(_state_dict_of(state_or_path), model_state.keys())
 
-    mismatched = {k: (tuple(v.shape), tuple(model_state[k].shape)) for k, v in incoming.items()
-                  if k in model_state and hasattr(v, 'shape')
-                  and tuple(v.shape) != tuple(model_state[k].shape)}
+    mismatched = {
+        k: (tuple(v.shape), tuple(model_state[k].shape))
+        for k, v in incoming.items()
+        if k in model_state and hasattr(v, 'shape') and tuple(v.shape) != tuple(model_state[k].shape)
+    }
     loadable = {k: v for k, v in incoming.items() if k not in mismatched}
     missing = sorted(set(model_state) - set(loadable))
     unexpected = sorted(set(loadable) - set(model_state))
@@ -208,17 +233,21 @@ def load_model_weights(model, state_or_path, strict=False, fitting=False):
         raise _fit_error(source, model_state, incoming, [k for k in missing if k not in mismatched], mismatched)
     problems = []
     if missing:
-        problems.append(f"missing keys {missing}")
+        problems.append(f'missing keys {missing}')
     if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
+        problems.append(f'unexpected keys {unexpected}')
     if mismatched:
-        problems.append('shape mismatches ' + ', '.join(
-            f"{k}: file {a} vs model {b}" for k, (a, b) in sorted(mismatched.items())))
+        problems.append(
+            'shape mismatches ' + ', '.join(f'{k}: file {a} vs model {b}' for k, (a, b) in sorted(mismatched.items()))
+        )
     if problems and strict:
-        raise RuntimeError(f"Loading weights from {source} (strict): " + '; '.join(problems)
-                           + "; pass strict=False to load the matching keys only.")
+        raise RuntimeError(
+            f'Loading weights from {source} (strict): '
+            + '; '.join(problems)
+            + '; pass strict=False to load the matching keys only.'
+        )
     for problem in problems:
-        logger.warning("Loading weights from %s: %s.", source, problem)
+        logger.warning('Loading weights from %s: %s.', source, problem)
     model.load_state_dict({k: v for k, v in loadable.items() if k in model_state}, strict=False)
     return missing, unexpected
 

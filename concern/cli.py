@@ -7,6 +7,7 @@ re-wrapped by torch (its message then carries the worker's traceback; a class wh
 the message comes back as a RuntimeError); it is recognised by the class name torch writes and reduced to its
 own last line.
 """
+
 from __future__ import annotations
 
 import sys
@@ -64,5 +65,5 @@ def set_loader_workers(config, section: str, num_workers: int | None) -> None:
     if config.has(f'{section}.data_loader'):
         config.set(f'{section}.data_loader.num_workers', num_workers)
     loaders = config.get(f'{section}.data_loaders')
-    for name in (loaders if isinstance(loaders, dict) else {}):
+    for name in loaders if isinstance(loaders, dict) else {}:
         config.set(f'{section}.data_loaders.{name}.num_workers', num_workers)

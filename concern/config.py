@@ -19,14 +19,16 @@ class's signature: a key the class does not take is an error that names the file
 accepted names. ``load_config(path, overrides)`` compiles a file; ``Config.build(path)`` builds one
 definition or any value below it (``Experiment.structure``, ``validate_data``...).
 """
+
 from __future__ import annotations
 
 import copy
 import importlib
 import inspect
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -46,6 +48,7 @@ class ConfigError(UserError, ValueError):
 @dataclass
 class Ref:
     """A ``^name`` reference to another definition, resolved when it is built."""
+
     name: str
     source: str
     where: str
@@ -54,6 +57,7 @@ class Ref:
 @dataclass
 class ClassSpec:
     """A value to build: ``cls(**args)``; ``source`` is the YAML file it came from."""
+
     cls: type
     args: dict
     source: str
@@ -67,22 +71,22 @@ class ClassSpec:
 def _read_yaml(path: str, imported_by: str | None = None) -> dict:
     if not os.path.isfile(path):
         if imported_by:
-            raise ConfigError(f"{imported_by}: imported file '{path}' does not exist; "
-                              f"fix the path under 'import:'.")
+            raise ConfigError(f"{imported_by}: imported file '{path}' does not exist; fix the path under 'import:'.")
         raise ConfigError(f"Experiment file '{path}' does not exist; check the path.")
     with open(path, encoding='utf-8') as handle:
         try:
             data = yaml.safe_load(handle)
         except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML ({error}).") from error
+            raise ConfigError(f'{path}: not valid YAML ({error}).') from error
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping with keys {TOP_LEVEL_KEYS}.")
+        raise ConfigError(f'{path}: the top level must be a mapping with keys {TOP_LEVEL_KEYS}.')
     unknown = [key for key in data if key not in TOP_LEVEL_KEYS]
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key '{unknown[0]}'; "
-                          f"the accepted keys are {', '.join(TOP_LEVEL_KEYS)}.")
+        raise ConfigError(
+            f"{path}: unknown top-level key '{unknown[0]}'; the accepted keys are {', '.join(TOP_LEVEL_KEYS)}."
+        )
     return data
 
 
@@ -91,8 +95,7 @@ def _resolve_import(path: str, importing_file: str) -> str:
     file's folder, else to the repository root."""
     if os.path.isabs(path) or os.path.isfile(path):
         return path
-    candidates = [os.path.join(os.path.dirname(importing_file), path),
-                  os.path.join(_repo_root(), path)]
+    candidates = [os.path.join(os.path.dirname(importing_file), path), os.path.join(_repo_root(), path)]
     for candidate in candidates:
         if os.path.isfile(candidate):
             return candidate
@@ -133,13 +136,14 @@ class _Compiler:
             try:
                 self.modules[package] = importlib.import_module(package)
             except ModuleNotFoundError as error:
-                raise ConfigError(f"{source}: package '{package}' cannot be imported ({error}); "
-                                  f"fix the name under 'package:'.") from error
+                raise ConfigError(
+                    f"{source}: package '{package}' cannot be imported ({error}); fix the name under 'package:'."
+                ) from error
 
     def compile_file(self, path: str, imported_by: str | None = None):
         real = os.path.realpath(path)
         if real in self.stack:
-            raise ConfigError(f"{path}: circular import ({' -> '.join(self.stack + [real])}).")
+            raise ConfigError(f'{path}: circular import ({" -> ".join(self.stack + [real])}).')
         self.stack.append(real)
         data = _read_yaml(path, imported_by)
         imports = data.get('import') or []
@@ -169,15 +173,18 @@ class _Compiler:
             try:
                 module = importlib.import_module(module_name)
             except ModuleNotFoundError as error:
-                raise ConfigError(f"{source}: '{where}': module '{module_name}' of class '{name}' "
-                                  f"cannot be imported ({error}).") from error
-            return lookup(_public_classes(module), class_name, f"class of module '{module_name}'",
-                          f"{source}: '{where}'")
+                raise ConfigError(
+                    f"{source}: '{where}': module '{module_name}' of class '{name}' cannot be imported ({error})."
+                ) from error
+            return lookup(
+                _public_classes(module), class_name, f"class of module '{module_name}'", f"{source}: '{where}'"
+            )
         known = {}
         for module in reversed(list(self.modules.values())):  # the first package listed wins
             known.update(_public_classes(module))
-        return lookup(known, name, f"class (searched packages {', '.join(self.modules) or 'none'})",
-                      f"{source}: '{where}'")
+        return lookup(
+            known, name, f'class (searched packages {", ".join(self.modules) or "none"})', f"{source}: '{where}'"
+        )
 
     def compile_value(self, value, source: str, where: str):
         if isinstance(value, str):
@@ -197,8 +204,7 @@ class _Compiler:
 
     def _compile_container(self, value, source: str, where: str):
         if isinstance(value, list):
-            return [self.compile_value(item, source, f'{where}.{index}')
-                    for index, item in enumerate(value)]
+            return [self.compile_value(item, source, f'{where}.{index}') for index, item in enumerate(value)]
         if isinstance(value, dict):
             value = dict(value)
             base = value.pop('base', None)
@@ -206,8 +212,10 @@ class _Compiler:
             base_class = None
             if base is not None:
                 if not isinstance(base, str) or base not in self.defines:
-                    raise ConfigError(f"{source}: '{where}.base' names '{base}', which is not defined; "
-                                      f"closest: {_closest(str(base), self.defines)}.")
+                    raise ConfigError(
+                        f"{source}: '{where}.base' names '{base}', which is not defined; "
+                        f'closest: {_closest(str(base), self.defines)}.'
+                    )
                 parent = copy.deepcopy(self.defines[base])
                 if isinstance(parent, ClassSpec):
                     merged_args, base_class = parent.args, parent.cls
@@ -255,8 +263,10 @@ class Config:
     def _lookup(self, keys: list[str], text: str):
         """Returns (container, key) holding the value at ``keys``."""
         if keys[0] not in self.defines:
-            raise ConfigError(f"{self.path}: '{text}' starts with '{keys[0]}', which is not defined; "
-                              f"closest: {_closest(keys[0], self.defines)}.")
+            raise ConfigError(
+                f"{self.path}: '{text}' starts with '{keys[0]}', which is not defined; "
+                f'closest: {_closest(keys[0], self.defines)}.'
+            )
         container, key = self.defines, keys[0]
         for index, step in enumerate(keys[1:], start=1):
             node = container[key]
@@ -265,17 +275,22 @@ class Config:
             args = node.args if isinstance(node, ClassSpec) else node
             if isinstance(args, list):
                 if not step.lstrip('-').isdigit() or not -len(args) <= int(step) < len(args):
-                    raise ConfigError(f"{self.path}: '{text}': '{'.'.join(keys[:index])}' is a list "
-                                      f"of {len(args)} items; '{step}' is not an index in it.")
+                    raise ConfigError(
+                        f"{self.path}: '{text}': '{'.'.join(keys[:index])}' is a list "
+                        f"of {len(args)} items; '{step}' is not an index in it."
+                    )
                 container, key = args, int(step)
             elif isinstance(args, dict):
                 if step not in args and index < len(keys) - 1:
-                    raise ConfigError(f"{self.path}: '{text}': '{'.'.join(keys[:index])}' has no key "
-                                      f"'{step}'; closest: {_closest(step, args)}.")
+                    raise ConfigError(
+                        f"{self.path}: '{text}': '{'.'.join(keys[:index])}' has no key "
+                        f"'{step}'; closest: {_closest(step, args)}."
+                    )
                 container, key = args, step
             else:
-                raise ConfigError(f"{self.path}: '{text}': '{'.'.join(keys[:index])}' is a plain value "
-                                  f"and has no key '{step}'.")
+                raise ConfigError(
+                    f"{self.path}: '{text}': '{'.'.join(keys[:index])}' is a plain value and has no key '{step}'."
+                )
         return container, key
 
     def get(self, dotted: str, default=None):
@@ -309,8 +324,9 @@ class Config:
         container, key = self._lookup(keys, text)
         node = container[key] if not isinstance(container, dict) or key in container else None
         if isinstance(node, Ref):
-            raise ConfigError(f"{self.path}: '{text}': '{'.'.join(keys)}' refers to '^{node.name}'; "
-                              f"set '{node.name}.class' instead.")
+            raise ConfigError(
+                f"{self.path}: '{text}': '{'.'.join(keys)}' refers to '^{node.name}'; set '{node.name}.class' instead."
+            )
         cls = self._compiler.find_class(name, f'override {text}', '.'.join(keys))
         if isinstance(node, ClassSpec):
             node.cls = cls
@@ -335,8 +351,10 @@ class Config:
     def build_value(self, value, where: str, _seen: tuple = ()):
         if isinstance(value, Ref):
             if value.name not in self.defines:
-                raise ConfigError(f"{value.source}: '{value.where}' refers to '^{value.name}', which is "
-                                  f"not defined; closest: {_closest(value.name, self.defines)}.")
+                raise ConfigError(
+                    f"{value.source}: '{value.where}' refers to '^{value.name}', which is "
+                    f'not defined; closest: {_closest(value.name, self.defines)}.'
+                )
             if value.name in _seen:
                 raise ConfigError(f"{value.source}: '{value.where}': '^{value.name}' refers to itself.")
             return self.build_value(self.defines[value.name], value.name, _seen + (value.name,))
@@ -382,10 +400,13 @@ class Config:
 
     def dump(self) -> str:
         """The whole compiled experiment as one self-contained YAML file."""
-        defines = [dict(name=name, **(plain if isinstance(plain, dict) else {'value': plain}))
-                   for name, plain in self.to_plain().items()]
-        return yaml.safe_dump({'import': [], 'package': list(self._compiler.modules), 'define': defines},
-                              sort_keys=False)
+        defines = [
+            dict(name=name, **(plain if isinstance(plain, dict) else {'value': plain}))
+            for name, plain in self.to_plain().items()
+        ]
+        return yaml.safe_dump(
+            {'import': [], 'package': list(self._compiler.modules), 'define': defines}, sort_keys=False
+        )
 
 
 def check_arguments(cls: type, args: dict, source: str, where: str) -> None:
@@ -397,16 +418,24 @@ def check_arguments(cls: type, args: dict, source: str, where: str) -> None:
     parameters = signature.parameters.values()
     if any(parameter.kind == parameter.VAR_KEYWORD for parameter in parameters):
         return
-    accepted = [parameter.name for parameter in parameters
-                if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)]
+    accepted = [
+        parameter.name
+        for parameter in parameters
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+    ]
     for key in args:
         if key not in accepted:
-            raise ConfigError(f"{source}: '{where}.{key}': {cls.__name__} takes no argument '{key}'; "
-                              f"closest: {_closest(key, accepted)} (accepted: {', '.join(accepted)}).")
-    missing = [parameter.name for parameter in parameters
-               if parameter.default is parameter.empty
-               and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
-               and parameter.name not in args]
+            raise ConfigError(
+                f"{source}: '{where}.{key}': {cls.__name__} takes no argument '{key}'; "
+                f'closest: {_closest(key, accepted)} (accepted: {", ".join(accepted)}).'
+            )
+    missing = [
+        parameter.name
+        for parameter in parameters
+        if parameter.default is parameter.empty
+        and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+        and parameter.name not in args
+    ]
     if missing:
         raise ConfigError(f"{source}: '{where}': {cls.__name__} needs the argument '{missing[0]}'.")
 

@@ -4,6 +4,7 @@
 ``init_distributed`` then starts the process group (NCCL on CUDA, gloo on CPU), also for a world of one process.
 Without those variables everything runs in a single process without a process group.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,14 +17,22 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.multiprocessing.spawn import ProcessException, ProcessExitedException
 
-__all__ = ['DistributedContext', 'init_distributed', 'choose_device', 'all_gather_objects',
-           'broadcast_flag', 'free_port', 'launch_processes']
+__all__ = [
+    'DistributedContext',
+    'init_distributed',
+    'choose_device',
+    'all_gather_objects',
+    'broadcast_flag',
+    'free_port',
+    'launch_processes',
+]
 
 
 @dataclass
 class DistributedContext:
     """Rank / world size of this process; ``is_main`` is rank 0 (the one that logs and saves). ``launched``: started
     by torchrun or ``launch_processes`` (a process group exists even when ``world_size`` is 1)."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -43,8 +52,7 @@ def choose_device(requested: str | None, local_rank: int = 0) -> torch.device:
     if requested:
         device = torch.device(requested)
         if device.type == 'cuda' and not torch.cuda.is_available():
-            raise RuntimeError(f"--device {requested} was asked for, but CUDA is not available here; "
-                               f"use --device cpu.")
+            raise RuntimeError(f'--device {requested} was asked for, but CUDA is not available here; use --device cpu.')
         if device.type == 'cuda' and device.index is None:
             device = torch.device('cuda', local_rank)
         return device
@@ -111,11 +119,15 @@ def launch_processes(world_size: int, entry, argv: list) -> int:
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()))
     os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // world_size)))
     try:
-        mp.start_processes(_run_rank, args=(world_size, entry, argv), nprocs=world_size, join=True,
-                           start_method='spawn')
+        mp.start_processes(
+            _run_rank, args=(world_size, entry, argv), nprocs=world_size, join=True, start_method='spawn'
+        )
     except ProcessException as error:
-        print(f'error: training process {error.error_index} of {world_size} failed and the others were stopped; '
-              f'its message is above.', file=sys.stderr)
+        print(
+            f'error: training process {error.error_index} of {world_size} failed and the others were stopped; '
+            f'its message is above.',
+            file=sys.stderr,
+        )
         code = getattr(error, 'exit_code', 1) if isinstance(error, ProcessExitedException) else 1
         return code if code > 0 else 1
     return 0

@@ -5,6 +5,7 @@ Every entry point (train.py, eval.py, demo.py, convert_to_onnx.py, tools/*, ``py
 ``main`` through ``concern.cli.run_main``, which prints a ``UserError`` as its one-sentence message on stderr and
 exits with code 2, without a traceback; any other exception is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,5 +34,7 @@ def import_optional(module: str, needed_for: str):
     except ImportError as error:
         if getattr(error, 'name', None) not in (None, top, module):  # the package itself is broken: a bug
             raise
-        raise UserError(f"{needed_for} needs the optional package '{top}', which is not installed; install it "
-                        f"with {OPTIONAL_PACKAGES.get(top, f'pip install {top}')}.") from None
+        raise UserError(
+            f"{needed_for} needs the optional package '{top}', which is not installed; install it "
+            f'with {OPTIONAL_PACKAGES.get(top, f"pip install {top}")}.'
+        ) from None

@@ -8,13 +8,16 @@ threshold its metrics describe. In a distributed run each rank takes every ``wor
 per-image results are gathered on all ranks before they are combined, so every rank returns the same metrics;
 the main rank writes the result files.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Callable
 
 import torch
-from torch.utils.data import DataLoader as TorchDataLoader, Subset
+from torch.utils.data import DataLoader as TorchDataLoader
+from torch.utils.data import Subset
 from tqdm import tqdm
 
 from concern.distributed import DistributedContext, all_gather_objects
@@ -31,12 +34,24 @@ def shard_loader(loader, context: DistributedContext):
     dataset = loader.dataset
     if context.is_distributed:
         dataset = Subset(dataset, range(context.rank, len(dataset), context.world_size))
-    return TorchDataLoader(dataset, batch_size=loader.batch_size, num_workers=loader.num_workers,
-                           collate_fn=loader.collate_fn, shuffle=False, drop_last=False)
+    return TorchDataLoader(
+        dataset,
+        batch_size=loader.batch_size,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        shuffle=False,
+        drop_last=False,
+    )
 
 
-def iterate_predictions(model, loader, device: torch.device, show_progress: bool = True,
-                        desc: str = 'evaluating', dropped: list | None = None) -> Iterator[tuple[dict, torch.Tensor]]:
+def iterate_predictions(
+    model,
+    loader,
+    device: torch.device,
+    show_progress: bool = True,
+    desc: str = 'evaluating',
+    dropped: list | None = None,
+) -> Iterator[tuple[dict, torch.Tensor]]:
     """Yields (batch, probability map (N,1,H,W) on the CPU) for every batch of ``loader``.
 
     Images a test set left out (``on_error: skip``: ``ImageDataset`` marks them and ``ICDARCollectFN`` lists
@@ -68,10 +83,21 @@ def keep_scores_above(output, threshold: float):
     return kept_boxes, kept_scores
 
 
-def evaluate(model, loader, representer, measurer, device: torch.device,
-             context: DistributedContext | None = None, is_output_polygon: bool = False,
-             box_thresh: float = 0.6, show_progress: bool = True, sweep: Sequence[float] = (),
-             result_dir: str | None = None, on_batch: Callable | None = None, desc: str = 'evaluating') -> dict:
+def evaluate(
+    model,
+    loader,
+    representer,
+    measurer,
+    device: torch.device,
+    context: DistributedContext | None = None,
+    is_output_polygon: bool = False,
+    box_thresh: float = 0.6,
+    show_progress: bool = True,
+    sweep: Sequence[float] = (),
+    result_dir: str | None = None,
+    on_batch: Callable | None = None,
+    desc: str = 'evaluating',
+) -> dict:
     """Precision / recall / F-measure of ``model`` on ``loader``, from one pass of the model.
 
     Args:
@@ -87,7 +113,7 @@ def evaluate(model, loader, representer, measurer, device: torch.device,
     and were left out, under ``on_error: skip``) with their paths under ``skipped_files`` when there were any.
     """
     if sweep and on_batch is not None:
-        raise ValueError('evaluate: on_batch draws one threshold\'s detections and cannot be used with a sweep.')
+        raise ValueError("evaluate: on_batch draws one threshold's detections and cannot be used with a sweep.")
     context = context or DistributedContext()
     thresholds = [float(threshold) for threshold in sweep] or [float(box_thresh)]
     raw = [[] for _ in thresholds]
@@ -97,17 +123,18 @@ def evaluate(model, loader, representer, measurer, device: torch.device,
     if previous is not None:
         representer.box_thresh = min(thresholds)  # the others are subsets of its detections
     try:
-        for batch, pred in iterate_predictions(model, shard_loader(loader, context), device,
-                                               show_progress and context.is_main, desc=desc, dropped=dropped):
+        for batch, pred in iterate_predictions(
+            model, shard_loader(loader, context), device, show_progress and context.is_main, desc=desc, dropped=dropped
+        ):
             output = representer.represent(batch, pred, is_output_polygon=is_output_polygon)
             gt = {key: batch[key] for key in GT_KEYS if key in batch}
             for scores_at, threshold in zip(raw, thresholds):
                 detections = keep_scores_above(output, threshold) if sweep else output
-                scores_at.append(measurer.validate_measure(gt, detections, is_output_polygon=is_output_polygon,
-                                                           box_thresh=threshold))
+                scores_at.append(
+                    measurer.validate_measure(gt, detections, is_output_polygon=is_output_polygon, box_thresh=threshold)
+                )
             if result_dir is not None:
-                images += [(str(name), polygons, scores) for name, polygons, scores
-                           in zip(batch['filename'], *output)]
+                images += [(str(name), polygons, scores) for name, polygons, scores in zip(batch['filename'], *output)]
             if on_batch is not None:
                 on_batch(batch, *output)
     finally:
@@ -115,8 +142,9 @@ def evaluate(model, loader, representer, measurer, device: torch.device,
             representer.box_thresh = previous
     raw = [all_gather_objects(scores_at, context) for scores_at in raw]
     dropped = all_gather_objects(dropped, context)
-    table = [{'box_thresh': threshold, **measurer.gather_measure(scores_at)}
-             for threshold, scores_at in zip(thresholds, raw)]
+    table = [
+        {'box_thresh': threshold, **measurer.gather_measure(scores_at)} for threshold, scores_at in zip(thresholds, raw)
+    ]
     metrics = dict(max(table, key=lambda row: row['fmeasure']))
     if sweep:
         metrics['sweep'] = table

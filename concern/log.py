@@ -1,4 +1,5 @@
 """Training logs: text (console + file), JSON lines of metrics, TensorBoard when it is installed."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ class Logger:
     never. Only the process with ``enabled=True`` (rank 0) writes anything.
     """
 
-    def __init__(self, verbose: bool = False, level: str = 'info', log_interval: int = 100,
-                 tensorboard: bool | None = None):
+    def __init__(
+        self, verbose: bool = False, level: str = 'info', log_interval: int = 100, tensorboard: bool | None = None
+    ):
         if str(level).upper() not in logging._nameToLevel:  # noqa: SLF001 - stable public mapping
             raise ValueError(f"Logger level '{level}' is not a logging level (debug, info, warning, error).")
         self.verbose = verbose
@@ -36,7 +38,7 @@ class Logger:
         self._writer = None
         self._handlers = []
 
-    def setup(self, workspace: str, enabled: bool = True) -> 'Logger':
+    def setup(self, workspace: str, enabled: bool = True) -> Logger:
         self.workspace = workspace
         self.enabled = enabled
         self._logger.setLevel(self.level)
@@ -48,18 +50,22 @@ class Logger:
         with_tensorboard = self._tensorboard_available()  # before any sink is opened: it may refuse
         os.makedirs(workspace, exist_ok=True)
         formatter = logging.Formatter('[%(asctime)s] %(levelname)s: %(message)s', '%Y-%m-%d %H:%M:%S')
-        for handler in (logging.FileHandler(os.path.join(workspace, 'output.log'), encoding='utf-8'),
-                        logging.StreamHandler()):
+        for handler in (
+            logging.FileHandler(os.path.join(workspace, 'output.log'), encoding='utf-8'),
+            logging.StreamHandler(),
+        ):
             handler.setFormatter(formatter)
             self._root.addHandler(handler)
             self._handlers.append(handler)
         self._metrics_file = open(os.path.join(workspace, 'metrics.jsonl'), 'a', encoding='utf-8')
         if with_tensorboard:
             from torch.utils.tensorboard import SummaryWriter
+
             self._writer = SummaryWriter(os.path.join(workspace, 'tensorboard'))
         elif self.tensorboard is None:
-            self._logger.info('TensorBoard is not installed (pip install tensorboard); logging text and JSON '
-                              'lines only.')
+            self._logger.info(
+                'TensorBoard is not installed (pip install tensorboard); logging text and JSON lines only.'
+            )
         return self
 
     def _tensorboard_available(self) -> bool:

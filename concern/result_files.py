@@ -9,6 +9,7 @@ Line formats (one text instance per line, comma separated, UTF-8, an optional BO
                 left; once an even count of numbers is followed by a non-number, or an odd count of numbers
                 ends the line, the rest is the transcription.
 """
+
 import json
 import os
 
@@ -41,7 +42,7 @@ def format_result_line(points, score=None):
 def write_result_file(path, polygons, scores=None):
     """Write polygons (each (K, 2)) and optional scores to `path` in the ICDAR result format."""
     if scores is not None and len(scores) != len(polygons):
-        raise ValueError(f"write_result_file({path}): {len(polygons)} polygons but {len(scores)} scores.")
+        raise ValueError(f'write_result_file({path}): {len(polygons)} polygons but {len(scores)} scores.')
     lines = [format_result_line(p, None if scores is None else scores[i]) for i, p in enumerate(polygons)]
     directory = os.path.dirname(path)
     if directory:
@@ -67,7 +68,7 @@ def parse_line(line, where='', with_text=False):
         if not _is_number(field):
             break
         numbers.append(float(field))
-    rest = fields[len(numbers):]
+    rest = fields[len(numbers) :]
     if with_text:
         if len(numbers) % 2 == 1:  # an odd count: the last number is the transcription (e.g. '2015')
             rest = [fields[len(numbers) - 1]] + rest
@@ -75,11 +76,12 @@ def parse_line(line, where='', with_text=False):
         last = ','.join(rest)
     else:
         if rest:
-            raise ValueError(f"{where}: non-numeric field {rest[0]!r} in a result line; expected "
-                             f"x1,y1,...,xK,yK[,score].")
+            raise ValueError(
+                f'{where}: non-numeric field {rest[0]!r} in a result line; expected x1,y1,...,xK,yK[,score].'
+            )
         last = numbers.pop() if len(numbers) % 2 == 1 else None
     if len(numbers) < 6:
-        raise ValueError(f"{where}: a polygon needs at least 3 points (6 numbers), got {len(numbers)}.")
+        raise ValueError(f'{where}: a polygon needs at least 3 points (6 numbers), got {len(numbers)}.')
     return np.asarray(numbers, dtype=np.float64).reshape(-1, 2), last
 
 
@@ -102,8 +104,7 @@ def parse_gt_text(text, where='', ignore_texts=('###',)):
         if not line.strip().lstrip('\ufeff'):
             continue
         points, transcription = parse_line(line, f'{where} line {number}', with_text=True)
-        entries.append({'points': points, 'text': transcription,
-                        'ignore': transcription.strip() in ignore_texts})
+        entries.append({'points': points, 'text': transcription, 'ignore': transcription.strip() in ignore_texts})
     return entries
 
 

@@ -1,5 +1,6 @@
 """What eval.py and demo.py both do before running a model: compile the experiment, build the structure
 and the model with the checkpoint's weights."""
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,9 @@ def load_experiment_for_inference(path: str, overrides=()) -> Config:
     config = load_config(path, overrides)
     model_args = config.get('Experiment.structure.builder.model_args')
     if not isinstance(model_args, dict):
-        raise ConfigError(f"{path}: 'Experiment.structure.builder.model_args' is missing; "
-                          f"is this a DBNet experiment file?")
+        raise ConfigError(
+            f"{path}: 'Experiment.structure.builder.model_args' is missing; is this a DBNet experiment file?"
+        )
     backbone_args = model_args.setdefault('backbone_args', {})
     backbone_args['pretrained'] = False
     return config
@@ -34,6 +36,10 @@ def build_model_with_weights(structure, checkpoint_path: str, device, strict: bo
     model = structure.builder.build()
     missing, unexpected = load_model_weights(model, checkpoint_path, fitting=strict)
     if missing or unexpected:
-        logger.warning('%s: %d missing and %d unexpected keys (see the warnings above).',
-                       checkpoint_path, len(missing), len(unexpected))
+        logger.warning(
+            '%s: %d missing and %d unexpected keys (see the warnings above).',
+            checkpoint_path,
+            len(missing),
+            len(unexpected),
+        )
     return model.to(device).eval()

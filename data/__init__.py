@@ -1,4 +1,5 @@
 """Datasets, format readers, the synthetic text generator and the data loaders named by the YAML files."""
+
 __all__ = ['DataLoader', 'ICDARCollectFN', 'ImageDataset', 'SyntheticTextDataset']
 
 
@@ -11,8 +12,13 @@ def __getattr__(name):
     from .data_loader import DataLoader, ICDARCollectFN
     from .image_dataset import ImageDataset
     from .synth import SyntheticTextDataset
-    globals().update(DataLoader=DataLoader, ICDARCollectFN=ICDARCollectFN, ImageDataset=ImageDataset,
-                     SyntheticTextDataset=SyntheticTextDataset)
+
+    globals().update(
+        DataLoader=DataLoader,
+        ICDARCollectFN=ICDARCollectFN,
+        ImageDataset=ImageDataset,
+        SyntheticTextDataset=SyntheticTextDataset,
+    )
     if name in globals():
         return globals()[name]
     raise AttributeError(f"module 'data' has no attribute {name!r}")

@@ -2,6 +2,7 @@
 turns it into the training loader (a ``ResumableSampler`` sharded per process, per-sample seeds); also the
 validation collate ``ICDARCollectFN``. Validation and eval.py read the same YAML loaders through
 ``concern.evaluation.shard_loader`` (dataset order, sharded per process)."""
+
 from __future__ import annotations
 
 import signal
@@ -44,8 +45,10 @@ class ICDARCollectFN:
         if images is not None:
             shapes = {tuple(image.shape) for image in images}
             if len(shapes) > 1:
-                raise ValueError(f'ICDARCollectFN: images of different shapes {sorted(shapes)} cannot be stacked; '
-                                 f'use batch_size 1 for validation or resize to a fixed size.')
+                raise ValueError(
+                    f'ICDARCollectFN: images of different shapes {sorted(shapes)} cannot be stacked; '
+                    f'use batch_size 1 for validation or resize to a fixed size.'
+                )
             data['image'] = torch.stack(images, 0)
         if dropped:
             data['dropped'] = dropped
@@ -68,14 +71,21 @@ class DataLoader(torch.utils.data.DataLoader):
     ICDARCollectFN's stacked images and lists.
     """
 
-    def __init__(self, dataset, batch_size=256, num_workers=10, is_train=True, collect_fn=None, drop_last=True,
-                 shuffle=None):
+    def __init__(
+        self, dataset, batch_size=256, num_workers=10, is_train=True, collect_fn=None, drop_last=True, shuffle=None
+    ):
         self.is_train = is_train
         self.shuffle = is_train if shuffle is None else bool(shuffle)
         self.collect_fn = collect_fn if collect_fn is not None else torch.utils.data.default_collate
-        super().__init__(dataset, batch_size=batch_size, num_workers=num_workers,
-                         drop_last=bool(drop_last) and is_train, shuffle=self.shuffle, collate_fn=self.collect_fn,
-                         persistent_workers=False)
+        super().__init__(
+            dataset,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            drop_last=bool(drop_last) and is_train,
+            shuffle=self.shuffle,
+            collate_fn=self.collect_fn,
+            persistent_workers=False,
+        )
 
 
 def make_train_loader(loader, context: DistributedContext, seed: int):
@@ -85,17 +95,32 @@ def make_train_loader(loader, context: DistributedContext, seed: int):
     augmentation depend only on (seed, e), so a resumed run sees the same data as an uninterrupted one."""
     dataset = loader.dataset
     if loader.batch_size % context.world_size:
-        raise ValueError(f'batch_size {loader.batch_size} is not divisible by the {context.world_size} '
-                         f'processes; choose a multiple of {context.world_size}.')
+        raise ValueError(
+            f'batch_size {loader.batch_size} is not divisible by the {context.world_size} '
+            f'processes; choose a multiple of {context.world_size}.'
+        )
     batch_size = loader.batch_size // context.world_size
-    sampler = ResumableSampler(len(dataset), shuffle=getattr(loader, 'shuffle', True) is not False,
-                               seed=seed, rank=context.rank, world_size=context.world_size)
+    sampler = ResumableSampler(
+        len(dataset),
+        shuffle=getattr(loader, 'shuffle', True) is not False,
+        seed=seed,
+        rank=context.rank,
+        world_size=context.world_size,
+    )
     torch_loader = torch.utils.data.DataLoader(
-        SeededDataset(dataset), batch_size=batch_size, sampler=sampler,
-        num_workers=loader.num_workers, collate_fn=getattr(loader, 'collate_fn', None),
-        drop_last=getattr(loader, 'drop_last', True), pin_memory=torch.cuda.is_available(),
-        persistent_workers=False, worker_init_fn=ignore_stop_signals)
+        SeededDataset(dataset),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=loader.num_workers,
+        collate_fn=getattr(loader, 'collate_fn', None),
+        drop_last=getattr(loader, 'drop_last', True),
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=False,
+        worker_init_fn=ignore_stop_signals,
+    )
     if len(torch_loader) == 0:
-        raise ValueError(f'the training set has {len(sampler)} samples per process, fewer than one batch of '
-                         f'{batch_size}; lower --batch_size or add data.')
+        raise ValueError(
+            f'the training set has {len(sampler)} samples per process, fewer than one batch of '
+            f'{batch_size}; lower --batch_size or add data.'
+        )
     return torch_loader, sampler

@@ -1,4 +1,5 @@
 """ImageDataset: images and ground truth in the original DB layout, read by a chosen format reader."""
+
 from __future__ import annotations
 
 import logging
@@ -11,8 +12,17 @@ from concern.errors import UserError
 from concern.registry import lookup
 
 from .image_io import read_image
-from .readers import (AnnotationError, SynthTextGroundTruth, read_ctw1500, read_db_txt, read_gnhk,
-                      read_icdar2015, read_td500, read_totaltext_legacy, read_totaltext_mat)
+from .readers import (
+    AnnotationError,
+    SynthTextGroundTruth,
+    read_ctw1500,
+    read_db_txt,
+    read_gnhk,
+    read_icdar2015,
+    read_td500,
+    read_totaltext_legacy,
+    read_totaltext_mat,
+)
 
 __all__ = ['DatasetError', 'ImageDataset', 'READERS', 'gt_relative_path']
 
@@ -89,13 +99,25 @@ class ImageDataset(torch.utils.data.Dataset):
     'text': str}], 'filename': image path, 'data_id': i, 'is_training': bool}`` after ``processes``.
     """
 
-    def __init__(self, data_dir=[], data_list=[], processes=[], reader='auto', reader_args=None, gt_name=None,
-                 on_error='raise', max_pixels=2 ** 28, is_training=None):
+    def __init__(
+        self,
+        data_dir=[],
+        data_list=[],
+        processes=[],
+        reader='auto',
+        reader_args=None,
+        gt_name=None,
+        on_error='raise',
+        max_pixels=2**28,
+        is_training=None,
+    ):
         if isinstance(data_dir, str) or isinstance(data_list, str):
             raise ValueError('ImageDataset: data_dir and data_list must be lists (one entry per dataset).')
         if not data_dir or len(data_dir) != len(data_list):
-            raise ValueError(f'ImageDataset: data_dir ({len(data_dir)} entries) and data_list ({len(data_list)} '
-                             f'entries) must be non-empty lists of the same length.')
+            raise ValueError(
+                f'ImageDataset: data_dir ({len(data_dir)} entries) and data_list ({len(data_list)} '
+                f'entries) must be non-empty lists of the same length.'
+            )
         lookup({'auto': None, 'synthtext': None, **READERS}, reader, 'reader', 'ImageDataset reader')
         if on_error not in ON_ERROR:
             raise ValueError(f"ImageDataset: on_error must be 'raise' or 'skip', got {on_error!r}.")
@@ -119,8 +141,10 @@ class ImageDataset(torch.utils.data.Dataset):
             self._add_dataset(root, list_path)
         self.num_samples = len(self.image_paths)
         if self.num_samples == 0:
-            raise DatasetError(f'ImageDataset: the data lists {self.data_list} name no images; add image names '
-                               f'(one per line) or fix data_list.')
+            raise DatasetError(
+                f'ImageDataset: the data lists {self.data_list} name no images; add image names '
+                f'(one per line) or fix data_list.'
+            )
 
     # ----- building the index
     def _add_dataset(self, root: str, list_path: str):
@@ -134,8 +158,10 @@ class ImageDataset(torch.utils.data.Dataset):
         images_dir, gts_dir = os.path.join(root, f'{split}_images'), os.path.join(root, f'{split}_gts')
         for folder in (images_dir, gts_dir):
             if not os.path.isdir(folder):
-                raise DatasetError(f"ImageDataset: the folder {folder} does not exist; data_dir {root} must hold "
-                                f"{split}_images/ and {split}_gts/ (check data_dir and is_training).")
+                raise DatasetError(
+                    f'ImageDataset: the folder {folder} does not exist; data_dir {root} must hold '
+                    f'{split}_images/ and {split}_gts/ (check data_dir and is_training).'
+                )
         if self.gt_name is not None:
             pattern = self.gt_name
         elif self.reader == 'auto':
@@ -143,11 +169,12 @@ class ImageDataset(torch.utils.data.Dataset):
         else:
             pattern = READERS[self.reader][1 if self.is_training else 2]
         try:
-            with open(list_path, 'r', encoding='utf-8-sig') as handle:
+            with open(list_path, encoding='utf-8-sig') as handle:
                 entries = handle.read().splitlines()
         except OSError as error:
-            raise DatasetError(f'ImageDataset: cannot read data list {list_path} ({error.strerror}); '
-                               f'check data_list.') from error
+            raise DatasetError(
+                f'ImageDataset: cannot read data list {list_path} ({error.strerror}); check data_list.'
+            ) from error
         for line_no, entry in enumerate(entries, start=1):
             entry = entry.strip()
             if not entry:
@@ -162,8 +189,10 @@ class ImageDataset(torch.utils.data.Dataset):
         path = os.path.join(folder, entry)
         real_folder = os.path.realpath(folder)
         if os.path.isabs(entry) or os.path.commonpath([real_folder, os.path.realpath(path)]) != real_folder:
-            raise DatasetError(f'{list_path}:{line_no}: entry {entry!r} points outside {folder}; '
-                             f'list entries must be paths relative to the images folder.')
+            raise DatasetError(
+                f'{list_path}:{line_no}: entry {entry!r} points outside {folder}; '
+                f'list entries must be paths relative to the images folder.'
+            )
         return path
 
     # ----- reading one sample
@@ -188,8 +217,13 @@ class ImageDataset(torch.utils.data.Dataset):
                 continue
             source = self.gt_sources[index][0]
             where = source if isinstance(source, str) else f'{self.image_paths[index]} (ground truth)'
-            problems.append(AnnotationError(where, None, f"region {number} ({line['text']!r}) has a NaN or "
-                                                         f"infinite coordinate; fix or remove it"))
+            problems.append(
+                AnnotationError(
+                    where,
+                    None,
+                    f'region {number} ({line["text"]!r}) has a NaN or infinite coordinate; fix or remove it',
+                )
+            )
         return finite, problems
 
     def load(self, index: int) -> dict:
@@ -204,12 +238,18 @@ class ImageDataset(torch.utils.data.Dataset):
             self.num_bad_lines += len(problems)
             if gt not in self._warned_gts:
                 self._warned_gts.add(gt)
-                logger.warning('skipping %d bad annotation record(s): %s', len(problems),
-                               '; '.join(str(p) for p in problems[:5]))
+                logger.warning(
+                    'skipping %d bad annotation record(s): %s', len(problems), '; '.join(str(p) for p in problems[:5])
+                )
         self._note_degenerate(lines, index)
         image = read_image(self.image_paths[index], max_pixels=self.max_pixels)
-        return {'image': image, 'lines': lines, 'filename': self.image_paths[index], 'data_id': index,
-                'is_training': self.is_training}
+        return {
+            'image': image,
+            'lines': lines,
+            'filename': self.image_paths[index],
+            'data_id': index,
+            'is_training': self.is_training,
+        }
 
     def _note_degenerate(self, lines: list, index: int) -> None:
         """Counts the degenerate regions (fewer than 3 points or no area: don't care, as in the original) in
@@ -220,7 +260,7 @@ class ImageDataset(torch.utils.data.Dataset):
         self.num_degenerate_lines += len(notes)
         if index not in self._noted_degenerate:
             self._noted_degenerate.add(index)
-            logger.info('%d degenerate region(s) read as don\'t care: %s', len(notes), '; '.join(notes[:5]))
+            logger.info("%d degenerate region(s) read as don't care: %s", len(notes), '; '.join(notes[:5]))
 
     def _process(self, index: int) -> dict:
         data = self.load(index)
@@ -250,8 +290,10 @@ class ImageDataset(torch.utils.data.Dataset):
                 continue
             data['skipped'] = attempt  # the candidates before this one were bad
             return data
-        raise RuntimeError(f'ImageDataset: every sample failed to load (last data list {self.data_list[-1]}); '
-                           f'run tools/check_dataset.py on it.')
+        raise RuntimeError(
+            f'ImageDataset: every sample failed to load (last data list {self.data_list[-1]}); '
+            f'run tools/check_dataset.py on it.'
+        )
 
     def _note_skipped(self, index: int, error: Exception) -> None:
         path = self.image_paths[index]

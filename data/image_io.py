@@ -6,6 +6,7 @@
 the network sees the original's input to the last bit) and refuses, from the header and before decoding,
 images with more than ``max_pixels`` pixels (a decompression-bomb guard).
 """
+
 from __future__ import annotations
 
 import os
@@ -49,19 +50,25 @@ def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
     if max_pixels is not None:
         pixels = _header_pixels(path)
         if pixels is not None and pixels > max_pixels:
-            raise ImageReadError(f'{path}: image has {pixels} pixels per its header, over the max_pixels limit '
-                                 f'({max_pixels}); raise max_pixels if the file is trusted.')
+            raise ImageReadError(
+                f'{path}: image has {pixels} pixels per its header, over the max_pixels limit '
+                f'({max_pixels}); raise max_pixels if the file is trusted.'
+            )
     try:
         buffer = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise ImageReadError(f'{path}: cannot read the image file ({error.strerror}).') from error
     image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
     if image is None:
-        raise ImageReadError(f'{path}: not a decodable image (corrupt or unsupported format); '
-                             f'replace the file or remove it from the data list.')
+        raise ImageReadError(
+            f'{path}: not a decodable image (corrupt or unsupported format); '
+            f'replace the file or remove it from the data list.'
+        )
     if max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
-        raise ImageReadError(f'{path}: image is {image.shape[1]}x{image.shape[0]} pixels, over the max_pixels '
-                             f'limit ({max_pixels}); raise max_pixels if the file is trusted.')
+        raise ImageReadError(
+            f'{path}: image is {image.shape[1]}x{image.shape[0]} pixels, over the max_pixels '
+            f'limit ({max_pixels}); raise max_pixels if the file is trusted.'
+        )
     return image.astype(np.float32)
 
 
@@ -97,8 +104,7 @@ def find_images(path: str) -> list[str]:
     found = []
     for root, dirs, files in os.walk(path):
         dirs.sort()
-        found += [os.path.join(root, name) for name in sorted(files)
-                  if name.lower().endswith(IMAGE_EXTENSIONS)]
+        found += [os.path.join(root, name) for name in sorted(files) if name.lower().endswith(IMAGE_EXTENSIONS)]
     if not found:
         raise UserError(f"--image_path '{path}' holds no image files ({', '.join(IMAGE_EXTENSIONS)}).")
     return found

@@ -1,5 +1,6 @@
 """The network's input normalisation, without torch: shared by ``NormalizeImage`` (training and
 validation), ``structure.predictor.Detector`` and the ONNX Runtime path (``deploy.onnx_predictor``)."""
+
 import numpy as np
 
 __all__ = ['BGR_MEAN', 'normalize']

@@ -4,6 +4,7 @@ Each item it yields is ``(index, sample_seed)``; ``SeededDataset`` seeds Python'
 torch's random generators with ``sample_seed`` before producing the sample, so augmentation of a
 sample is the same whichever worker draws it and whether or not training was interrupted.
 """
+
 from __future__ import annotations
 
 import random
@@ -24,8 +25,7 @@ class ResumableSampler(Sampler):
     (used when resuming from a checkpoint saved mid-epoch); it lasts for one epoch.
     """
 
-    def __init__(self, dataset_size: int, shuffle: bool = True, seed: int = 0, rank: int = 0,
-                 world_size: int = 1):
+    def __init__(self, dataset_size: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1):
         if dataset_size <= 0:
             raise ValueError('the dataset is empty: no samples to train on.')
         self.dataset_size = dataset_size
@@ -51,8 +51,8 @@ class ResumableSampler(Sampler):
         else:
             order = list(range(self.dataset_size))
         total = self.per_rank * self.world_size
-        order += order[:total - len(order)]
-        return order[self.rank:total:self.world_size]
+        order += order[: total - len(order)]
+        return order[self.rank : total : self.world_size]
 
     def __iter__(self):
         order = self._order()
@@ -60,7 +60,7 @@ class ResumableSampler(Sampler):
         for position, index in enumerate(order):
             if position < skip:
                 continue
-            sample_seed = (self.seed * 1_000_003 + self.epoch * 100_003 + index) % (2 ** 31)
+            sample_seed = (self.seed * 1_000_003 + self.epoch * 100_003 + index) % (2**31)
             yield index, sample_seed
 
     def __len__(self) -> int:

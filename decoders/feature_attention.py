@@ -2,6 +2,7 @@
 
 Module names and initialisation follow the original so its DBNet++ weights load key for key.
 """
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -23,8 +24,8 @@ def _init_attention(module):
 
 def _spatial_wise():
     return nn.Sequential(
-        nn.Conv2d(1, 1, 3, bias=False, padding=1), nn.ReLU(),
-        nn.Conv2d(1, 1, 1, bias=False), nn.Sigmoid())
+        nn.Conv2d(1, 1, 3, bias=False, padding=1), nn.ReLU(), nn.Conv2d(1, 1, 1, bias=False), nn.Sigmoid()
+    )
 
 
 def _attention_wise(in_planes, num_features):
@@ -56,8 +57,10 @@ class ScaleChannelSpatialAttention(nn.Module):
         super().__init__()
         self.channel_wise = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(in_planes, out_planes, 1, bias=False), nn.ReLU(),
-            nn.Conv2d(out_planes, in_planes, 1, bias=False))
+            nn.Conv2d(in_planes, out_planes, 1, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(out_planes, in_planes, 1, bias=False),
+        )
         self.spatial_wise = _spatial_wise()
         self.attention_wise = _attention_wise(in_planes, num_features)
         if init_weight:
@@ -103,25 +106,24 @@ class ScaleFeatureSelection(nn.Module):
     attention_type: 'scale_spatial' | 'scale_channel_spatial' | 'scale_channel'.
     """
 
-    def __init__(self, in_channels, inter_channels, out_features_num=4,
-                 attention_type='scale_spatial'):
+    def __init__(self, in_channels, inter_channels, out_features_num=4, attention_type='scale_spatial'):
         super().__init__()
         self.in_channels = in_channels
         self.inter_channels = inter_channels
         self.out_features_num = out_features_num
         self.conv = nn.Conv2d(in_channels, inter_channels, 3, padding=1)
         self.type = attention_type
-        attention, reduction = lookup(ATTENTION_TYPES, attention_type, 'attention_type',
-                                      'ScaleFeatureSelection attention_type')
-        self.enhanced_attention = attention(inter_channels, inter_channels // reduction,
-                                            out_features_num)
+        attention, reduction = lookup(
+            ATTENTION_TYPES, attention_type, 'attention_type', 'ScaleFeatureSelection attention_type'
+        )
+        self.enhanced_attention = attention(inter_channels, inter_channels // reduction, out_features_num)
 
     def forward(self, concat_x, features_list):
         if len(features_list) != self.out_features_num:
-            raise ValueError(f"ScaleFeatureSelection: got {len(features_list)} feature maps, "
-                             f"built for {self.out_features_num}.")
+            raise ValueError(
+                f'ScaleFeatureSelection: got {len(features_list)} feature maps, built for {self.out_features_num}.'
+            )
         score = self.enhanced_attention(self.conv(concat_x))
         if self.type == 'scale_channel':
             score = F.interpolate(score, size=features_list[0].shape[2:], mode='bilinear')
-        return torch.cat([score[:, i:i + 1] * features_list[i]
-                          for i in range(self.out_features_num)], dim=1)
+        return torch.cat([score[:, i : i + 1] * features_list[i] for i in range(self.out_features_num)], dim=1)

@@ -1,5 +1,6 @@
 """The DB head (SegDetector): FPN fusion, probability map and, with ``adaptive``, the threshold
 map and the differentiable binarization. Names and initialisation are the original's."""
+
 from collections import OrderedDict
 
 import torch
@@ -12,7 +13,7 @@ def weights_init(m):
     if classname.find('Conv') != -1:
         nn.init.kaiming_normal_(m.weight.data)
     elif classname.find('BatchNorm') != -1:
-        m.weight.data.fill_(1.)
+        m.weight.data.fill_(1.0)
         m.bias.data.fill_(1e-4)
 
 
@@ -43,8 +44,16 @@ class SegDetector(nn.Module):
     with padding 1; here the modules are unpacked and that conv has padding 0.
     """
 
-    def __init__(self, in_channels=[64, 128, 256, 512], inner_channels=256, k=10,
-                 bias=False, adaptive=False, smooth=False, serial=False):
+    def __init__(
+        self,
+        in_channels=[64, 128, 256, 512],
+        inner_channels=256,
+        k=10,
+        bias=False,
+        adaptive=False,
+        smooth=False,
+        serial=False,
+    ):
         super().__init__()
         self.k = k
         self.serial = serial
@@ -70,24 +79,24 @@ class SegDetector(nn.Module):
             nn.BatchNorm2d(inner_channels // 4),
             nn.ReLU(inplace=True),
             nn.ConvTranspose2d(inner_channels // 4, 1, 2, 2),
-            Float32Sigmoid())
+            Float32Sigmoid(),
+        )
         self.binarize.apply(weights_init)
 
         self.adaptive = adaptive
         if adaptive:
-            self.thresh = self._init_thresh(inner_channels, serial=serial, smooth=smooth,
-                                            bias=bias)
+            self.thresh = self._init_thresh(inner_channels, serial=serial, smooth=smooth, bias=bias)
             self.thresh.apply(weights_init)
 
-        for module in (self.in5, self.in4, self.in3, self.in2,
-                       self.out5, self.out4, self.out3, self.out2):
+        for module in (self.in5, self.in4, self.in3, self.in2, self.out5, self.out4, self.out3, self.out2):
             module.apply(weights_init)
 
     @staticmethod
     def _output_conv(inner_channels, scale, bias):
         return nn.Sequential(
             nn.Conv2d(inner_channels, inner_channels // 4, 3, padding=1, bias=bias),
-            nn.Upsample(scale_factor=scale, mode='nearest'))
+            nn.Upsample(scale_factor=scale, mode='nearest'),
+        )
 
     def _init_thresh(self, inner_channels, serial=False, smooth=False, bias=False):
         in_channels = inner_channels + 1 if serial else inner_channels
@@ -95,23 +104,24 @@ class SegDetector(nn.Module):
             nn.Conv2d(in_channels, inner_channels // 4, 3, padding=1, bias=bias),
             nn.BatchNorm2d(inner_channels // 4),
             nn.ReLU(inplace=True),
-            self._init_upsample(inner_channels // 4, inner_channels // 4, smooth=smooth,
-                                bias=bias),
+            self._init_upsample(inner_channels // 4, inner_channels // 4, smooth=smooth, bias=bias),
             nn.BatchNorm2d(inner_channels // 4),
             nn.ReLU(inplace=True),
             self._init_upsample(inner_channels // 4, 1, smooth=smooth, bias=bias),
-            Float32Sigmoid())
+            Float32Sigmoid(),
+        )
 
     @staticmethod
     def _init_upsample(in_channels, out_channels, smooth=False, bias=False):
         if not smooth:
             return nn.ConvTranspose2d(in_channels, out_channels, 2, 2)
         inter_out_channels = in_channels if out_channels == 1 else out_channels
-        modules = [nn.Upsample(scale_factor=2, mode='nearest'),
-                   nn.Conv2d(in_channels, inter_out_channels, 3, 1, 1, bias=bias)]
+        modules = [
+            nn.Upsample(scale_factor=2, mode='nearest'),
+            nn.Conv2d(in_channels, inter_out_channels, 3, 1, 1, bias=bias),
+        ]
         if out_channels == 1:
-            modules.append(nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=1,
-                                     padding=0, bias=True))
+            modules.append(nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=1, padding=0, bias=True))
         return nn.Sequential(*modules)
 
     def pyramid(self, features):

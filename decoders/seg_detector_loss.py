@@ -7,6 +7,7 @@ Every loss is an nn.Module with ``forward(pred, batch) -> (loss, metrics)``:
     loss: scalar tensor; metrics: dict of the loss's parts (scalar tensors) for logging.
 Where the code (followed here) and the paper differ: see docs/losses.md.
 """
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from concern.registry import lookup
 
 # ---------------------------------------------------------------- the parts: BCE, dice, L1
+
 
 def as_maps(tensor: torch.Tensor, name: str) -> torch.Tensor:
     """(N, 1, H, W) or (N, H, W) -> (N, H, W) float32; anything else is an error naming ``name``."""

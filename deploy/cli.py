@@ -1,13 +1,21 @@
 """Command-line options shared by demo.py and eval.py: faster inference and the detection threshold. Imports no
 torch (demo.py --onnx runs without it)."""
+
 from __future__ import annotations
 
 import argparse
 
 from concern.errors import UserError
 
-__all__ = ['add_inference_arguments', 'wants_optimized_model', 'check_precision_device', 'apply_inference_options',
-           'precision_of', 'resolve_box_thresh', 'ORIGINAL_BOX_THRESH']
+__all__ = [
+    'add_inference_arguments',
+    'wants_optimized_model',
+    'check_precision_device',
+    'apply_inference_options',
+    'precision_of',
+    'resolve_box_thresh',
+    'ORIGINAL_BOX_THRESH',
+]
 
 # The original eval.py / demo.py --box_thresh default, used when neither the command line nor the experiment's
 # representer sets one (the original's experiment files set none).
@@ -16,13 +24,19 @@ ORIGINAL_BOX_THRESH = 0.6
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds ``--optimize`` and ``--precision {fp32,bf16,fp16}`` to ``parser``."""
-    parser.add_argument('--optimize', action='store_true',
-                        help='BatchNorm folded into the convolutions, channels_last, inference mode '
-                             '(deploy/optimize.py): the same maps within 1e-4, faster')
-    parser.add_argument('--precision', choices=['fp32', 'bf16', 'fp16'],
-                        help='autocast precision of the optimised model (any value implies --optimize; without it '
-                             'the model runs as built, in fp32): fp16 / bf16 on a GPU, bf16 on a CPU with '
-                             'AVX512-BF16 / AMX (elsewhere slower)')
+    parser.add_argument(
+        '--optimize',
+        action='store_true',
+        help='BatchNorm folded into the convolutions, channels_last, inference mode '
+        '(deploy/optimize.py): the same maps within 1e-4, faster',
+    )
+    parser.add_argument(
+        '--precision',
+        choices=['fp32', 'bf16', 'fp16'],
+        help='autocast precision of the optimised model (any value implies --optimize; without it '
+        'the model runs as built, in fp32): fp16 / bf16 on a GPU, bf16 on a CPU with '
+        'AVX512-BF16 / AMX (elsewhere slower)',
+    )
 
 
 def wants_optimized_model(args: argparse.Namespace) -> bool:
@@ -41,14 +55,17 @@ def apply_inference_options(model, args: argparse.Namespace, device):
     if not wants_optimized_model(args):
         return model
     from deploy.optimize import InferenceModel, optimize_for_inference
+
     return InferenceModel(optimize_for_inference(model), device, precision_of(args))
 
 
 def check_precision_device(precision: str, device_type: str) -> None:
     """Raises UserError, one sentence, when ``precision`` cannot run on a device of ``device_type``."""
     if precision == 'fp16' and device_type != 'cuda':
-        raise UserError(f"--precision fp16 needs a CUDA device, and this run uses {device_type}; use "
-                         f"--precision bf16 or fp32 on a CPU.")
+        raise UserError(
+            f'--precision fp16 needs a CUDA device, and this run uses {device_type}; use '
+            f'--precision bf16 or fp32 on a CPU.'
+        )
 
 
 def resolve_box_thresh(given: float | None, config) -> tuple[float, str]:
@@ -61,5 +78,4 @@ def resolve_box_thresh(given: float | None, config) -> tuple[float, str]:
         return float(given), '--box_thresh'
     if 'box_thresh' in representer_args:
         return float(representer_args['box_thresh']), f"the representer's box_thresh in {experiment}"
-    return ORIGINAL_BOX_THRESH, (f"the original eval.py / demo.py default; {experiment} sets no representer "
-                                 f"box_thresh")
+    return ORIGINAL_BOX_THRESH, (f'the original eval.py / demo.py default; {experiment} sets no representer box_thresh')

@@ -15,6 +15,7 @@ included -- happens before the convolution is called, so it is exported unchange
 
 The swap happens on a copy of the model: the model passed in is not modified.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,15 +29,24 @@ import torch.nn.functional as F
 
 from assets.ops.dcn import DeformConv, DeformConvPack, ModulatedDeformConv, ModulatedDeformConvPack
 
-__all__ = ['SampledDeformConv', 'sampled_deform_conv', 'ProbabilityMapModel', 'exportable_copy', 'replace_deform_convs',
-           'export_onnx', 'export_torchscript', 'DEFAULT_OPSET']
+__all__ = [
+    'SampledDeformConv',
+    'sampled_deform_conv',
+    'ProbabilityMapModel',
+    'exportable_copy',
+    'replace_deform_convs',
+    'export_onnx',
+    'export_torchscript',
+    'DEFAULT_OPSET',
+]
 
 DEFAULT_OPSET = 17
 logger = logging.getLogger('dbnet')
 
 
-def sampled_deform_conv(input, offset, weight, bias=None, mask=None, stride=(1, 1), padding=(0, 0),
-                        dilation=(1, 1), deformable_groups=1):
+def sampled_deform_conv(
+    input, offset, weight, bias=None, mask=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), deformable_groups=1
+):
     """Deformable convolution (v1, or v2 with ``mask``) by bilinear sampling and a matrix product.
 
     input (N, C, H, W); offset (N, dg * 2 * kh * kw, Ho, Wo) with (dy, dx) per tap; mask (N, dg * kh * kw,
@@ -57,14 +67,17 @@ def sampled_deform_conv(input, offset, weight, bias=None, mask=None, stride=(1, 
     y = rows.reshape(1, 1, -1, 1) + tap_y.reshape(1, taps, 1, 1) + offset[:, :, 0]
     x = cols.reshape(1, 1, 1, -1) + tap_x.reshape(1, taps, 1, 1) + offset[:, :, 1]
     grid = torch.stack(((2 * x + 1) / width - 1, (2 * y + 1) / height - 1), dim=-1)
-    sampled = F.grid_sample(input.reshape(n * dg, channels // dg, height, width),
-                            grid.reshape(n * dg, taps * ho, wo, 2),
-                            mode='bilinear', padding_mode='zeros', align_corners=False)
+    sampled = F.grid_sample(
+        input.reshape(n * dg, channels // dg, height, width),
+        grid.reshape(n * dg, taps * ho, wo, 2),
+        mode='bilinear',
+        padding_mode='zeros',
+        align_corners=False,
+    )
     sampled = sampled.reshape(n, dg, channels // dg, taps, ho, wo)
     if mask is not None:
         sampled = sampled * mask.reshape(n, dg, 1, taps, ho, wo)
-    out = torch.matmul(weight.reshape(out_channels, channels * taps),
-                       sampled.reshape(n, channels * taps, ho * wo))
+    out = torch.matmul(weight.reshape(out_channels, channels * taps), sampled.reshape(n, channels * taps, ho * wo))
     out = out.reshape(n, out_channels, ho, wo)
     if bias is not None:
         out = out + bias.reshape(1, -1, 1, 1)
@@ -82,8 +95,10 @@ class SampledDeformConv(nn.Module):
     def __init__(self, conv: nn.Module):
         super().__init__()
         if conv.groups != 1:
-            raise ValueError(f"SampledDeformConv: groups={conv.groups} is not supported (only 1, what every "
-                             f"backbone of this project uses); export a model without grouped deformable convs.")
+            raise ValueError(
+                f'SampledDeformConv: groups={conv.groups} is not supported (only 1, what every '
+                f'backbone of this project uses); export a model without grouped deformable convs.'
+            )
         self.modulated = isinstance(conv, ModulatedDeformConv)
         self.weight = conv.weight
         self.bias = conv.bias
@@ -96,9 +111,18 @@ class SampledDeformConv(nn.Module):
 
     def forward(self, x, offset, mask=None):
         if self.modulated and mask is None:
-            raise ValueError("SampledDeformConv: a modulated deformable conv needs its mask.")
-        return sampled_deform_conv(x, offset, self.weight, self.bias, mask if self.modulated else None,
-                                   self.stride, self.padding, self.dilation, self.deformable_groups)
+            raise ValueError('SampledDeformConv: a modulated deformable conv needs its mask.')
+        return sampled_deform_conv(
+            x,
+            offset,
+            self.weight,
+            self.bias,
+            mask if self.modulated else None,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.deformable_groups,
+        )
 
 
 class ProbabilityMapModel(nn.Module):
@@ -122,8 +146,10 @@ def replace_deform_convs(model: nn.Module, factory) -> nn.Module:
     """Replace, in place, every ``DeformConv`` / ``ModulatedDeformConv`` of ``model`` by ``factory(conv)``."""
     for name, module in list(model.named_modules()):
         if isinstance(module, (DeformConvPack, ModulatedDeformConvPack)):
-            raise TypeError(f"replace_deform_convs: '{name}' is a {type(module).__name__}, which predicts its own "
-                            f"offsets; only DeformConv / ModulatedDeformConv (the backbones' layout) are swapped.")
+            raise TypeError(
+                f"replace_deform_convs: '{name}' is a {type(module).__name__}, which predicts its own "
+                f"offsets; only DeformConv / ModulatedDeformConv (the backbones' layout) are swapped."
+            )
         if type(module) in (DeformConv, ModulatedDeformConv):
             parent_name, _, child = name.rpartition('.')
             parent = model.get_submodule(parent_name) if parent_name else model
@@ -142,8 +168,13 @@ def _example_input(model: nn.Module, height: int, width: int, batch: int = 1):
     return torch.randn(batch, 3, height, width, generator=generator).to(parameter.device)
 
 
-def export_onnx(model: nn.Module, path: str, opset_version: int = DEFAULT_OPSET,
-                example_size: tuple[int, int] = (128, 160), metadata: dict | None = None) -> str:
+def export_onnx(
+    model: nn.Module,
+    path: str,
+    opset_version: int = DEFAULT_OPSET,
+    example_size: tuple[int, int] = (128, 160),
+    metadata: dict | None = None,
+) -> str:
     """Write ``model`` (a SegDetectorModel) to ``path`` as ONNX with dynamic batch, height and width.
 
     Input ``image`` (N, 3, H, W) float32, normalised as in training (H, W multiples of 32); output
@@ -151,7 +182,7 @@ def export_onnx(model: nn.Module, path: str, opset_version: int = DEFAULT_OPSET,
     ``metadata``: string key -> string value pairs stored in the file's metadata_props. Returns ``path``.
     """
     if opset_version < 16:
-        raise ValueError(f"export_onnx: opset {opset_version} has no GridSample; use --opset 16 or later.")
+        raise ValueError(f'export_onnx: opset {opset_version} has no GridSample; use --opset 16 or later.')
     wrapped = ProbabilityMapModel(exportable_copy(model)).eval()
     example = _example_input(wrapped, *example_size)
     directory = os.path.dirname(os.path.abspath(path))
@@ -161,11 +192,20 @@ def export_onnx(model: nn.Module, path: str, opset_version: int = DEFAULT_OPSET,
     # traced symbolically (tests/deploy/test_onnx_export.py runs other sizes than the example's).
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        torch.onnx.export(wrapped, (example,), path, dynamo=False, opset_version=opset_version,
-                          input_names=['image'], output_names=['probability'],
-                          dynamic_axes={'image': axes, 'probability': axes}, do_constant_folding=True)
+        torch.onnx.export(
+            wrapped,
+            (example,),
+            path,
+            dynamo=False,
+            opset_version=opset_version,
+            input_names=['image'],
+            output_names=['probability'],
+            dynamic_axes={'image': axes, 'probability': axes},
+            do_constant_folding=True,
+        )
     if metadata:
         import onnx
+
         proto = onnx.load(path)
         for key, value in metadata.items():
             entry = proto.metadata_props.add()

@@ -7,6 +7,7 @@ the PyTorch path runs, so identical probability maps give identical detections.
     detector = OnnxDetector('model.onnx', image_short_side=736, box_thresh=0.6)
     polygons, scores = detector.detect([cv2.imread('photo.jpg', cv2.IMREAD_COLOR).astype('float32')])[0]
 """
+
 from __future__ import annotations
 
 import json
@@ -34,6 +35,7 @@ def onnx_forward(session) -> Callable[[np.ndarray], np.ndarray]:
 
     def forward(images: np.ndarray) -> np.ndarray:
         return session.run(None, {input_name: np.ascontiguousarray(images, dtype=np.float32)})[0]
+
     return forward
 
 
@@ -63,24 +65,44 @@ class OnnxDetector(Detector):
     per image ``(polygons, scores)``: int (K, 2) arrays in the image's pixel coordinates and floats.
     """
 
-    def __init__(self, model_path: str, representer: SegDetectorRepresenter | None = None,
-                 image_short_side: int = 736, is_output_polygon: bool = False, batch_size: int = 1,
-                 thresh: float | None = None, box_thresh: float | None = None,
-                 max_candidates: int | None = None, providers=None, intra_op_num_threads: int = 0,
-                 pipeline: bool = False, max_pending: int = 2):
+    def __init__(
+        self,
+        model_path: str,
+        representer: SegDetectorRepresenter | None = None,
+        image_short_side: int = 736,
+        is_output_polygon: bool = False,
+        batch_size: int = 1,
+        thresh: float | None = None,
+        box_thresh: float | None = None,
+        max_candidates: int | None = None,
+        providers=None,
+        intra_op_num_threads: int = 0,
+        pipeline: bool = False,
+        max_pending: int = 2,
+    ):
         import onnxruntime
+
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = intra_op_num_threads
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = onnxruntime.InferenceSession(model_path, options,
-                                                        providers=providers or ['CPUExecutionProvider'])
+            self.session = onnxruntime.InferenceSession(
+                model_path, options, providers=providers or ['CPUExecutionProvider']
+            )
         except Exception as error:  # onnxruntime raises its own exception types
-            raise OnnxModelError(f"OnnxDetector: cannot load '{model_path}' ({error}); export it with "
-                               f"convert_to_onnx.py.") from error
+            raise OnnxModelError(
+                f"OnnxDetector: cannot load '{model_path}' ({error}); export it with convert_to_onnx.py."
+            ) from error
         if representer is None:
-            representer = representer_from_metadata(self.session, thresh=thresh, box_thresh=box_thresh,
-                                                    max_candidates=max_candidates)
-        super().__init__(onnx_forward(self.session), representer, image_short_side,
-                         is_output_polygon=is_output_polygon, batch_size=batch_size, pipeline=pipeline,
-                         max_pending=max_pending)
+            representer = representer_from_metadata(
+                self.session, thresh=thresh, box_thresh=box_thresh, max_candidates=max_candidates
+            )
+        super().__init__(
+            onnx_forward(self.session),
+            representer,
+            image_short_side,
+            is_output_polygon=is_output_polygon,
+            batch_size=batch_size,
+            pipeline=pipeline,
+            max_pending=max_pending,
+        )

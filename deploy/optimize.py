@@ -15,6 +15,7 @@ This holds for Conv2d, ConvTranspose2d (output channels on weight dim 1) and the
 BatchNorm after it is kept. Pairs are found where the BatchNorm is known to read the convolution's output
 directly: consecutive modules of an ``nn.Sequential``, and ``convK`` / ``bnK`` of the ResNet blocks and stem.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,15 +32,29 @@ from assets.ops.dcn.deform_conv import deform_conv
 from backbones.resnet import BasicBlock, Bottleneck, ResNet
 from deploy.onnx_export import SampledDeformConv, replace_deform_convs
 
-__all__ = ['fold_batchnorm', 'optimize_for_inference', 'optimized_forward', 'optimized_tensor_forward', 'quantize_onnx', 'PRECISIONS',
-           'Float32DeformConv', 'DEFORM_CONV_IMPLEMENTATIONS',
-           'CompiledInferenceModel', 'InferenceModel', 'QUANT_FORMATS', 'CALIBRATE_METHODS']
+__all__ = [
+    'fold_batchnorm',
+    'optimize_for_inference',
+    'optimized_forward',
+    'optimized_tensor_forward',
+    'quantize_onnx',
+    'PRECISIONS',
+    'Float32DeformConv',
+    'DEFORM_CONV_IMPLEMENTATIONS',
+    'CompiledInferenceModel',
+    'InferenceModel',
+    'QUANT_FORMATS',
+    'CALIBRATE_METHODS',
+]
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 _FOLDABLE = (nn.Conv2d, nn.ConvTranspose2d, ModulatedDeformConv)
 # (conv, batchnorm) attribute pairs whose forward is bn(conv(x)) in these classes
-_NAMED_PAIRS = {ResNet: [('conv1', 'bn1')], BasicBlock: [('conv1', 'bn1'), ('conv2', 'bn2')],
-                Bottleneck: [('conv1', 'bn1'), ('conv2', 'bn2'), ('conv3', 'bn3')]}
+_NAMED_PAIRS = {
+    ResNet: [('conv1', 'bn1')],
+    BasicBlock: [('conv1', 'bn1'), ('conv2', 'bn2')],
+    Bottleneck: [('conv1', 'bn1'), ('conv2', 'bn2'), ('conv3', 'bn3')],
+}
 
 
 def _fold(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
@@ -49,7 +64,7 @@ def _fold(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
     weight = conv.weight.detach()
     channel_dim = 1 if isinstance(conv, nn.ConvTranspose2d) else 0
     if isinstance(conv, nn.ConvTranspose2d) and conv.groups != 1:
-        raise ValueError("fold_batchnorm: grouped ConvTranspose2d is not supported.")
+        raise ValueError('fold_batchnorm: grouped ConvTranspose2d is not supported.')
     shape = [1] * weight.dim()
     shape[channel_dim] = -1
     conv.weight = nn.Parameter(weight * scale.reshape(shape))
@@ -91,8 +106,9 @@ class Float32DeformConv(SampledDeformConv):
     def __init__(self, conv: nn.Module, implementation: str = 'auto'):
         super().__init__(conv)
         if implementation not in DEFORM_CONV_IMPLEMENTATIONS:
-            raise ValueError(f"Float32DeformConv: implementation {implementation!r} is not one of "
-                             f"{DEFORM_CONV_IMPLEMENTATIONS}.")
+            raise ValueError(
+                f'Float32DeformConv: implementation {implementation!r} is not one of {DEFORM_CONV_IMPLEMENTATIONS}.'
+            )
         self.implementation = implementation
 
     def forward(self, x, offset, mask=None):
@@ -100,9 +116,18 @@ class Float32DeformConv(SampledDeformConv):
             x, offset = x.float(), offset.float()
             mask = mask.float() if mask is not None else None
             if self.implementation == 'kernel' or (self.implementation == 'auto' and x.is_cuda):
-                return deform_conv(x.contiguous(), offset.contiguous(), self.weight, self.stride, self.padding,
-                                   self.dilation, self.groups, self.deformable_groups, self.bias,
-                                   mask.contiguous() if self.modulated else None)
+                return deform_conv(
+                    x.contiguous(),
+                    offset.contiguous(),
+                    self.weight,
+                    self.stride,
+                    self.padding,
+                    self.dilation,
+                    self.groups,
+                    self.deformable_groups,
+                    self.bias,
+                    mask.contiguous() if self.modulated else None,
+                )
             return _eager_sampled_forward(self, x, offset, mask)
 
 
@@ -131,16 +156,24 @@ class CompiledInferenceModel(nn.Module):
 
     def forward(self, *args, **kwargs):
         if torch.is_grad_enabled():
-            raise RuntimeError("CompiledInferenceModel: call it under torch.inference_mode() or torch.no_grad() "
-                               "(weights are frozen), e.g. through optimized_forward.")
+            raise RuntimeError(
+                'CompiledInferenceModel: call it under torch.inference_mode() or torch.no_grad() '
+                '(weights are frozen), e.g. through optimized_forward.'
+            )
         from torch._inductor import config
+
         with config.patch(freezing=True):
             return self.compiled(*args, **kwargs)
 
 
-def optimize_for_inference(model: nn.Module, fold_bn: bool = True, channels_last: bool = True,
-                           deform_conv: str = 'auto', compile: bool = False,
-                           dynamic: bool | None = True) -> nn.Module:
+def optimize_for_inference(
+    model: nn.Module,
+    fold_bn: bool = True,
+    channels_last: bool = True,
+    deform_conv: str = 'auto',
+    compile: bool = False,
+    dynamic: bool | None = True,
+) -> nn.Module:
     """A copy of ``model`` for inference: eval mode, BatchNorm folded, weights in channels_last layout,
     deformable convs as ``Float32DeformConv`` with ``deform_conv`` as its implementation (float32, so that
     bf16 / fp16 autocast runs every model).
@@ -154,14 +187,15 @@ def optimize_for_inference(model: nn.Module, fold_bn: bool = True, channels_last
     return CompiledInferenceModel(model, dynamic) if compile else model
 
 
-def optimized_tensor_forward(model: nn.Module, device, precision: str = 'fp32',
-                             channels_last: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
+def optimized_tensor_forward(
+    model: nn.Module, device, precision: str = 'fp32', channels_last: bool = True
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """A forward function over tensors: (N, 3, H, W) float32 on any device -> (N, 1, H, W) float32 probability
     maps on ``device``, under ``torch.inference_mode``, with channels_last inputs and ``precision``: 'fp32',
     'bf16' (autocast; on CPU it pays off with AVX512-BF16 / AMX) or 'fp16' (autocast, GPU only). For timing
     the model alone on a GPU (no host copies) and for callers that keep their images on the GPU."""
     if precision not in PRECISIONS:
-        raise ValueError(f"optimized_forward: precision {precision!r} is not one of {PRECISIONS}.")
+        raise ValueError(f'optimized_forward: precision {precision!r} is not one of {PRECISIONS}.')
     device = torch.device(device)
     if precision == 'fp16' and device.type != 'cuda':
         raise ValueError("optimized_forward: precision 'fp16' needs a CUDA device; use 'bf16' on CPU.")
@@ -170,12 +204,15 @@ def optimized_tensor_forward(model: nn.Module, device, precision: str = 'fp32',
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def forward(images: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
-                                                    enabled=autocast_dtype is not None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None),
+        ):
             pred = model(images.to(device).contiguous(memory_format=memory_format), training=False)
             if isinstance(pred, dict):
                 pred = pred['binary']
             return pred.float()
+
     return forward
 
 
@@ -192,18 +229,20 @@ class InferenceModel(nn.Module):
 
     def forward(self, data, training=False):
         if training:
-            raise ValueError("InferenceModel: inference only (training=False); train the original model.")
+            raise ValueError('InferenceModel: inference only (training=False); train the original model.')
         return self._forward(data['image'] if isinstance(data, dict) else data)
 
 
-def optimized_forward(model: nn.Module, device, precision: str = 'fp32',
-                      channels_last: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+def optimized_forward(
+    model: nn.Module, device, precision: str = 'fp32', channels_last: bool = True
+) -> Callable[[np.ndarray], np.ndarray]:
     """A forward function for ``structure.predictor.Detector``: (N, 3, H, W) float32 numpy -> (N, 1, H, W)
     float32 numpy probability maps; ``optimized_tensor_forward`` with the copies to and from ``device``."""
     tensor_forward = optimized_tensor_forward(model, device, precision, channels_last)
 
     def forward(images: np.ndarray) -> np.ndarray:
         return tensor_forward(torch.from_numpy(images)).cpu().numpy()
+
     return forward
 
 
@@ -216,8 +255,11 @@ def _unshare_initializers(model_path: str, output_path: str) -> str:
 
     proto = onnx.load(model_path)
     initializers = {tensor.name: tensor for tensor in proto.graph.initializer}
-    aliases = {node.output[0]: node.input[0] for node in proto.graph.node
-               if node.op_type == 'Identity' and node.input[0] in initializers}
+    aliases = {
+        node.output[0]: node.input[0]
+        for node in proto.graph.node
+        if node.op_type == 'Identity' and node.input[0] in initializers
+    }
     seen = set()
     for node in proto.graph.node:
         if node.op_type == 'Identity' and node.output[0] in aliases:
@@ -243,9 +285,17 @@ QUANT_FORMATS = ('qdq', 'qoperator')
 CALIBRATE_METHODS = ('minmax', 'percentile', 'entropy')
 
 
-def quantize_onnx(model_path: str, output_path: str, mode: str = 'dynamic', calibration_images=None,
-                  per_channel: bool = True, quant_format: str = 'qoperator', calibrate_method: str = 'percentile',
-                  nodes_to_exclude=None, reduce_range: bool = False) -> str:
+def quantize_onnx(
+    model_path: str,
+    output_path: str,
+    mode: str = 'dynamic',
+    calibration_images=None,
+    per_channel: bool = True,
+    quant_format: str = 'qoperator',
+    calibrate_method: str = 'percentile',
+    nodes_to_exclude=None,
+    reduce_range: bool = False,
+) -> str:
     """Write an int8-quantised copy of an exported ONNX model with ONNX Runtime's quantiser.
 
     mode 'dynamic': int8 weights, activations quantised at run time (Conv and MatMul).
@@ -265,17 +315,22 @@ def quantize_onnx(model_path: str, output_path: str, mode: str = 'dynamic', cali
     from onnxruntime import quantization
 
     if mode == 'dynamic':
-        quantization.quantize_dynamic(model_path, output_path, weight_type=quantization.QuantType.QInt8,
-                                      per_channel=per_channel, op_types_to_quantize=['Conv', 'MatMul'])
+        quantization.quantize_dynamic(
+            model_path,
+            output_path,
+            weight_type=quantization.QuantType.QInt8,
+            per_channel=per_channel,
+            op_types_to_quantize=['Conv', 'MatMul'],
+        )
         return _copy_metadata(model_path, output_path)
     if mode != 'static':
         raise ValueError(f"quantize_onnx: mode {mode!r} is not 'dynamic' or 'static'.")
     if not calibration_images:
         raise ValueError("quantize_onnx: mode 'static' needs calibration_images (a few preprocessed inputs).")
     if quant_format not in QUANT_FORMATS:
-        raise ValueError(f"quantize_onnx: quant_format {quant_format!r} is not one of {QUANT_FORMATS}.")
+        raise ValueError(f'quantize_onnx: quant_format {quant_format!r} is not one of {QUANT_FORMATS}.')
     if calibrate_method not in CALIBRATE_METHODS:
-        raise ValueError(f"quantize_onnx: calibrate_method {calibrate_method!r} is not one of {CALIBRATE_METHODS}.")
+        raise ValueError(f'quantize_onnx: calibrate_method {calibrate_method!r} is not one of {CALIBRATE_METHODS}.')
 
     class _Reader(quantization.CalibrationDataReader):
         def __init__(self, inputs):
@@ -285,18 +340,26 @@ def quantize_onnx(model_path: str, output_path: str, mode: str = 'dynamic', cali
             return next(self.inputs, None)
 
     formats = {'qdq': quantization.QuantFormat.QDQ, 'qoperator': quantization.QuantFormat.QOperator}
-    methods = {'minmax': quantization.CalibrationMethod.MinMax,
-               'percentile': quantization.CalibrationMethod.Percentile,
-               'entropy': quantization.CalibrationMethod.Entropy}
+    methods = {
+        'minmax': quantization.CalibrationMethod.MinMax,
+        'percentile': quantization.CalibrationMethod.Percentile,
+        'entropy': quantization.CalibrationMethod.Entropy,
+    }
     with tempfile.TemporaryDirectory() as directory:
         unshared = _unshare_initializers(model_path, os.path.join(directory, 'unshared.onnx'))
-        quantization.quantize_static(unshared, output_path, _Reader(calibration_images),
-                                     quant_format=formats[quant_format], per_channel=per_channel,
-                                     activation_type=quantization.QuantType.QUInt8,
-                                     weight_type=quantization.QuantType.QInt8,
-                                     op_types_to_quantize=['Conv', 'ConvTranspose', 'MatMul'],
-                                     calibrate_method=methods[calibrate_method],
-                                     nodes_to_exclude=list(nodes_to_exclude or []), reduce_range=reduce_range)
+        quantization.quantize_static(
+            unshared,
+            output_path,
+            _Reader(calibration_images),
+            quant_format=formats[quant_format],
+            per_channel=per_channel,
+            activation_type=quantization.QuantType.QUInt8,
+            weight_type=quantization.QuantType.QInt8,
+            op_types_to_quantize=['Conv', 'ConvTranspose', 'MatMul'],
+            calibrate_method=methods[calibrate_method],
+            nodes_to_exclude=list(nodes_to_exclude or []),
+            reduce_range=reduce_range,
+        )
     return _copy_metadata(model_path, output_path)
 
 

@@ -8,6 +8,7 @@ def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module 'structure' has no attribute {name!r}")
     import importlib
+
     value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value

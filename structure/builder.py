@@ -1,4 +1,5 @@
 """Builder: the YAML's ``builder`` (model class name + model_args) -> a model."""
+
 import structure.model
 
 
@@ -11,7 +12,7 @@ class Builder:
 
     def __init__(self, model='SegDetectorModel', model_args=None):
         if not hasattr(structure.model, model):
-            raise ValueError(f"Builder: unknown model {model!r}; use SegDetectorModel.")
+            raise ValueError(f'Builder: unknown model {model!r}; use SegDetectorModel.')
         self.model = model
         self.model_args = dict(model_args or {})
 

@@ -1,4 +1,5 @@
 """Model assembly: backbone + decoder, wrapped so state-dict keys match the original release."""
+
 import os
 import types
 
@@ -26,8 +27,11 @@ class ModuleHolder(nn.Module):
 
 def _lookup(package, name, kind):
     """``package.name`` (a public class or function of the package); an unknown name is an UnknownNameError."""
-    known = {n: v for n, v in vars(package).items()
-             if not n.startswith('_') and callable(v) and not isinstance(v, types.ModuleType)}
+    known = {
+        n: v
+        for n, v in vars(package).items()
+        if not n.startswith('_') and callable(v) and not isinstance(v, types.ModuleType)
+    }
     return lookup(known, name, kind, f'model_args.{kind}')
 
 
@@ -39,10 +43,8 @@ class BasicModel(nn.Module):
 
     def __init__(self, args):
         super().__init__()
-        self.backbone = _lookup(backbones, args['backbone'], 'backbone')(
-            **args.get('backbone_args', {}))
-        self.decoder = _lookup(decoders, args['decoder'], 'decoder')(
-            **args.get('decoder_args', {}))
+        self.backbone = _lookup(backbones, args['backbone'], 'backbone')(**args.get('backbone_args', {}))
+        self.decoder = _lookup(decoders, args['decoder'], 'decoder')(**args.get('decoder_args', {}))
 
     def forward(self, data, *args, **kwargs):
         return self.decoder(self.backbone(data), *args, **kwargs)
@@ -65,15 +67,17 @@ class SegDetectorModel(nn.Module):
         self.args = dict(args)
         for key in ('backbone', 'decoder'):
             if key not in self.args:
-                raise ConfigError(f"SegDetectorModel: model_args has no `{key}`; add it to the "
-                                 f"experiment's builder.model_args.")
+                raise ConfigError(
+                    f"SegDetectorModel: model_args has no `{key}`; add it to the experiment's builder.model_args."
+                )
         self.model = ModuleHolder(BasicModel(self.args))
         self.criterion = None
         if self.args.get('loss_class') is not None:
             from decoders.seg_detector_loss import SegDetectorLossBuilder
+
             self.criterion = SegDetectorLossBuilder(
-                self.args['loss_class'], *self.args.get('loss_args', []),
-                **self.args.get('loss_kwargs', {})).build()
+                self.args['loss_class'], *self.args.get('loss_args', []), **self.args.get('loss_kwargs', {})
+            ).build()
         if device is not None:
             self.to(device)
 
@@ -95,12 +99,14 @@ class SegDetectorModel(nn.Module):
         if not training:
             return pred
         if self.criterion is None:
-            raise RuntimeError("SegDetectorModel: training=True needs a loss; set "
-                               "`loss_class` in model_args (e.g. L1BalanceCELoss).")
+            raise RuntimeError(
+                'SegDetectorModel: training=True needs a loss; set `loss_class` in model_args (e.g. L1BalanceCELoss).'
+            )
         if not isinstance(batch, dict):
-            raise TypeError("SegDetectorModel: training needs a batch dict with the labels "
-                            "(gt, mask, thresh_map, thresh_mask), not a bare tensor.")
-        batch = {key: value.to(device) if isinstance(value, torch.Tensor) else value
-                 for key, value in batch.items()}
+            raise TypeError(
+                'SegDetectorModel: training needs a batch dict with the labels '
+                '(gt, mask, thresh_map, thresh_mask), not a bare tensor.'
+            )
+        batch = {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
         loss, metrics = self.criterion(pred, batch)
         return loss, pred, metrics

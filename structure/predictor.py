@@ -11,13 +11,15 @@ polygons (OpenCV, numpy, ONNX Runtime and PyTorch release the GIL while they com
 one batch are found while the next batch goes through the model. The batches, the maps and the results are
 those of the sequential path, in input order; an exception in either thread propagates to the caller.
 """
+
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
@@ -42,6 +44,7 @@ def inference_size(height: int, width: int, short_side: int) -> tuple[int, int]:
 def torch_forward(model: torch.nn.Module, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
     """A forward function for ``Detector`` over a PyTorch SegDetectorModel (eval mode, no grad)."""
     import torch  # here, so that the rest of this module (used by the ONNX Runtime path) needs no torch
+
     model.eval()
 
     def forward(images: np.ndarray) -> np.ndarray:
@@ -51,6 +54,7 @@ def torch_forward(model: torch.nn.Module, device: torch.device) -> Callable[[np.
             if isinstance(pred, dict):
                 pred = pred['binary']
             return pred.float().cpu().numpy()
+
     return forward
 
 
@@ -72,9 +76,16 @@ class Detector:
     in order, reading the iterable ``batch_size`` images at a time (for folders of photos).
     """
 
-    def __init__(self, forward: Callable[[np.ndarray], np.ndarray], representer, image_short_side: int = 736,
-                 is_output_polygon: bool = False, batch_size: int = 1, pipeline: bool = False,
-                 max_pending: int = 2):
+    def __init__(
+        self,
+        forward: Callable[[np.ndarray], np.ndarray],
+        representer,
+        image_short_side: int = 736,
+        is_output_polygon: bool = False,
+        batch_size: int = 1,
+        pipeline: bool = False,
+        max_pending: int = 2,
+    ):
         self.forward = forward
         self.representer = representer
         self.image_short_side = image_short_side
@@ -101,7 +112,7 @@ class Detector:
             groups.setdefault(tensor.shape, []).append(index)
         for indices in groups.values():
             for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start:start + self.batch_size]
+                chunk = indices[start : start + self.batch_size]
                 maps = self.forward(np.stack([inputs[i] for i in chunk]))
                 for row, index in enumerate(chunk):
                     yield index, maps[row, 0]

@@ -1,6 +1,7 @@
 """The CUDA paths: deformable conv kernels, whole models, mixed-precision training and fast inference on a GPU
 give the CPU's numbers. Skipped where no GPU is present (CI); run on a GPU machine with
 ``python -m pytest tests/test_cuda.py``."""
+
 import copy
 import json
 import os
@@ -40,8 +41,10 @@ def gradients(conv, x, offset, mask):
     return [out.detach().cpu()] + [g.detach().cpu() for g in grads]
 
 
-@pytest.mark.parametrize('modulated,stride,groups,dg', [(True, 1, 1, 1), (True, 2, 1, 1), (True, 1, 2, 2),
-                                                        (False, 1, 1, 1), (False, 2, 1, 2)])
+@pytest.mark.parametrize(
+    'modulated,stride,groups,dg',
+    [(True, 1, 1, 1), (True, 2, 1, 1), (True, 1, 2, 2), (False, 1, 1, 1), (False, 2, 1, 2)],
+)
 def test_deformable_conv_forward_and_backward_match_the_cpu(modulated, stride, groups, dg):
     torch.manual_seed(0)
     cls = ModulatedDeformConv if modulated else DeformConv
@@ -70,8 +73,10 @@ def test_stride2_offset_read_is_the_same_on_the_gpu():
     def run(device):
         om = offset_mask.to(device)
         layer = conv.to(device)
-        return layer(x.to(device), original_stride_read(om[:, :18], (5, 4)),
-                     original_stride_read(om[:, -9:].sigmoid(), (5, 4))).cpu()
+        return layer(
+            x.to(device), original_stride_read(om[:, :18], (5, 4)), original_stride_read(om[:, -9:].sigmoid(), (5, 4))
+        ).cpu()
+
     torch.testing.assert_close(run(CUDA), run('cpu'), rtol=1e-9, atol=1e-9)
 
 
@@ -108,12 +113,17 @@ def test_models_on_the_gpu_match_the_cpu_and_fast_paths_match_the_plain_forward(
 
 
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
-SMALL = ['train_data.num_samples=8', 'train_data.image_size=[128,128]', 'train_data.processes.1.size=[128,128]',
-         'Experiment.structure.builder.model_args.decoder_args.inner_channels=64']
+SMALL = [
+    'train_data.num_samples=8',
+    'train_data.image_size=[128,128]',
+    'train_data.processes.1.size=[128,128]',
+    'Experiment.structure.builder.model_args.decoder_args.inner_channels=64',
+]
 
 
 def training_batch(overrides):
     from concern.config import load_config
+
     config = load_config(QUICKSTART, overrides)
     loader = config.build('Experiment.train.data_loader')
     samples = [loader.dataset[index] for index in range(4)]
@@ -154,28 +164,100 @@ def test_amp_training_steps_match_float32_and_stay_finite():
 
 def test_train_and_eval_scripts_on_the_gpu_with_amp(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT)
-    tiny = [f'--opt={override}' for override in SMALL + ['validate_data.num_samples=4',
-                                                         'validate_data.image_size=[128,128]',
-                                                         'Experiment.train.data_loader.num_workers=2']]
-    result = subprocess.run([sys.executable, 'train.py', QUICKSTART, *tiny, '--name', 'gpu', '--workspace_root',
-                             str(tmp_path), '--device', 'cuda', '--amp', '--max_iterations', '6', '--batch_size', '4',
-                             '--no-progress'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    tiny = [
+        f'--opt={override}'
+        for override in SMALL
+        + [
+            'validate_data.num_samples=4',
+            'validate_data.image_size=[128,128]',
+            'Experiment.train.data_loader.num_workers=2',
+        ]
+    ]
+    result = subprocess.run(
+        [
+            sys.executable,
+            'train.py',
+            QUICKSTART,
+            *tiny,
+            '--name',
+            'gpu',
+            '--workspace_root',
+            str(tmp_path),
+            '--device',
+            'cuda',
+            '--amp',
+            '--max_iterations',
+            '6',
+            '--batch_size',
+            '4',
+            '--no-progress',
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = tmp_path / 'gpu' / 'model' / 'model_latest'
     assert checkpoint.exists()
     state = torch.load(checkpoint, map_location='cpu', weights_only=True)
     assert state['scaler'] is None or isinstance(state['scaler'], dict)
-    result = subprocess.run([sys.executable, 'eval.py', QUICKSTART, *tiny[:-1], '--resume', str(checkpoint),
-                             '--device', 'cuda', '--result_dir', str(tmp_path / 'results')],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            'eval.py',
+            QUICKSTART,
+            *tiny[:-1],
+            '--resume',
+            str(checkpoint),
+            '--device',
+            'cuda',
+            '--result_dir',
+            str(tmp_path / 'results'),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'precision' in result.stdout and 'recall' in result.stdout, result.stdout[-2000:]
-    for script, extra in (('eval.py', ['--result_dir', str(tmp_path / 'fp16')]),
-                          ('demo.py', ['--image_path', os.path.join(ROOT, 'assets', 'images'), '--result_dir',
-                                       str(tmp_path / 'demo'), '--image_short_side', '128'])):
-        result = subprocess.run([sys.executable, script, QUICKSTART, *tiny[:-1], '--resume', str(checkpoint),
-                                 '--device', 'cuda', '--precision', 'fp16', *extra],
-                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    for script, extra in (
+        ('eval.py', ['--result_dir', str(tmp_path / 'fp16')]),
+        (
+            'demo.py',
+            [
+                '--image_path',
+                os.path.join(ROOT, 'assets', 'images'),
+                '--result_dir',
+                str(tmp_path / 'demo'),
+                '--image_short_side',
+                '128',
+            ],
+        ),
+    ):
+        result = subprocess.run(
+            [
+                sys.executable,
+                script,
+                QUICKSTART,
+                *tiny[:-1],
+                '--resume',
+                str(checkpoint),
+                '--device',
+                'cuda',
+                '--precision',
+                'fp16',
+                *extra,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert result.returncode == 0, (script, result.stderr[-3000:])
     assert json.loads((tmp_path / 'fp16' / 'metrics.json').read_text())['precision'] == 'fp16'
     assert len(json.loads((tmp_path / 'demo' / 'results.json').read_text())['images']) == 5
@@ -188,11 +270,35 @@ def test_torchrun_nccl_with_amp_and_sync_bn(tmp_path):
     processes = min(2, torch.cuda.device_count())
     env = dict(os.environ, PYTHONPATH=ROOT)
     tiny = [f'--opt={override}' for override in SMALL + ['Experiment.train.data_loader.num_workers=2']]
-    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(processes),
-                             'train.py', QUICKSTART, *tiny, '--name', 'ddp', '--workspace_root', str(tmp_path),
-                             '--sync_bn', '--amp', '--max_iterations', '4', '--batch_size', '4', '--no-progress',
-                             '--no-validate'],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node',
+            str(processes),
+            'train.py',
+            QUICKSTART,
+            *tiny,
+            '--name',
+            'ddp',
+            '--workspace_root',
+            str(tmp_path),
+            '--sync_bn',
+            '--amp',
+            '--max_iterations',
+            '4',
+            '--batch_size',
+            '4',
+            '--no-progress',
+            '--no-validate',
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     log = (tmp_path / 'ddp' / 'output.log').read_text()
     assert 'on cuda' in log and f'world size {processes}' in log
@@ -208,10 +314,33 @@ def test_torchrun_nccl_with_amp_and_sync_bn(tmp_path):
 def test_num_gpus_starts_one_ddp_process_per_gpu(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT)
     tiny = [f'--opt={override}' for override in SMALL + ['Experiment.train.data_loader.num_workers=2']]
-    result = subprocess.run([sys.executable, 'train.py', QUICKSTART, *tiny, '--name', 'gpus', '--workspace_root',
-                             str(tmp_path), '--num_gpus', '2', '--sync_bn', '--amp', '--max_iterations', '3',
-                             '--batch_size', '4', '--no-progress', '--no-validate'],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            'train.py',
+            QUICKSTART,
+            *tiny,
+            '--name',
+            'gpus',
+            '--workspace_root',
+            str(tmp_path),
+            '--num_gpus',
+            '2',
+            '--sync_bn',
+            '--amp',
+            '--max_iterations',
+            '3',
+            '--batch_size',
+            '4',
+            '--no-progress',
+            '--no-validate',
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     log = (tmp_path / 'gpus' / 'output.log').read_text()
     assert 'on cuda:0 (world size 2)' in log
@@ -221,11 +350,17 @@ def test_num_gpus_starts_one_ddp_process_per_gpu(tmp_path):
 
 def test_num_gpus_beyond_the_visible_gpus_is_refused_in_one_sentence(tmp_path):
     count = torch.cuda.device_count()
-    result = subprocess.run([sys.executable, 'train.py', QUICKSTART, '--num_gpus', str(count + 1),
-                             '--workspace_root', str(tmp_path)],
-                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, 'train.py', QUICKSTART, '--num_gpus', str(count + 1), '--workspace_root', str(tmp_path)],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == (f'error: --num_gpus {count + 1} needs {count + 1} CUDA devices but {count} are '
-                                     f'visible; lower --num_gpus, or add --device cpu to train in {count + 1} CPU '
-                                     f'processes.')
+    assert result.stderr.strip() == (
+        f'error: --num_gpus {count + 1} needs {count + 1} CUDA devices but {count} are '
+        f'visible; lower --num_gpus, or add --device cpu to train in {count + 1} CPU '
+        f'processes.'
+    )

@@ -1,4 +1,5 @@
 """Every experiment file compiles, builds its structure and a model that runs on CPU."""
+
 import glob
 import os
 
@@ -8,8 +9,11 @@ import torch
 from concern.runtime import load_experiment_for_inference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = sorted(path for path in glob.glob(os.path.join(ROOT, 'experiments', '**', '*.yaml'), recursive=True)
-                     if not os.path.basename(path).startswith('base'))
+EXPERIMENTS = sorted(
+    path
+    for path in glob.glob(os.path.join(ROOT, 'experiments', '**', '*.yaml'), recursive=True)
+    if not os.path.basename(path).startswith('base')
+)
 
 
 def test_every_original_experiment_is_present():
@@ -37,9 +41,23 @@ def test_experiment_builds_a_model_that_runs(path, monkeypatch):
 
 def test_original_flags_reach_the_config(monkeypatch):
     import train
+
     monkeypatch.chdir(ROOT)
-    args = train.parse_args(['experiments/synthetic/quickstart.yaml', '--lr', '0.01',
-                             '--epochs', '3', '--batch_size', '4', '--resume', 'x.pth', '--start_iter', '7'])
+    args = train.parse_args(
+        [
+            'experiments/synthetic/quickstart.yaml',
+            '--lr',
+            '0.01',
+            '--epochs',
+            '3',
+            '--batch_size',
+            '4',
+            '--resume',
+            'x.pth',
+            '--start_iter',
+            '7',
+        ]
+    )
     config = load_experiment_for_inference(args.exp)
     for path, value in train.flag_overrides(args, config):
         config.set(path, value)

@@ -1,4 +1,5 @@
 """DBNet.ipynb runs top to bottom (nbclient, a real kernel) with a tiny configuration in its parameter cell."""
+
 import json
 import os
 import sys
@@ -17,28 +18,34 @@ KERNEL = 'dbnet-test-python'
 # validation samples, a narrow decoder, 2 iterations of a batch of 4 with a validation after each (so the notebook has a
 # P/R/F curve to print).
 TINY_OVERRIDES = [
-    'train_data.num_samples=4', 'train_data.image_size=[96,96]', 'train_data.processes.1.size=[96,96]',
-    'validate_data.num_samples=3', 'validate_data.image_size=[96,96]',
+    'train_data.num_samples=4',
+    'train_data.image_size=[96,96]',
+    'train_data.processes.1.size=[96,96]',
+    'validate_data.num_samples=3',
+    'validate_data.image_size=[96,96]',
     "validate_data.processes.0.augmenter_args=[['Resize', {'width': 96, 'height': 96}]]",
     'Experiment.train.data_loader.num_workers=0',
     'Experiment.structure.builder.model_args.decoder_args.inner_channels=32',
-    'Experiment.logger.log_interval=1', 'Experiment.validation.interval=1',
+    'Experiment.logger.log_interval=1',
+    'Experiment.validation.interval=1',
 ]
 
 
 def tiny_parameters(workspace_root, results_root):
-    return '\n'.join([
-        "EXPERIMENT = 'experiments/synthetic/quickstart.yaml'",
-        "NAME = 'tiny'",
-        f'WORKSPACE_ROOT = {str(workspace_root)!r}',
-        f'OVERRIDES = {TINY_OVERRIDES!r}',
-        "TRAIN_ARGS = ['--epochs', '2', '--batch_size', '4']",
-        "DEVICE = 'cpu'",
-        'IMAGE_SHORT_SIDE = 64',
-        'BOX_THRESH = 0.0',
-        f'RESULTS_ROOT = {str(results_root)!r}',
-        'INSTALL_REQUIREMENTS = False',
-    ])
+    return '\n'.join(
+        [
+            "EXPERIMENT = 'experiments/synthetic/quickstart.yaml'",
+            "NAME = 'tiny'",
+            f'WORKSPACE_ROOT = {str(workspace_root)!r}',
+            f'OVERRIDES = {TINY_OVERRIDES!r}',
+            "TRAIN_ARGS = ['--epochs', '2', '--batch_size', '4']",
+            "DEVICE = 'cpu'",
+            'IMAGE_SHORT_SIDE = 64',
+            'BOX_THRESH = 0.0',
+            f'RESULTS_ROOT = {str(results_root)!r}',
+            'INSTALL_REQUIREMENTS = False',
+        ]
+    )
 
 
 def write_kernelspec(folder):
@@ -46,8 +53,11 @@ def write_kernelspec(folder):
     tests whatever kernels the machine has installed (nothing is installed outside ``folder``)."""
     spec_dir = folder / 'kernels' / KERNEL
     spec_dir.mkdir(parents=True)
-    spec = {'argv': [sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
-            'display_name': 'DBNet tests', 'language': 'python'}
+    spec = {
+        'argv': [sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+        'display_name': 'DBNet tests',
+        'language': 'python',
+    }
     (spec_dir / 'kernel.json').write_text(json.dumps(spec))
 
 
@@ -62,8 +72,11 @@ def outputs_text(cell):
 
 
 def images_of(cell):
-    return [output['data']['image/png'] for output in cell.get('outputs', [])
-            if output['output_type'] == 'display_data' and 'image/png' in output.get('data', {})]
+    return [
+        output['data']['image/png']
+        for output in cell.get('outputs', [])
+        if output['output_type'] == 'display_data' and 'image/png' in output.get('data', {})
+    ]
 
 
 def test_committed_notebook_is_valid_and_has_no_outputs():
@@ -93,8 +106,9 @@ def executed(tmp_path_factory):
     saved = {key: os.environ.get(key) for key in ('JUPYTER_PATH', 'OMP_NUM_THREADS', 'PYTHONPATH')}
     os.environ.update(JUPYTER_PATH=str(jupyter), OMP_NUM_THREADS='2', PYTHONPATH=ROOT)
     try:
-        client = nbclient.NotebookClient(notebook, kernel_name=KERNEL, timeout=120,
-                                         resources={'metadata': {'path': ROOT}})
+        client = nbclient.NotebookClient(
+            notebook, kernel_name=KERNEL, timeout=120, resources={'metadata': {'path': ROOT}}
+        )
         client.execute()
     finally:
         for key, value in saved.items():
@@ -125,8 +139,9 @@ def test_notebook_prints_the_validation_curve_and_precision_recall_f(executed):
     evaluation = next(chunk for chunk in text if '$ python eval.py' in chunk)
     metrics = json.loads((base / 'results' / 'tiny' / 'eval' / 'metrics.json').read_text())
     synthetic = metrics['datasets']['synthetic']
-    assert (f"synthetic: P {synthetic['precision']:.4f}  R {synthetic['recall']:.4f}  "
-            f"F {synthetic['fmeasure']:.4f}") in evaluation
+    assert (
+        f'synthetic: P {synthetic["precision"]:.4f}  R {synthetic["recall"]:.4f}  F {synthetic["fmeasure"]:.4f}'
+    ) in evaluation
 
 
 def test_notebook_loads_the_release_format_and_resumes_from_it(executed):
@@ -147,9 +162,20 @@ def test_notebook_shows_overlays_for_every_image_of_the_folder(executed):
 
     import cv2
     import numpy as np
+
     decoded = cv2.imdecode(np.frombuffer(base64.b64decode(images[-1]), np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape[:2] == (191, 384)  # skimage.data.page() at its own size
     demo = sorted(path.name for path in (base / 'results' / 'tiny' / 'demo').iterdir())
-    assert demo == ['res_scikit-image_page.txt', 'res_scikit-image_text.txt', 'res_synthetic_1.txt',
-                    'res_synthetic_2.txt', 'res_synthetic_3.txt', 'results.json', 'scikit-image_page.jpg',
-                    'scikit-image_text.jpg', 'synthetic_1.jpg', 'synthetic_2.jpg', 'synthetic_3.jpg']
+    assert demo == [
+        'res_scikit-image_page.txt',
+        'res_scikit-image_text.txt',
+        'res_synthetic_1.txt',
+        'res_synthetic_2.txt',
+        'res_synthetic_3.txt',
+        'results.json',
+        'scikit-image_page.jpg',
+        'scikit-image_text.jpg',
+        'synthetic_1.jpg',
+        'synthetic_2.jpg',
+        'synthetic_3.jpg',
+    ]

@@ -9,6 +9,7 @@ files) are listed apart: they are read as don't-care regions, as the original do
 
 Exits with status 1 when any problem was found.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,25 @@ from data.image_io import ImageReadError, image_size, read_image
 from data.readers import DONT_CARE, AnnotationError
 
 
-def check(data_dir: str, list_path: str, reader: str = 'auto', reader_args=None, gt_name=None,
-          max_pixels=2 ** 28, header_only: bool = False, out=sys.stdout) -> dict:
+def check(
+    data_dir: str,
+    list_path: str,
+    reader: str = 'auto',
+    reader_args=None,
+    gt_name=None,
+    max_pixels=2**28,
+    header_only: bool = False,
+    out=sys.stdout,
+) -> dict:
     """Check one list of a dataset; prints a report to ``out`` and returns the counts."""
-    dataset = ImageDataset(data_dir=[data_dir], data_list=[list_path], reader=reader, reader_args=reader_args,
-                           gt_name=gt_name, max_pixels=max_pixels)
+    dataset = ImageDataset(
+        data_dir=[data_dir],
+        data_list=[list_path],
+        reader=reader,
+        reader_args=reader_args,
+        gt_name=gt_name,
+        max_pixels=max_pixels,
+    )
     counts = Counter(images=len(dataset))
     points = Counter()
     problems, degenerate = [], []
@@ -57,16 +72,25 @@ def check(data_dir: str, list_path: str, reader: str = 'auto', reader_args=None,
         except ImageReadError as error:
             problems.append(f'image: {error}')
             counts['unreadable_images'] += 1
-    print(f'{list_path}: {counts["images"]} images ({"train" if dataset.is_training else "test"} split), '
-          f'{counts["polygons"]} polygons, {counts["dont_care"]} don\'t care, '
-          f'points per polygon {dict(sorted(points.items()))}', file=out)
-    print(f'  unreadable images: {counts["unreadable_images"]}, unreadable gts: {counts["unreadable_gts"]}, '
-          f'bad lines: {counts["bad_lines"]}', file=out)
+    print(
+        f'{list_path}: {counts["images"]} images ({"train" if dataset.is_training else "test"} split), '
+        f"{counts['polygons']} polygons, {counts['dont_care']} don't care, "
+        f'points per polygon {dict(sorted(points.items()))}',
+        file=out,
+    )
+    print(
+        f'  unreadable images: {counts["unreadable_images"]}, unreadable gts: {counts["unreadable_gts"]}, '
+        f'bad lines: {counts["bad_lines"]}',
+        file=out,
+    )
     for problem in problems:
         print(f'  {problem}', file=out)
     counts['degenerate'] = len(degenerate)
-    print(f'  degenerate regions (fewer than 3 points or no area; read as don\'t care, as the original does, '
-          f'not an error): {len(degenerate)}', file=out)
+    print(
+        f"  degenerate regions (fewer than 3 points or no area; read as don't care, as the original does, "
+        f'not an error): {len(degenerate)}',
+        file=out,
+    )
     for note in degenerate:
         print(f'  degenerate: {note}', file=out)
     counts['problems'] = len(problems)
@@ -80,17 +104,25 @@ def main(argv=None) -> int:
     parser.add_argument('--reader', default='auto', help='ImageDataset reader (auto, icdar2015, gnhk, ...)')
     parser.add_argument('--reader-args', default='{}', help='JSON keyword arguments for the reader')
     parser.add_argument('--gt-name', help='gt file name pattern ({name}, {stem})')
-    parser.add_argument('--max-pixels', type=int, default=2 ** 28)
+    parser.add_argument('--max-pixels', type=int, default=2**28)
     parser.add_argument('--header-only', action='store_true', help='check image headers, do not decode')
     args = parser.parse_args(argv)
-    lists = args.list or [p for p in (os.path.join(args.data_dir, f'{s}_list.txt') for s in ('train', 'test'))
-                          if os.path.exists(p)]
+    lists = args.list or [
+        p for p in (os.path.join(args.data_dir, f'{s}_list.txt') for s in ('train', 'test')) if os.path.exists(p)
+    ]
     if not lists:
         parser.error(f'no train_list.txt or test_list.txt in {args.data_dir}; pass --list.')
     total = 0
     for list_path in lists:
-        total += check(args.data_dir, list_path, args.reader, json.loads(args.reader_args), args.gt_name,
-                       args.max_pixels, args.header_only)['problems']
+        total += check(
+            args.data_dir,
+            list_path,
+            args.reader,
+            json.loads(args.reader_args),
+            args.gt_name,
+            args.max_pixels,
+            args.header_only,
+        )['problems']
     print('OK' if total == 0 else f'{total} problem(s) found')
     return 1 if total else 0
 

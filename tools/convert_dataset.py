@@ -12,6 +12,7 @@ Ground truth is written as ``x1,y1,...,xn,yn,text`` lines named by the original'
 'total_text'), so ``ImageDataset`` with its default reader reads the result. Records that cannot be parsed
 are reported and left out; images without ground truth are reported and skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,12 +45,19 @@ def official_samples(fmt: str, images: str, gts: str, split: str, gt_name: str |
     pattern = gt_name or (train_name if split == 'train' else test_name)
     names = [name for name in sorted(os.listdir(images)) if name.lower().endswith(IMAGE_EXTENSIONS)]
     found = [name for name in names if os.path.exists(os.path.join(gts, gt_relative_path(name, pattern)))]
-    if names and not found and pattern != db_train_name and not gt_name and all(
-            os.path.exists(os.path.join(gts, gt_relative_path(name, db_train_name))) for name in names):
-        raise UserError(f"--gts {gts}: the ground truth is already named as in the DB layout "
-                        f"({gt_relative_path(names[0], db_train_name)}), not as the official {fmt} release "
-                        f"({gt_relative_path(names[0], pattern)}); it needs no conversion: copy the folders "
-                        f"and write {split}_list.txt, or pass --gt-name '{db_train_name}'.")
+    if (
+        names
+        and not found
+        and pattern != db_train_name
+        and not gt_name
+        and all(os.path.exists(os.path.join(gts, gt_relative_path(name, db_train_name))) for name in names)
+    ):
+        raise UserError(
+            f'--gts {gts}: the ground truth is already named as in the DB layout '
+            f'({gt_relative_path(names[0], db_train_name)}), not as the official {fmt} release '
+            f'({gt_relative_path(names[0], pattern)}); it needs no conversion: copy the folders '
+            f"and write {split}_list.txt, or pass --gt-name '{db_train_name}'."
+        )
     for name in names:
         gt_path = os.path.join(gts, gt_relative_path(name, pattern))
         if not os.path.exists(gt_path):
@@ -58,8 +66,9 @@ def official_samples(fmt: str, images: str, gts: str, split: str, gt_name: str |
         yield (name, os.path.join(images, name)) + reader(gt_path, **reader_args)
 
 
-def convert(fmt: str, images: str, gts: str, out: str, split: str, gt_name: str | None = None,
-            reader_args: dict | None = None) -> dict:
+def convert(
+    fmt: str, images: str, gts: str, out: str, split: str, gt_name: str | None = None, reader_args: dict | None = None
+) -> dict:
     """Convert one split; returns counts ``{'images', 'lines', 'problems', 'missing'}`` and prints problems."""
     list_path = os.path.join(out, f'{split}_list.txt')
     pattern = original_gt_pattern(split == 'train', list_path)
@@ -102,15 +111,20 @@ def main(argv=None) -> int:
     if not os.path.isdir(args.images):
         raise UserError(f"--images {args.images} is not a folder; give the folder of the official release's images.")
     if not os.path.exists(args.gts):
-        raise UserError(f"--gts {args.gts} does not exist; give the official release's ground-truth folder "
-                        f"(SynthText: its gt.mat).")
+        raise UserError(
+            f"--gts {args.gts} does not exist; give the official release's ground-truth folder (SynthText: its gt.mat)."
+        )
     reader_args = {'level': args.level, 'keep_special': args.keep_special} if args.format == 'gnhk' else {}
     counts = convert(args.format, args.images, args.gts, args.out, args.split, args.gt_name, reader_args)
     if counts['images'] == 0:
-        raise UserError(f"--images {args.images} / --gts {args.gts}: no image could be converted "
-                        f"({counts['missing']} without ground truth); check the folders, --split and --gt-name.")
-    print(f"converted {counts['images']} images, {counts['lines']} text regions into {args.out} "
-          f"({counts['problems']} bad records left out, {counts['missing']} images without ground truth)")
+        raise UserError(
+            f'--images {args.images} / --gts {args.gts}: no image could be converted '
+            f'({counts["missing"]} without ground truth); check the folders, --split and --gt-name.'
+        )
+    print(
+        f'converted {counts["images"]} images, {counts["lines"]} text regions into {args.out} '
+        f'({counts["problems"]} bad records left out, {counts["missing"]} images without ground truth)'
+    )
     return 0
 
 

@@ -17,6 +17,7 @@ environment, so equality with the official numbers on them is NOT verified here;
 protocols on hand-built cases instead. (The Total-Text script reads detections as y,x pairs from .mat
 tooling; this scorer reads x,y.)
 """
+
 import argparse
 import os
 import sys
@@ -35,7 +36,7 @@ def sample_key(name):
     stem = os.path.splitext(os.path.basename(name))[0]
     for prefix in PREFIXES:
         if stem.startswith(prefix):
-            return stem[len(prefix):]
+            return stem[len(prefix) :]
     return stem
 
 
@@ -53,7 +54,7 @@ def load_texts(path, flag='--gt'):
                 if name.endswith('.txt'):
                     texts[sample_key(name)] = (f'{path}:{name}', archive.read(name).decode('utf-8-sig'))
     else:
-        raise UserError(f"{flag} {path} is not a folder or a zip file of .txt files; check the path.")
+        raise UserError(f'{flag} {path} is not a folder or a zip file of .txt files; check the path.')
     return texts
 
 
@@ -63,8 +64,10 @@ def score(gt_path, det_path, protocol='iou', ignore_texts=('###',), score_thresh
     gts, dets = load_texts(gt_path, '--gt'), load_texts(det_path, '--det')
     unknown = sorted(set(dets) - set(gts))
     if unknown:
-        raise UserError(f"{det_path}: result files without ground truth in {gt_path}: {unknown[:5]} "
-                         f"(samples are paired by name without 'gt_'/'poly_gt_'/'res_' and the extension).")
+        raise UserError(
+            f'{det_path}: result files without ground truth in {gt_path}: {unknown[:5]} '
+            f"(samples are paired by name without 'gt_'/'poly_gt_'/'res_' and the extension)."
+        )
     per_image = {}
     for key in sorted(gts):
         where, text = gts[key]
@@ -73,8 +76,11 @@ def score(gt_path, det_path, protocol='iou', ignore_texts=('###',), score_thresh
         if key in dets:
             det_where, det_text = dets[key]
             polygons, scores = parse_result_text(det_text, det_where)
-            pred = [{'points': p} for p, s in zip(polygons, scores)
-                    if score_thresh is None or s is None or s >= score_thresh]
+            pred = [
+                {'points': p}
+                for p, s in zip(polygons, scores)
+                if score_thresh is None or s is None or s >= score_thresh
+            ]
         per_image[key] = evaluator.evaluate_image(gt, pred)
     return evaluator.combine_results(list(per_image.values())), per_image
 
@@ -84,20 +90,28 @@ def main(argv=None):
     parser.add_argument('--gt', required=True, help='folder or zip of ground-truth .txt files')
     parser.add_argument('--det', required=True, help='folder or zip of result .txt files')
     parser.add_argument('--protocol', default='iou', choices=PROTOCOL_NAMES)
-    parser.add_argument('--ignore_text', action='append', default=None,
-                        help="transcription marking don't care (repeatable; default '###')")
-    parser.add_argument('--score_thresh', type=float, default=None,
-                        help='drop detections whose score column is below it')
+    parser.add_argument(
+        '--ignore_text',
+        action='append',
+        default=None,
+        help="transcription marking don't care (repeatable; default '###')",
+    )
+    parser.add_argument(
+        '--score_thresh', type=float, default=None, help='drop detections whose score column is below it'
+    )
     parser.add_argument('--json', default=None, help='write metrics and per-image results here')
     args = parser.parse_args(argv)
-    combined, per_image = score(args.gt, args.det, args.protocol, tuple(args.ignore_text or ('###',)),
-                                args.score_thresh)
+    combined, per_image = score(
+        args.gt, args.det, args.protocol, tuple(args.ignore_text or ('###',)), args.score_thresh
+    )
     if combined['empty_gt']:
         print('No care ground truth in the evaluated files: recall is reported as 0.')
-    print(f"protocol {args.protocol}: images {combined['num_images']}  gt {combined['num_gt']}  "
-          f"det {combined['num_det']}")
-    print(f"precision {combined['precision']:.4f}  recall {combined['recall']:.4f}  "
-          f"fmeasure {combined['fmeasure']:.4f}")
+    print(
+        f'protocol {args.protocol}: images {combined["num_images"]}  gt {combined["num_gt"]}  det {combined["num_det"]}'
+    )
+    print(
+        f'precision {combined["precision"]:.4f}  recall {combined["recall"]:.4f}  fmeasure {combined["fmeasure"]:.4f}'
+    )
     if args.json:
         write_json_results(args.json, {'protocol': args.protocol, 'metrics': combined, 'per_image': per_image})
     return 0

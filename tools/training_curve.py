@@ -5,6 +5,7 @@
 
 Reads ``<workspace>/metrics.jsonl`` (written by train.py): the first record's time is minute 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,11 @@ def read_curve(workspace: str) -> list[tuple[float, int, dict]]:
     if not records:
         return []
     start = records[0]['time']
-    return [((record['time'] - start) / 60.0, record['step'], record) for record in records
-            if str(record.get('split', '')).startswith('val') and 'fmeasure' in record]
+    return [
+        ((record['time'] - start) / 60.0, record['step'], record)
+        for record in records
+        if str(record.get('split', '')).startswith('val') and 'fmeasure' in record
+    ]
 
 
 def plot(curve, path: str, size=(480, 320)) -> None:
@@ -40,9 +44,13 @@ def plot(curve, path: str, size=(480, 320)) -> None:
     image = np.full((height, width, 3), 255, np.uint8)
     cv2.rectangle(image, (margin, margin // 2), (width - margin // 2, height - margin), (0, 0, 0), 1)
     last_minute = max(minute for minute, _, _ in curve) or 1.0
-    points = [(int(margin + (width - 1.5 * margin) * minute / last_minute),
-               int(height - margin - (height - 1.5 * margin) * record['fmeasure']))
-              for minute, _, record in curve]
+    points = [
+        (
+            int(margin + (width - 1.5 * margin) * minute / last_minute),
+            int(height - margin - (height - 1.5 * margin) * record['fmeasure']),
+        )
+        for minute, _, record in curve
+    ]
     for level in (0.2, 0.4, 0.6, 0.8, 1.0):
         y = int(height - margin - (height - 1.5 * margin) * level)
         cv2.line(image, (margin, y), (width - margin // 2, y), (220, 220, 220), 1)
@@ -50,8 +58,15 @@ def plot(curve, path: str, size=(480, 320)) -> None:
     cv2.polylines(image, [np.array(points, np.int32)], False, (200, 80, 0), 2)
     for point in points:
         cv2.circle(image, point, 3, (200, 80, 0), -1)
-    cv2.putText(image, f'F-measure vs minutes (0 - {last_minute:.0f})', (margin, height - 12),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
+    cv2.putText(
+        image,
+        f'F-measure vs minutes (0 - {last_minute:.0f})',
+        (margin, height - 12),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        (0, 0, 0),
+        1,
+    )
     cv2.imwrite(path, image)
 
 
@@ -66,7 +81,9 @@ def main(argv=None) -> int:
         return 1
     print(' minutes  iteration  precision  recall  fmeasure')
     for minute, step, record in curve:
-        print(f'{minute:8.1f}  {step:9d}  {record["precision"]:9.4f}  {record["recall"]:6.4f}  {record["fmeasure"]:8.4f}')
+        print(
+            f'{minute:8.1f}  {step:9d}  {record["precision"]:9.4f}  {record["recall"]:6.4f}  {record["fmeasure"]:8.4f}'
+        )
     if args.png:
         plot(curve, args.png)
     return 0

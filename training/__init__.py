@@ -1,6 +1,6 @@
 """Training settings named by the YAML files: checkpoints, saving, optimizer and schedules."""
-from .resume import Checkpoint
-from .learning_rate import (ConstantLearningRate, DecayLearningRate, MultiStepLR,
-                            PiecewiseConstantLearningRate, WarmupLR)
+
+from .learning_rate import ConstantLearningRate, DecayLearningRate, MultiStepLR, PiecewiseConstantLearningRate, WarmupLR
 from .model_saver import ModelSaver
 from .optimizer_scheduler import OptimizerScheduler
+from .resume import Checkpoint

@@ -6,10 +6,17 @@ before each optimizer step, so a schedule's own ``lr`` (its default when the YAM
 learning rate, whatever ``optimizer_args.lr`` says (the original's rule); ``schedule_lr_warning`` says
 so when the two differ.
 """
+
 from __future__ import annotations
 
-__all__ = ['ConstantLearningRate', 'DecayLearningRate', 'MultiStepLR', 'PiecewiseConstantLearningRate', 'WarmupLR',
-           'schedule_lr_warning']
+__all__ = [
+    'ConstantLearningRate',
+    'DecayLearningRate',
+    'MultiStepLR',
+    'PiecewiseConstantLearningRate',
+    'WarmupLR',
+    'schedule_lr_warning',
+]
 
 
 def schedule_lr_warning(learning_rate, optimizer_args: dict) -> str | None:
@@ -21,9 +28,11 @@ def schedule_lr_warning(learning_rate, optimizer_args: dict) -> str | None:
     if stated == float(learning_rate.lr):
         return None
     name = type(learning_rate).__name__
-    return (f'{name} has no lr of its own, so its default {learning_rate.lr} is the learning rate at every step and '
-            f'optimizer_args.lr {stated} is overridden (the original\'s rule); to train at {stated}, set '
-            f'scheduler.learning_rate.lr: {stated} in the experiment file (or pass --lr {stated}).')
+    return (
+        f'{name} has no lr of its own, so its default {learning_rate.lr} is the learning rate at every step and '
+        f"optimizer_args.lr {stated} is overridden (the original's rule); to train at {stated}, set "
+        f'scheduler.learning_rate.lr: {stated} in the experiment file (or pass --lr {stated}).'
+    )
 
 
 class ConstantLearningRate:
@@ -51,8 +60,15 @@ class DecayLearningRate:
       value over the first ``warmup_iters`` steps.
     """
 
-    def __init__(self, lr: float | None = None, epochs: int = 1200, factor: float = 0.9,
-                 per_iteration: bool = False, warmup_iters: int = 0, warmup_ratio: float = 0.1):
+    def __init__(
+        self,
+        lr: float | None = None,
+        epochs: int = 1200,
+        factor: float = 0.9,
+        per_iteration: bool = False,
+        warmup_iters: int = 0,
+        warmup_ratio: float = 0.1,
+    ):
         if epochs <= 0:
             raise ValueError(f'DecayLearningRate: epochs must be positive, got {epochs}.')
         self.lr_stated = lr is not None  # False: the default below, which schedule_lr_warning reports
@@ -85,7 +101,7 @@ class MultiStepLR:
 
     def get_learning_rate(self, epoch: int, step: int, steps_per_epoch: int | None = None) -> float:
         passed = sum(1 for milestone in self.milestones if epoch >= milestone)
-        return self.lr * self.gamma ** passed
+        return self.lr * self.gamma**passed
 
 
 class PiecewiseConstantLearningRate:
@@ -117,4 +133,3 @@ class WarmupLR:
         if step < self.steps:
             return self.warmup_lr + (target - self.warmup_lr) * step / max(1, self.steps)
         return target
-

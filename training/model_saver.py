@@ -1,4 +1,5 @@
 """When and where training writes checkpoints: the YAML's ``ModelSaver`` section."""
+
 from __future__ import annotations
 
 import os

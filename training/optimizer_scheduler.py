@@ -1,4 +1,5 @@
 """The optimizer and its learning-rate schedule, as the original's YAML names them."""
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,9 @@ class OptimizerScheduler:
             return float(self.optimizer_args.get('lr', 0.0))
         return float(self.learning_rate.get_learning_rate(epoch, step, steps_per_epoch))
 
-    def update(self, optimizer: torch.optim.Optimizer, epoch: int, step: int,
-               steps_per_epoch: int | None = None) -> float:
+    def update(
+        self, optimizer: torch.optim.Optimizer, epoch: int, step: int, steps_per_epoch: int | None = None
+    ) -> float:
         rate = self.current_lr(epoch, step, steps_per_epoch)
         for group in optimizer.param_groups:
             group['lr'] = rate

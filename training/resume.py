@@ -1,4 +1,5 @@
 """Where training starts: the YAML's ``Checkpoint`` section."""
+
 from __future__ import annotations
 
 __all__ = ['Checkpoint']

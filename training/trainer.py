@@ -11,6 +11,7 @@ SIGINT / SIGTERM answered by a resumable checkpoint and a clean exit, an error w
 answered by saving ``model_latest`` before it propagates, and the samples the dataset skipped
 (``batch['skipped']``, summed over DataLoader workers and processes) counted and logged.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,6 +33,7 @@ __all__ = ['TrainOptions', 'Trainer', 'distribute', 'move_to_device', 'unwrap']
 @dataclass
 class TrainOptions:
     """Loop settings that come from the command line rather than the YAML."""
+
     workspace: str = 'workspace/experiment'
     validate: bool = True
     amp: bool = False
@@ -58,13 +60,15 @@ def distribute(model: torch.nn.Module, device: torch.device, sync_bn: bool = Fal
     if sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == 'cuda' else None)
+        model, device_ids=[device.index] if device.type == 'cuda' else None
+    )
 
 
 def move_to_device(batch: dict, device: torch.device) -> dict:
     """Tensors of a batch moved to ``device``; other values unchanged."""
-    return {key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
-            for key, value in batch.items()}
+    return {
+        key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value for key, value in batch.items()
+    }
 
 
 class _StopRequest:
@@ -99,8 +103,18 @@ class Trainer:
     YAML's ValidationSettings (or None); ``config_text`` is stored in every checkpoint.
     """
 
-    def __init__(self, model, train_settings, structure, validation, logger, options: TrainOptions,
-                 context: DistributedContext, device: torch.device, config_text: str = ''):
+    def __init__(
+        self,
+        model,
+        train_settings,
+        structure,
+        validation,
+        logger,
+        options: TrainOptions,
+        context: DistributedContext,
+        device: torch.device,
+        config_text: str = '',
+    ):
         self.settings = train_settings
         self.structure = structure
         self.validation = validation
@@ -114,21 +128,27 @@ class Trainer:
         self.optimizer = self.scheduler.create_optimizer(unwrap(model).parameters())
         self.scaler = torch.amp.GradScaler('cuda', enabled=options.amp and device.type == 'cuda')
         self.epoch = 0
-        self.step = 0          # completed iterations
-        self.epoch_step = 0    # completed iterations in the current epoch
+        self.step = 0  # completed iterations
+        self.epoch_step = 0  # completed iterations in the current epoch
         self.nonfinite_in_a_row = 0
         self.skipped_steps = 0
         self.overflow_steps = 0  # --amp steps skipped because the scaled fp16 gradients overflowed
         self.skipped_samples = 0  # samples the dataset replaced (on_error: skip), all workers and processes
-        self._in_step = False     # True while a step is half done (no checkpoint may be written then)
-        self._saved_step = None   # the iteration of the last save, so the end of training does not repeat it
+        self._in_step = False  # True while a step is half done (no checkpoint may be written then)
+        self._saved_step = None  # the iteration of the last save, so the end of training does not repeat it
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
-        return {'model': unwrap(self.model).state_dict(), 'optimizer': self.optimizer.state_dict(),
-                'scaler': self.scaler.state_dict(), 'epoch': self.epoch, 'iteration': self.step,
-                'epoch_iteration': self.epoch_step, 'skipped_samples': self.skipped_samples,
-                'config': self.config_text}
+        return {
+            'model': unwrap(self.model).state_dict(),
+            'optimizer': self.optimizer.state_dict(),
+            'scaler': self.scaler.state_dict(),
+            'epoch': self.epoch,
+            'iteration': self.step,
+            'epoch_iteration': self.epoch_step,
+            'skipped_samples': self.skipped_samples,
+            'config': self.config_text,
+        }
 
     def save(self, names: list[str]) -> None:
         if not self.context.is_main:
@@ -154,9 +174,11 @@ class Trainer:
             try:
                 self.optimizer.load_state_dict(checkpoint['optimizer'])
             except ValueError as error:  # torch: parameter groups / sizes differ
-                raise CheckpointError(f'Checkpoint {path} is the training state of a different model (its optimizer '
-                                      f'state does not fit this experiment\'s parameters: {error}); resume from a '
-                                      f'checkpoint of this experiment.') from None
+                raise CheckpointError(
+                    f'Checkpoint {path} is the training state of a different model (its optimizer '
+                    f"state does not fit this experiment's parameters: {error}); resume from a "
+                    f'checkpoint of this experiment.'
+                ) from None
         missing, unexpected = load_model_weights(unwrap(self.model), checkpoint)
         if full_state:
             if checkpoint.get('scaler'):
@@ -167,8 +189,10 @@ class Trainer:
             self.skipped_samples = int(checkpoint.get('skipped_samples', 0))
             self.logger.info(f'resumed {path}: epoch {self.epoch}, iteration {self.step}')
         else:
-            self.logger.info(f'initialised the model from {path} (weights only; {len(missing)} missing, '
-                             f'{len(unexpected)} unexpected keys)')
+            self.logger.info(
+                f'initialised the model from {path} (weights only; {len(missing)} missing, '
+                f'{len(unexpected)} unexpected keys)'
+            )
 
     # ------------------------------------------------------------------ one iteration
     def _gradients_finite(self) -> bool:
@@ -208,8 +232,11 @@ class Trainer:
             return None, {}, 'nonfinite' if nonfinite else 'overflow'
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach()), {key: float(value.detach()) if torch.is_tensor(value) else float(value)
-                                      for key, value in metrics.items()}, 'ok'
+        return (
+            float(loss.detach()),
+            {key: float(value.detach()) if torch.is_tensor(value) else float(value) for key, value in metrics.items()},
+            'ok',
+        )
 
     def count_skipped(self, batch) -> int:
         """Removes ``'skipped'`` (per-sample counts of the samples the dataset passed over, written under
@@ -233,15 +260,29 @@ class Trainer:
         for name, loader in (self.validation.data_loaders if self.validation else {}).items():
             # The measurer keeps detections scoring >= the representer's box_thresh (the original's
             # measurer default 0.6 sits below the representer's default 0.7, so defaults are unchanged).
-            metrics = evaluate(model, loader, self.structure.representer, self.structure.measurer,
-                               self.device, self.context, is_output_polygon=self.options.is_output_polygon,
-                               box_thresh=self.structure.representer.box_thresh, show_progress=False)
+            metrics = evaluate(
+                model,
+                loader,
+                self.structure.representer,
+                self.structure.measurer,
+                self.device,
+                self.context,
+                is_output_polygon=self.options.is_output_polygon,
+                box_thresh=self.structure.representer.box_thresh,
+                show_progress=False,
+            )
             results[name] = metrics
-            self.logger.info(f'validation {name}: ' + ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
-                                                               for k, v in metrics.items()
-                                                               if isinstance(v, (int, float))))
-            self.logger.report(self.step, {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
-                               prefix=f'val_{name}')
+            self.logger.info(
+                f'validation {name}: '
+                + ', '.join(
+                    f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
+                    for k, v in metrics.items()
+                    if isinstance(v, (int, float))
+                )
+            )
+            self.logger.report(
+                self.step, {k: v for k, v in metrics.items() if isinstance(v, (int, float))}, prefix=f'val_{name}'
+            )
         model.train()
         return results
 
@@ -263,8 +304,10 @@ class Trainer:
                 reason = self._run(loader, sampler, stop)
             except Exception:
                 if not self._in_step and self.step > start_step:
-                    logger.warning(f'error after iteration {self.step} (while loading data or validating); '
-                                   f'saving model_latest so that no training is lost.')
+                    logger.warning(
+                        f'error after iteration {self.step} (while loading data or validating); '
+                        f'saving model_latest so that no training is lost.'
+                    )
                     self.save(['model_latest'])
                 raise
             if reason == 'nonfinite':
@@ -276,13 +319,17 @@ class Trainer:
                 self.save(names)
             else:
                 self.save(['model_latest'])
-                logger.info(f'stopped ({reason}) at iteration {self.step}; resume with --resume '
-                            f'{os.path.join(saver.directory(options.workspace), "model_latest")}')
+                logger.info(
+                    f'stopped ({reason}) at iteration {self.step}; resume with --resume '
+                    f'{os.path.join(saver.directory(options.workspace), "model_latest")}'
+                )
         if self.skipped_steps:
             logger.info(f'{self.skipped_steps} steps were skipped for non-finite values.')
         if self.skipped_samples:
-            logger.info(f'{self.skipped_samples} samples were skipped by the dataset (unreadable or invalid; '
-                        f'the warnings name each file).')
+            logger.info(
+                f'{self.skipped_samples} samples were skipped by the dataset (unreadable or invalid; '
+                f'the warnings name each file).'
+            )
         return reason
 
     def _run(self, loader, sampler, stop: _StopRequest) -> str:
@@ -294,9 +341,14 @@ class Trainer:
         while self.epoch < settings.epochs:
             sampler.set_epoch(self.epoch)
             sampler.skip(self.epoch_step * loader.batch_size)
-            progress = tqdm(loader, total=steps_per_epoch, initial=self.epoch_step,
-                            disable=not (options.show_progress and self.context.is_main),
-                            desc=f'epoch {self.epoch}', dynamic_ncols=True)
+            progress = tqdm(
+                loader,
+                total=steps_per_epoch,
+                initial=self.epoch_step,
+                disable=not (options.show_progress and self.context.is_main),
+                desc=f'epoch {self.epoch}',
+                dynamic_ncols=True,
+            )
             started, steps_since_start = time.time(), 0
             for batch in progress:
                 self.count_skipped(batch)
@@ -310,30 +362,55 @@ class Trainer:
                 self._in_step = False
                 if status == 'overflow':
                     self.overflow_steps += 1
-                    logger.info(f'iteration {self.step}: mixed-precision gradients overflowed at loss scale '
-                                f'{scale:g}; step skipped and the scale lowered')
+                    logger.info(
+                        f'iteration {self.step}: mixed-precision gradients overflowed at loss scale '
+                        f'{scale:g}; step skipped and the scale lowered'
+                    )
                 elif status == 'nonfinite':
                     self.skipped_steps += 1
                     self.nonfinite_in_a_row += 1
-                    logger.warning(f'iteration {self.step}: non-finite loss or gradient, step skipped '
-                                   f'({self.nonfinite_in_a_row} in a row)')
+                    logger.warning(
+                        f'iteration {self.step}: non-finite loss or gradient, step skipped '
+                        f'({self.nonfinite_in_a_row} in a row)'
+                    )
                     if self.nonfinite_in_a_row >= options.max_nonfinite:
-                        logger.warning(f'stopping: {self.nonfinite_in_a_row} non-finite steps in a row; '
-                                       f'the last good checkpoint is kept (lower the learning rate or '
-                                       f'check the data).')
+                        logger.warning(
+                            f'stopping: {self.nonfinite_in_a_row} non-finite steps in a row; '
+                            f'the last good checkpoint is kept (lower the learning rate or '
+                            f'check the data).'
+                        )
                         return 'nonfinite'
                 else:
                     self.nonfinite_in_a_row = 0
-                    rate = steps_since_start * loader.batch_size * self.context.world_size / max(
-                        1e-9, time.time() - started)
-                    progress.set_postfix(loss=f'{loss:.4f}', lr=f'{lr:.2e}', img_s=f'{rate:.1f}',
-                                         **{k: f'{v:.3f}' for k, v in metrics.items()})
+                    rate = (
+                        steps_since_start
+                        * loader.batch_size
+                        * self.context.world_size
+                        / max(1e-9, time.time() - started)
+                    )
+                    progress.set_postfix(
+                        loss=f'{loss:.4f}',
+                        lr=f'{lr:.2e}',
+                        img_s=f'{rate:.1f}',
+                        **{k: f'{v:.3f}' for k, v in metrics.items()},
+                    )
                     if self.step % max(1, logger.log_interval) == 0:
                         skipped = f', skipped samples {self.skipped_samples}' if self.skipped_samples else ''
-                        logger.info(f'epoch {self.epoch} iteration {self.step}: loss {loss:.4f}, lr {lr:.6f}, '
-                                    + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()) + skipped)
-                        logger.report(self.step, {'loss': loss, 'lr': lr, 'images_per_s': rate,
-                                                  'skipped_samples': self.skipped_samples, **metrics})
+                        logger.info(
+                            f'epoch {self.epoch} iteration {self.step}: loss {loss:.4f}, lr {lr:.6f}, '
+                            + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items())
+                            + skipped
+                        )
+                        logger.report(
+                            self.step,
+                            {
+                                'loss': loss,
+                                'lr': lr,
+                                'images_per_s': rate,
+                                'skipped_samples': self.skipped_samples,
+                                **metrics,
+                            },
+                        )
                 save_pending = saver.should_save(self.step, options.workspace) or save_pending
                 if save_pending and self.nonfinite_in_a_row == 0:  # during a non-finite streak: at its end
                     self.save([saver.checkpoint_name(self.epoch, self.step), 'model_latest'])

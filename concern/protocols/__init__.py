@@ -1,4 +1,5 @@
 """Text-detection evaluation protocols: per-image evaluation + a micro-averaged combine step."""
+
 from concern.protocols.deteval import DetectionDetEvalEvaluator
 from concern.protocols.icdar2013 import DetectionICDAR2013Evaluator
 from concern.protocols.iou import DetectionIoUEvaluator
@@ -11,6 +12,10 @@ PROTOCOL_NAMES = ('iou', 'deteval', 'icdar2013', 'tiou')
 def make_protocol(name, **kwargs):
     """Build the evaluator called `name` ('iou', 'deteval' (Total-Text), 'icdar2013', 'tiou') with its
     keyword arguments; an unknown name is an error listing the known ones."""
-    classes = {'iou': DetectionIoUEvaluator, 'deteval': DetectionDetEvalEvaluator,
-               'icdar2013': DetectionICDAR2013Evaluator, 'tiou': DetectionTIoUEvaluator}
+    classes = {
+        'iou': DetectionIoUEvaluator,
+        'deteval': DetectionDetEvalEvaluator,
+        'icdar2013': DetectionICDAR2013Evaluator,
+        'tiou': DetectionTIoUEvaluator,
+    }
     return lookup(classes, name, 'evaluation protocol', 'protocol')(**kwargs)

@@ -16,6 +16,7 @@ the pairs whose decision the rounding could change (see `polygons.refine_near`).
 Only polygons that are clearly strictly convex and simple (every turn of the same sign, by a margin far
 above rounding, and a total turn of one full circle) take this path; the rest are left to shapely.
 """
+
 import numpy as np
 
 # a turn counts as strict when |cross(e_i, e_i+1)| exceeds this fraction of |e_i| |e_i+1|
@@ -34,8 +35,8 @@ def padded_rings(point_arrays):
         return np.asarray(point_arrays, dtype=np.float64).reshape(len(point_arrays), size, 2), counts
     vertices = np.empty((len(point_arrays), size, 2), dtype=np.float64)
     for index, array in enumerate(point_arrays):
-        vertices[index, :len(array)] = array
-        vertices[index, len(array):] = array[-1]
+        vertices[index, : len(array)] = array
+        vertices[index, len(array) :] = array[-1]
     return vertices, counts
 
 
@@ -94,7 +95,7 @@ def _edge_contributions(subject, subject_sign, clip, clip_sign, on_line_same_sid
     t0 = np.maximum(np.where(rising, bound, -np.inf).max(axis=2), 0.0)
     t1 = np.minimum(np.where(falling, bound, np.inf).min(axis=2), 1.0)
     # parallel edges: outside when n < 0; on the line (n == 0) kept only with both interiors on one side
-    same_side = (on_line_same_side[:, None, None] & (sign * subject_sign[:, None, None] * (ex * dx + ey * dy) > 0))
+    same_side = on_line_same_side[:, None, None] & (sign * subject_sign[:, None, None] * (ex * dx + ey * dy) > 0)
     outside = ((k == 0) & clip_real & ((n < 0) | ((n == 0) & ~same_side))).any(axis=2)
     length = np.where(outside, 0.0, np.maximum(t1 - t0, 0.0))
     end = subject + direction
@@ -123,8 +124,9 @@ def convex_intersection_areas(vertices_a, signs_a, vertices_b, signs_b):
     part, size_terms = _edge_contributions(subject, subject_sign, clip, clip_sign, first_pass)
     area = np.maximum(0.5 * (part[:count] + part[count:]), 0.0)
     own = np.abs(_shoelace(subject))
-    uncertainty = (ROUNDING_FACTOR * np.finfo(np.float64).eps * 0.5 * (size_terms[:count] + size_terms[count:])
-                   + RELATIVE_TOLERANCE * (own[:count] + own[count:]))
+    uncertainty = ROUNDING_FACTOR * np.finfo(np.float64).eps * 0.5 * (
+        size_terms[:count] + size_terms[count:]
+    ) + RELATIVE_TOLERANCE * (own[:count] + own[count:])
     return area, uncertainty
 
 

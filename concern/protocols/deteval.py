@@ -1,4 +1,5 @@
 """Total-Text DetEval protocol (the dataset's official Python script, cs-chan/Total-Text-Dataset)."""
+
 import numpy as np
 
 from concern.protocols import polygons as P
@@ -38,8 +39,9 @@ class DetectionDetEvalEvaluator:
         gt_polygons = [P.repair(p) for p in gt_raw]
         det_polygons = [P.repair(p) for p in det_raw]
         gt_areas, det_areas = P.areas(gt_raw), P.areas(det_raw)
-        det_dc = P.dont_care_detections(det_polygons, det_areas, gt_polygons, gt_dc,
-                                        self.dont_care_threshold, denominator_offset=1.0)
+        det_dc = P.dont_care_detections(
+            det_polygons, det_areas, gt_polygons, gt_dc, self.dont_care_threshold, denominator_offset=1.0
+        )
         care_gt = [g for g in range(len(gt_polygons)) if g not in set(gt_dc)]
         care_det = [d for d in range(len(det_polygons)) if d not in set(det_dc)]
         inter = P.intersection_matrix([gt_polygons[g] for g in care_gt], [det_polygons[d] for d in care_det])
@@ -49,10 +51,10 @@ class DetectionDetEvalEvaluator:
             sigma = np.round(np.where(g_area > 0, inter / np.where(g_area > 0, g_area, 1.0), 0.0), 2)
             tau = np.round(np.where(d_area > 0, inter / np.where(d_area > 0, d_area, 1.0), 0.0), 2)
         matches, recall_credit, precision_credit = self.match(sigma, tau)
-        matches = [([care_gt[g] for g in gts], [care_det[d] for d in dets], kind, {})
-                   for gts, dets, kind in matches]
-        return P.image_result(matches, gt_kept, det_kept, gt_dc, det_dc, invalid_gt, invalid_det,
-                              recall_credit, precision_credit)
+        matches = [([care_gt[g] for g in gts], [care_det[d] for d in dets], kind, {}) for gts, dets, kind in matches]
+        return P.image_result(
+            matches, gt_kept, det_kept, gt_dc, det_dc, invalid_gt, invalid_det, recall_credit, precision_credit
+        )
 
     def match(self, sigma, tau):
         """The three passes of the official script on (num_gt, num_det) sigma / tau tables.
@@ -68,9 +70,12 @@ class DetectionDetEvalEvaluator:
         for g in range(num_gt):  # one-to-one
             sigma_candidates = np.nonzero(sigma_hits[g])[0]
             tau_candidates = np.nonzero(tau_hits[g])[0]
-            if (sigma_candidates.size == 1 and tau_candidates.size == 1
-                    and sigma_column_counts[sigma_candidates].sum() == 1
-                    and tau_column_counts[tau_candidates].sum() == 1):
+            if (
+                sigma_candidates.size == 1
+                and tau_candidates.size == 1
+                and sigma_column_counts[sigma_candidates].sum() == 1
+                and tau_column_counts[tau_candidates].sum() == 1
+            ):
                 recall_credit += 1.0
                 precision_credit += 1.0
                 gt_flag[g] = True

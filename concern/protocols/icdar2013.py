@@ -1,4 +1,5 @@
 """ICDAR 2013 DetEval protocol (Wolf & Jolion), as in the RRC Challenge 2 script, for polygons."""
+
 import numpy as np
 
 from concern.protocols import polygons as P
@@ -20,8 +21,15 @@ class DetectionICDAR2013Evaluator:
     evaluate_image(gt, pred) -> per-image dict (`polygons.image_result`); combine_results -> micro average.
     """
 
-    def __init__(self, area_recall_constraint=0.8, area_precision_constraint=0.4,
-                 ev_param_ind_center_diff_thr=1, mtype_oo_o=1.0, mtype_om_o=0.8, mtype_om_m=1.0):
+    def __init__(
+        self,
+        area_recall_constraint=0.8,
+        area_precision_constraint=0.4,
+        ev_param_ind_center_diff_thr=1,
+        mtype_oo_o=1.0,
+        mtype_om_o=0.8,
+        mtype_om_m=1.0,
+    ):
         self.area_recall_constraint = area_recall_constraint
         self.area_precision_constraint = area_precision_constraint
         self.ev_param_ind_center_diff_thr = ev_param_ind_center_diff_thr
@@ -39,16 +47,25 @@ class DetectionICDAR2013Evaluator:
             precision = np.where(d_area > 0, inter / np.where(d_area > 0, d_area, 1.0), 0.0)
         gt_points = [np.asarray(p.exterior.coords)[:-1] for p in gt_polygons]
         det_points = [np.asarray(p.exterior.coords)[:-1] for p in det_polygons]
-        matches, recall_credit, precision_credit = self.match(recall, precision, gt_points, det_points,
-                                                              gt_dc, det_dc)
+        matches, recall_credit, precision_credit = self.match(recall, precision, gt_points, det_points, gt_dc, det_dc)
         matches = [(gts, dets, kind, {}) for gts, dets, kind in matches]
-        return P.image_result(matches, s['gt_kept'], s['det_kept'], gt_dc, det_dc, s['invalid_gt'],
-                              s['invalid_det'], recall_credit, precision_credit)
+        return P.image_result(
+            matches,
+            s['gt_kept'],
+            s['det_kept'],
+            gt_dc,
+            det_dc,
+            s['invalid_gt'],
+            s['invalid_det'],
+            recall_credit,
+            precision_credit,
+        )
 
     def centres_close(self, gt_points, det_points):
         def diagonal(points):
             extent = points.max(axis=0) - points.min(axis=0)
             return float(np.hypot(extent[0], extent[1]))
+
         distance = float(np.hypot(*(gt_points.mean(axis=0) - det_points.mean(axis=0))))
         scale = diagonal(gt_points) + diagonal(det_points)
         normalised = 2.0 * distance / scale if scale > 0 else np.inf
@@ -66,8 +83,7 @@ class DetectionICDAR2013Evaluator:
         row_counts, column_counts = both.sum(axis=1), both.sum(axis=0)
         for g, d in zip(*np.nonzero(both)):  # row-major: the original's loop order
             g, d = int(g), int(d)
-            if (gt_flag[g] or det_flag[d] or g in gt_dc or d in det_dc
-                    or row_counts[g] != 1 or column_counts[d] != 1):
+            if gt_flag[g] or det_flag[d] or g in gt_dc or d in det_dc or row_counts[g] != 1 or column_counts[d] != 1:
                 continue
             if self.centres_close(gt_points[g], det_points[d]):
                 gt_flag[g] = det_flag[d] = True

@@ -1,4 +1,5 @@
 """The original DBNet IoU protocol (ICDAR 2015 style) for arbitrary polygons."""
+
 import numpy as np
 
 from concern.protocols import polygons as P
@@ -32,8 +33,9 @@ class DetectionIoUEvaluator:
         exact=False clips convex pairs with numpy (`polygons.prepare_image` with the IoU threshold): the
         decisions are shapely's, intersection values may differ from shapely's in the last digits;
         exact=True intersects every candidate pair with shapely."""
-        s = P.prepare_image(gt, pred, self.area_precision_constraint,
-                            iou_threshold=None if exact else self.iou_constraint)
+        s = P.prepare_image(
+            gt, pred, self.area_precision_constraint, iou_threshold=None if exact else self.iou_constraint
+        )
         s['iou'] = P.iou_matrix(s['inter'], s['gt_areas'], s['det_areas'])
         return s
 
@@ -41,8 +43,17 @@ class DetectionIoUEvaluator:
         s = self.prepare(gt, pred)
         pairs = self.match(s['iou'], s['gt_dc'], s['det_dc'])
         matches = [([g], [d], 'one-to-one', {'iou': float(s['iou'][g, d])}) for g, d in pairs]
-        return P.image_result(matches, s['gt_kept'], s['det_kept'], s['gt_dc'], s['det_dc'],
-                              s['invalid_gt'], s['invalid_det'], len(pairs), len(pairs))
+        return P.image_result(
+            matches,
+            s['gt_kept'],
+            s['det_kept'],
+            s['gt_dc'],
+            s['det_dc'],
+            s['invalid_gt'],
+            s['invalid_det'],
+            len(pairs),
+            len(pairs),
+        )
 
     def match(self, iou, gt_dont_care, det_dont_care):
         """Greedy one-to-one matching in index order; returns [(gt_position, det_position)]."""

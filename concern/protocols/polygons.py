@@ -8,6 +8,7 @@ shapely's vectorised functions in one call (`intersection_matrix`). The IoU prot
 (`convex.py`), and the pairs whose decision their rounding could change are recomputed with shapely
 (`refine`), so decisions are identical to shapely's.
 """
+
 import numpy as np
 import shapely
 
@@ -58,9 +59,13 @@ def candidate_pairs(polygons_a, polygons_b):
     rows, cols = [], []
     block = max(1, 4_000_000 // len(polygons_b))  # rows per block: bounds the boolean matrix's memory
     for first in range(0, len(polygons_a), block):
-        a = bounds_a[first:first + block, None, :]
-        overlap = ((a[..., 0] <= bounds_b[None, :, 2]) & (bounds_b[None, :, 0] <= a[..., 2])
-                   & (a[..., 1] <= bounds_b[None, :, 3]) & (bounds_b[None, :, 1] <= a[..., 3]))
+        a = bounds_a[first : first + block, None, :]
+        overlap = (
+            (a[..., 0] <= bounds_b[None, :, 2])
+            & (bounds_b[None, :, 0] <= a[..., 2])
+            & (a[..., 1] <= bounds_b[None, :, 3])
+            & (bounds_b[None, :, 1] <= a[..., 3])
+        )
         block_rows, block_cols = np.nonzero(overlap)
         rows.append(block_rows + first)
         cols.append(block_cols)
@@ -89,8 +94,9 @@ def convex_rings(polygons):
     array = np.asarray(polygons, dtype=object)
     is_polygon = (shapely.get_type_id(array) == 3) & (shapely.get_num_interior_rings(array) == 0)
     is_polygon &= ~shapely.is_empty(array)
-    coords, index = shapely.get_coordinates(shapely.get_exterior_ring(np.where(is_polygon, array, None)),
-                                            return_index=True)
+    coords, index = shapely.get_coordinates(
+        shapely.get_exterior_ring(np.where(is_polygon, array, None)), return_index=True
+    )
     closed = np.bincount(index, minlength=len(array))  # ring sizes with the closing point
     counts = np.maximum(closed - 1, 0)
     size = max(int(counts.max()) if counts.size else 0, 1)
@@ -120,8 +126,9 @@ def fast_intersection_matrix(polygons_a, polygons_b, rings_a=None, rings_b=None)
     vertices_b, signs_b = convex_rings(polygons_b) if rings_b is None else rings_b
     clipped = (signs_a[rows] != 0) & (signs_b[cols] != 0)
     r, c = rows[clipped], cols[clipped]
-    matrix[r, c], uncertainty[r, c] = convex.convex_intersection_areas(vertices_a[r], signs_a[r],
-                                                                       vertices_b[c], signs_b[c])
+    matrix[r, c], uncertainty[r, c] = convex.convex_intersection_areas(
+        vertices_a[r], signs_a[r], vertices_b[c], signs_b[c]
+    )
     r, c = rows[~clipped], cols[~clipped]
     if r.size:
         matrix[r, c] = shapely_intersection_areas(polygons_a, polygons_b, r, c)
@@ -261,8 +268,9 @@ def read_ground_truth(gt, require_valid=True, repair_invalid=False):
 
 def read_ground_truth_and_rings(gt, require_valid=True, repair_invalid=False):
     """`read_ground_truth` plus the rings of `make_polygons_and_rings` as a fifth element."""
-    polygons, kept, invalid, rings = make_polygons_and_rings([entry['points'] for entry in gt], require_valid,
-                                                             repair_invalid)
+    polygons, kept, invalid, rings = make_polygons_and_rings(
+        [entry['points'] for entry in gt], require_valid, repair_invalid
+    )
     dont_care = [k for k, index in enumerate(kept) if gt[index].get('ignore', False)]
     return polygons, kept, dont_care, invalid, rings
 
@@ -291,9 +299,17 @@ def prepare_image(gt, pred, dont_care_threshold, iou_threshold=None):
     gt_polygons, gt_kept, gt_dc, invalid_gt, gt_rings = read_ground_truth_and_rings(gt)
     det_polygons, det_kept, invalid_det, det_rings = read_detections_and_rings(pred)
     gt_areas, det_areas = areas(gt_polygons), areas(det_polygons)
-    result = dict(gt_polygons=gt_polygons, det_polygons=det_polygons, gt_kept=gt_kept, det_kept=det_kept,
-                  gt_dc=gt_dc, invalid_gt=invalid_gt, invalid_det=invalid_det, gt_areas=gt_areas,
-                  det_areas=det_areas)
+    result = dict(
+        gt_polygons=gt_polygons,
+        det_polygons=det_polygons,
+        gt_kept=gt_kept,
+        det_kept=det_kept,
+        gt_dc=gt_dc,
+        invalid_gt=invalid_gt,
+        invalid_det=invalid_det,
+        gt_areas=gt_areas,
+        det_areas=det_areas,
+    )
     if iou_threshold is None:
         inter = intersection_matrix(gt_polygons, det_polygons)
     else:
@@ -321,8 +337,9 @@ def image_summary(recall_credit, precision_credit, gt_care, det_care):
     return {'precision': precision, 'recall': recall, 'fmeasure': fmeasure(precision, recall)}
 
 
-def image_result(matches, gt_kept, det_kept, gt_dont_care, det_dont_care, invalid_gt, invalid_det,
-                 recall_credit, precision_credit):
+def image_result(
+    matches, gt_kept, det_kept, gt_dont_care, det_dont_care, invalid_gt, invalid_det, recall_credit, precision_credit
+):
     """Assemble the per-image dict every protocol returns.
 
     `matches` is a list of (gt_positions, det_positions, type, extra) with positions into the kept
@@ -341,8 +358,10 @@ def image_result(matches, gt_kept, det_kept, gt_dont_care, det_dont_care, invali
         'matched': len(matches),
         'recall_credit': float(recall_credit),
         'precision_credit': float(precision_credit),
-        'pairs': [dict({'gt': [gt_kept[g] for g in gts], 'det': [det_kept[d] for d in dets], 'type': kind}, **extra)
-                  for gts, dets, kind, extra in matches],
+        'pairs': [
+            dict({'gt': [gt_kept[g] for g in gts], 'det': [det_kept[d] for d in dets], 'type': kind}, **extra)
+            for gts, dets, kind, extra in matches
+        ],
         'misses': [gt_kept[g] for g in range(len(gt_kept)) if g not in skip_gt],
         'false_positives': [det_kept[d] for d in range(len(det_kept)) if d not in skip_det],
         'gt_dont_care': [gt_kept[g] for g in gt_dont_care],

@@ -1,4 +1,5 @@
 """TIoU: the tightness-aware IoU protocol (Liu et al., CVPR 2019, github Yuliang-Liu/TIoU-metric)."""
+
 import shapely
 
 from concern.protocols import polygons as P
@@ -39,19 +40,36 @@ class DetectionTIoUEvaluator(DetectionIoUEvaluator):
             tiou_precision = inter * tightness_penalty(outlier) / union
             recall_credit += tiou_recall
             precision_credit += tiou_precision
-            matches.append(([g], [d], 'one-to-one', {'iou': float(s['iou'][g, d]),
-                                                     'tiou_recall': float(tiou_recall),
-                                                     'tiou_precision': float(tiou_precision)}))
-        result = P.image_result(matches, s['gt_kept'], s['det_kept'], s['gt_dc'], s['det_dc'],
-                                s['invalid_gt'], s['invalid_det'], recall_credit, precision_credit)
+            matches.append(
+                (
+                    [g],
+                    [d],
+                    'one-to-one',
+                    {
+                        'iou': float(s['iou'][g, d]),
+                        'tiou_recall': float(tiou_recall),
+                        'tiou_precision': float(tiou_precision),
+                    },
+                )
+            )
+        result = P.image_result(
+            matches,
+            s['gt_kept'],
+            s['det_kept'],
+            s['gt_dc'],
+            s['det_dc'],
+            s['invalid_gt'],
+            s['invalid_det'],
+            recall_credit,
+            precision_credit,
+        )
         result['iou_matched'] = len(pairs)
         return result
 
     @staticmethod
     def outlier_area(s, g, d):
         """Area of detection d lying on ground truth other than g (and outside g)."""
-        others = [s['gt_polygons'][i] for i in range(len(s['gt_polygons']))
-                  if i != g and s['inter'][i, d] > 0]
+        others = [s['gt_polygons'][i] for i in range(len(s['gt_polygons'])) if i != g and s['inter'][i, d] > 0]
         if not others:
             return 0.0
         detection = s['det_polygons'][d]
@@ -63,6 +81,7 @@ class DetectionTIoUEvaluator(DetectionIoUEvaluator):
         combined = P.combine_image_results(results)
         iou_recall = P.safe_divide(sum(r['iou_matched'] for r in results), combined['num_gt'])
         iou_precision = P.safe_divide(sum(r['iou_matched'] for r in results), combined['num_det'])
-        combined.update(iou_precision=iou_precision, iou_recall=iou_recall,
-                        iou_fmeasure=P.fmeasure(iou_precision, iou_recall))
+        combined.update(
+            iou_precision=iou_precision, iou_recall=iou_recall, iou_fmeasure=P.fmeasure(iou_precision, iou_recall)
+        )
         return combined

@@ -1,4 +1,5 @@
 """Geometric / colour augmentation of an image and its text polygons (OpenCV + numpy)."""
+
 import math
 
 import cv2
@@ -19,6 +20,7 @@ def _range(value, name):
 class Flip:
     """Mirrors along ``axis`` (1: left-right, 0: top-bottom) with probability ``p``; a point
     coordinate c on that axis goes to (size - 1) - c."""
+
     axis = 1
 
     def __init__(self, p=1.0):
@@ -39,11 +41,13 @@ class Flip:
 
 class Fliplr(Flip):
     """Mirrors left-right with probability ``p``; a point x goes to (W - 1) - x."""
+
     axis = 1
 
 
 class Flipud(Flip):
     """Mirrors top-bottom with probability ``p``; a point y goes to (H - 1) - y."""
+
     axis = 0
 
 
@@ -63,13 +67,18 @@ class Affine:
         scale = np.random.uniform(*self.scale)
         h, w = image.shape[:2]
         matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), -angle, scale)
-        image = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        image = cv2.warpAffine(
+            image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
         return image, [p @ matrix[:, :2].T + matrix[:, 2] for p in polygons]
 
 
-INTERPOLATIONS = {'nearest': cv2.INTER_NEAREST, 'linear': cv2.INTER_LINEAR, 'area': cv2.INTER_AREA,
-                  'cubic': cv2.INTER_CUBIC}
+INTERPOLATIONS = {
+    'nearest': cv2.INTER_NEAREST,
+    'linear': cv2.INTER_LINEAR,
+    'area': cv2.INTER_AREA,
+    'cubic': cv2.INTER_CUBIC,
+}
 
 
 class Resize:
@@ -79,13 +88,16 @@ class Resize:
 
     def __init__(self, size, interpolation='cubic'):
         if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"augmenter_args: Resize interpolation must be one of "
-                             f"{', '.join(INTERPOLATIONS)}, not {interpolation!r}.")
+            raise ValueError(
+                f'augmenter_args: Resize interpolation must be one of '
+                f'{", ".join(INTERPOLATIONS)}, not {interpolation!r}.'
+            )
         self.interpolation = INTERPOLATIONS[interpolation]
         if isinstance(size, dict):
             if set(size) != {'width', 'height'}:
-                raise ValueError(f"augmenter_args: Resize size dict needs exactly 'width' and 'height', "
-                                 f"got {sorted(size)}.")
+                raise ValueError(
+                    f"augmenter_args: Resize size dict needs exactly 'width' and 'height', got {sorted(size)}."
+                )
             self.fixed = (int(size['width']), int(size['height']))
         else:
             self.fixed = None
@@ -124,8 +136,9 @@ class ColorJitter:
             out = (out - mean) * np.random.uniform(1 - self.contrast, 1 + self.contrast) + mean
         if self.saturation and out.ndim == 3 and out.shape[2] == 3:
             gray = out @ np.array([0.114, 0.587, 0.299], dtype=np.float32)  # BGR luma
-            out = (out - gray[..., None]) * np.random.uniform(1 - self.saturation,
-                                                               1 + self.saturation) + gray[..., None]
+            out = (out - gray[..., None]) * np.random.uniform(1 - self.saturation, 1 + self.saturation) + gray[
+                ..., None
+            ]
         if np.issubdtype(dtype, np.integer):
             out = np.rint(out)
         return np.clip(out, 0, 255).astype(dtype), polygons  # 8-bit values, float32 images included
@@ -153,15 +166,13 @@ class OpenCVAugmenter:
         elif isinstance(entry, (list, tuple)) and entry:
             name, args, kwargs = entry[0], list(entry[1:]), {}
         else:
-            raise ValueError(f"augmenter_args: entry {entry!r} must be [Name, args...] or "
-                             f"{{'cls': Name, ...}}.")
+            raise ValueError(f"augmenter_args: entry {entry!r} must be [Name, args...] or {{'cls': Name, ...}}.")
         if name not in AUGMENTERS:
-            raise ValueError(f"augmenter_args: unknown augmenter {name!r}; available: "
-                             f"{', '.join(AUGMENTERS)}.")
+            raise ValueError(f'augmenter_args: unknown augmenter {name!r}; available: {", ".join(AUGMENTERS)}.')
         try:
             return AUGMENTERS[name](*args, **kwargs)
         except TypeError as error:
-            raise ValueError(f"augmenter_args: bad arguments for {name}: {error}.") from error
+            raise ValueError(f'augmenter_args: bad arguments for {name}: {error}.') from error
 
     def __call__(self, image, polygons):
         for augmenter in self.augmenters:
@@ -193,8 +204,10 @@ class AugmentDetectionData(DataProcess):
         if only_resize:
             first = self.augmenter.augmenters[0] if self.augmenter.augmenters else None
             if not isinstance(first, Resize) or first.fixed is None:
-                raise ValueError("AugmentDetectionData: only_resize needs augmenter_args to start with "
-                                 "['Resize', {'width': W, 'height': H}].")
+                raise ValueError(
+                    'AugmentDetectionData: only_resize needs augmenter_args to start with '
+                    "['Resize', {'width': W, 'height': H}]."
+                )
 
     def resize_shape(self, h, w):
         """(width, height) of the validation image."""
@@ -212,8 +225,10 @@ class AugmentDetectionData(DataProcess):
             data['image'] = cv2.resize(image, self.resize_shape(h, w))
         elif self.augmenter.augmenters:
             data['image'], polygons = self.augmenter(image, polygons)
-        data['polys'] = [{'points': points, 'ignore': line['text'] == '###', 'text': line['text']}
-                         for points, line in zip(polygons, lines)]
+        data['polys'] = [
+            {'points': points, 'ignore': line['text'] == '###', 'text': line['text']}
+            for points, line in zip(polygons, lines)
+        ]
         data['filename'] = data.get('filename', data.get('data_id', ''))
         data['shape'] = (h, w)
         data['is_training'] = not self.only_resize

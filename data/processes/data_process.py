@@ -12,4 +12,4 @@ class DataProcess:
         return self.process(data)
 
     def process(self, data: dict) -> dict:
-        raise NotImplementedError(f"{type(self).__name__} must implement process(data).")
+        raise NotImplementedError(f'{type(self).__name__} must implement process(data).')

@@ -1,4 +1,5 @@
 """Drops keys from the sample dict before batching."""
+
 from .data_process import DataProcess
 
 
@@ -16,14 +17,18 @@ class FilterKeys(DataProcess):
         if self.required and self.superfluous:
             raise ValueError("FilterKeys: give either 'required' or 'superfluous', not both.")
         if not self.required and not self.superfluous:
-            raise ValueError("FilterKeys: give 'required' (keys to keep) or 'superfluous' (keys to "
-                             "drop); with neither every key would be dropped.")
+            raise ValueError(
+                "FilterKeys: give 'required' (keys to keep) or 'superfluous' (keys to "
+                'drop); with neither every key would be dropped.'
+            )
 
     def process(self, data):
         missing = [key for key in self.required if key not in data]
         if missing:
-            raise KeyError(f"FilterKeys: required keys {missing} are not in the sample (it has "
-                           f"{sorted(data)}); fix 'required' or the processes before it.")
+            raise KeyError(
+                f'FilterKeys: required keys {missing} are not in the sample (it has '
+                f"{sorted(data)}); fix 'required' or the processes before it."
+            )
         if self.required:
             drop = [key for key in data if key not in self.required]
         else:

@@ -3,6 +3,7 @@
 Polygons are (K, 2) float arrays of (x, y) in pixel coordinates, pixel centres at integers (the
 convention of ``cv2.fillPoly``, with which the targets are rasterised).
 """
+
 import math
 
 import numpy as np
@@ -33,7 +34,7 @@ def offset_distance(polygon: np.ndarray, shrink_ratio: float) -> float:
     length = sum(math.hypot(x2 - x1, y2 - y1) for x1, y1, x2, y2 in zip(x, y, x_next, y_next))
     if length <= 0:
         return 0.0
-    return area * (1.0 - shrink_ratio ** 2) / length
+    return area * (1.0 - shrink_ratio**2) / length
 
 
 def offset_polygon(polygon: np.ndarray, distance: float) -> list:

@@ -1,4 +1,5 @@
 """The threshold-map target (thresh_map) and its mask (thresh_mask)."""
+
 import cv2
 import numpy as np
 
@@ -38,8 +39,11 @@ class MakeBorderMap(DataProcess):
         h, w = data['image'].shape[:2]
         canvas = np.zeros((h, w), dtype=np.float32)
         mask = np.zeros((h, w), dtype=np.float32)
-        edges = [self.polygon_edges(np.asarray(polygon, dtype=np.float64).reshape(-1, 2), mask)
-                 for polygon, ignore in zip(data['polygons'], data['ignore_tags']) if not ignore]
+        edges = [
+            self.polygon_edges(np.asarray(polygon, dtype=np.float64).reshape(-1, 2), mask)
+            for polygon, ignore in zip(data['polygons'], data['ignore_tags'])
+            if not ignore
+        ]
         edges = [rows for rows in edges if rows is not None]
         if edges:
             self.draw_edges(np.concatenate(edges), canvas)
@@ -149,8 +153,9 @@ class MakeBorderMap(DataProcess):
             guess = min(start + _CHUNK_PIXELS // int(count[start]), len(count)) - 1
             stop = min(start + max(1, _CHUNK_PIXELS // int(count[guess])), len(count))
             chosen = slice(start, stop)
-            values, index = values_of(edges, edge[chosen], y[chosen], x0[chosen], count[chosen],
-                                      int(count[stop - 1]), width)
+            values, index = values_of(
+                edges, edge[chosen], y[chosen], x0[chosen], count[chosen], int(count[stop - 1]), width
+            )
             np.maximum.at(flat, index.reshape(-1), values.reshape(-1))
             start = stop
 

@@ -1,4 +1,5 @@
 """Turns the augmented annotations into the polygons / ignore_tags arrays the label makers read."""
+
 import cv2
 import numpy as np
 
@@ -33,12 +34,14 @@ class MakeICDARData(DataProcess):
         if self.debug:
             self.draw_polygons(data['image'], polygons, ignore_tags)
         shape = data['shape'] if 'shape' in data else data['image'].shape[:2]
-        return dict(image=data['image'],
-                    polygons=polygons,
-                    ignore_tags=ignore_tags,
-                    shape=np.array(shape),
-                    filename=data.get('filename', data.get('data_id', '')),
-                    is_training=data['is_training'])
+        return dict(
+            image=data['image'],
+            polygons=polygons,
+            ignore_tags=ignore_tags,
+            shape=np.array(shape),
+            filename=data.get('filename', data.get('data_id', '')),
+            is_training=data['is_training'],
+        )
 
     @staticmethod
     def draw_polygons(image, polygons, ignore_tags):

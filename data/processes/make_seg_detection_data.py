@@ -1,4 +1,5 @@
 """The shrunk text map (gt) and the training mask."""
+
 import cv2
 import numpy as np
 
@@ -33,8 +34,10 @@ class MakeSegDetectionData(DataProcess):
         polygons = [np.asarray(polygon, dtype=np.float32).reshape(-1, 2) for polygon in data['polygons']]
         ignore_tags = np.array(data['ignore_tags'], dtype=bool).reshape(-1)
         if len(polygons) != len(ignore_tags):
-            raise ValueError(f"MakeSegDetectionData: {len(polygons)} polygons but {len(ignore_tags)} "
-                             f"ignore_tags in sample '{data.get('filename', '')}'; they must match.")
+            raise ValueError(
+                f'MakeSegDetectionData: {len(polygons)} polygons but {len(ignore_tags)} '
+                f"ignore_tags in sample '{data.get('filename', '')}'; they must match."
+            )
         if data['is_training']:
             polygons, ignore_tags = self.validate_polygons(polygons, ignore_tags, h, w)
 
@@ -53,8 +56,7 @@ class MakeSegDetectionData(DataProcess):
                 continue
             cv2.fillPoly(gt[0], [shrunk[0].astype(np.int32)], 1)
 
-        data.update(polygons=polygons, ignore_tags=ignore_tags, gt=gt, mask=mask,
-                    filename=data.get('filename') or '')
+        data.update(polygons=polygons, ignore_tags=ignore_tags, gt=gt, mask=mask, filename=data.get('filename') or '')
         return data
 
     def is_drawable(self, polygon):

@@ -1,8 +1,10 @@
 """Image normalisation to the network's input tensor, and its inverse."""
+
 import numpy as np
 import torch
 
 from data.normalization import BGR_MEAN, normalize
+
 from .data_process import DataProcess
 
 
@@ -13,12 +15,14 @@ class NormalizeImage(DataProcess):
     No division by a standard deviation, as in the original. ``restore`` is the inverse (for
     visualisation).
     """
+
     RGB_MEAN = BGR_MEAN  # the original's name; the order is B, G, R
 
     def process(self, data):
         if 'image' not in data:
-            raise KeyError("NormalizeImage needs the key 'image' in the sample; put it after the "
-                           "dataset / augmentation processes.")
+            raise KeyError(
+                "NormalizeImage needs the key 'image' in the sample; put it after the dataset / augmentation processes."
+            )
         image = normalize(data['image'])
         data['image'] = torch.from_numpy(image).permute(2, 0, 1).contiguous()
         return data

@@ -1,4 +1,5 @@
 """Random crop that avoids cutting text, resized into a fixed-size padded canvas."""
+
 import cv2
 import numpy as np
 
@@ -23,8 +24,7 @@ class RandomCropData(DataProcess):
     follow the resize with OpenCV's pixel-centre mapping.
     """
 
-    def __init__(self, size=(640, 640), max_tries=50, min_crop_side_ratio=0.1,
-                 require_original_image=False):
+    def __init__(self, size=(640, 640), max_tries=50, min_crop_side_ratio=0.1, require_original_image=False):
         self.size = tuple(size)
         self.max_tries = max_tries
         self.min_crop_side_ratio = min_crop_side_ratio
@@ -32,13 +32,14 @@ class RandomCropData(DataProcess):
 
     def process(self, data):
         image = data['image']
-        care_polys = [np.asarray(line['points'], dtype=np.float64).reshape(-1, 2)
-                      for line in data['polys'] if not line['ignore']]
+        care_polys = [
+            np.asarray(line['points'], dtype=np.float64).reshape(-1, 2) for line in data['polys'] if not line['ignore']
+        ]
         crop_x, crop_y, crop_w, crop_h = self.crop_area(image, care_polys)
         scale = min(self.size[0] / crop_w, self.size[1] / crop_h)
         h, w = max(1, int(crop_h * scale)), max(1, int(crop_w * scale))
         canvas = np.zeros((self.size[1], self.size[0]) + image.shape[2:], image.dtype)
-        canvas[:h, :w] = cv2.resize(image[crop_y:crop_y + crop_h, crop_x:crop_x + crop_w], (w, h))
+        canvas[:h, :w] = cv2.resize(image[crop_y : crop_y + crop_h, crop_x : crop_x + crop_w], (w, h))
 
         factor = np.array([w / crop_w, h / crop_h])
         lines = []
@@ -109,7 +110,10 @@ class RandomCropData(DataProcess):
                 ymin, ymax = self.random_select(h_axis, h)
             if xmax - xmin < self.min_crop_side_ratio * w or ymax - ymin < self.min_crop_side_ratio * h:
                 continue
-            if any(not self.is_poly_outside_rect(poly, xmin, ymin, xmax - xmin, ymax - ymin)
-                   for poly in polys if poly.shape[0]):
+            if any(
+                not self.is_poly_outside_rect(poly, xmin, ymin, xmax - xmin, ymax - ymin)
+                for poly in polys
+                if poly.shape[0]
+            ):
                 return xmin, ymin, xmax - xmin, ymax - ymin
         return 0, 0, w, h

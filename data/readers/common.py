@@ -7,6 +7,7 @@ don't-care record with a ``'degenerate'`` note, see :func:`make_line`), ``proble
 record that could not be used (the caller decides whether to raise or skip them). A file that cannot be read
 at all raises :class:`AnnotationError` directly.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,9 @@ def read_text_lines(path: str) -> list[str]:
         with open(path, 'rb') as handle:
             raw = handle.read()
     except OSError as error:
-        raise AnnotationError(path, None, f'cannot read the ground-truth file ({error.strerror}); '
-                                          f'check the path and the gt naming option') from error
+        raise AnnotationError(
+            path, None, f'cannot read the ground-truth file ({error.strerror}); check the path and the gt naming option'
+        ) from error
     try:
         text = raw.decode('utf-8-sig')
     except UnicodeDecodeError:
@@ -72,7 +74,7 @@ def make_line(points, text: str, path: str, line_no: int | None) -> dict:
     else:
         return {'poly': poly, 'text': text}
     where = f'{path}:{line_no}' if line_no is not None else f'{path}'
-    return {'poly': poly, 'text': DONT_CARE, 'degenerate': f'{where}: {why}, read as don\'t care'}
+    return {'poly': poly, 'text': DONT_CARE, 'degenerate': f"{where}: {why}, read as don't care"}
 
 
 def parse_text_lines(path: str, parse) -> tuple[list, list]:

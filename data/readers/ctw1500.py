@@ -5,6 +5,7 @@ Training XML: ``<Annotations><image file="0001.jpg"><box height=".." left=".." t
 are absolute. Test txt: ``x1,y1,...,x14,y14,####transcription`` per line (older releases: 32 integers, a box
 ``xmin,ymin,xmax,ymax`` then 14 offsets relative to it, which this reader also accepts). ``###`` is don't care.
 """
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree

@@ -4,6 +4,7 @@ Used by the original release for Total-Text, MSRA-TD500 and the synthetic set (a
 with ``icdar2015`` for ICDAR 2015's ``gt_img_N.txt`` (the first 8 numbers are the quadrilateral, the rest of
 the line, commas included, is the transcription).
 """
+
 from __future__ import annotations
 
 from .common import DONT_CARE, AnnotationError, is_number, make_line, parse_text_lines

@@ -7,6 +7,7 @@ by default (``keep_special=True`` keeps them as ordinary text). ``level='line'``
 line is don't care only when all its words are). Quadrilaterals are returned clockwise (image axes, y
 down) starting from the corner nearest the top-left.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,7 @@ def read_gnhk(path: str, keep_special: bool = False, level: str = 'word') -> tup
     if level not in ('word', 'line'):
         raise ValueError(f"GNHK level must be 'word' or 'line', got {level!r}.")
     try:
-        with open(path, 'r', encoding='utf-8-sig') as handle:
+        with open(path, encoding='utf-8-sig') as handle:
             records = json.load(handle)
     except (OSError, ValueError) as error:
         raise AnnotationError(path, None, f'cannot read the JSON ({error})') from error

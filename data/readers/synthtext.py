@@ -3,6 +3,7 @@
 ``txt`` holds, per image, strings of several words separated by spaces and new lines; their words, in
 order, are the transcriptions of the K boxes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,6 +20,7 @@ class SynthTextGroundTruth:
 
     def __init__(self, path: str):
         from scipy.io import loadmat
+
         try:
             content = loadmat(path, variable_names=('imnames', 'wordBB', 'txt'))
         except (OSError, ValueError, TypeError) as error:
@@ -31,8 +33,12 @@ class SynthTextGroundTruth:
         self.boxes = list(content['wordBB'].ravel())
         self.texts = list(content['txt'].ravel())
         if not len(self.names) == len(self.boxes) == len(self.texts):
-            raise AnnotationError(path, None, f'imnames, wordBB and txt have different lengths '
-                                              f'({len(self.names)}, {len(self.boxes)}, {len(self.texts)})')
+            raise AnnotationError(
+                path,
+                None,
+                f'imnames, wordBB and txt have different lengths '
+                f'({len(self.names)}, {len(self.boxes)}, {len(self.texts)})',
+            )
 
     def __len__(self) -> int:
         return len(self.names)
@@ -47,8 +53,11 @@ class SynthTextGroundTruth:
         words = ' '.join(str(s) for s in np.asarray(self.texts[index]).ravel()).split()
         problems = []
         if len(words) != boxes.shape[2]:
-            problems.append(AnnotationError(where, None, f'{len(words)} words in txt for {boxes.shape[2]} boxes; '
-                                                          f'transcriptions left empty'))
+            problems.append(
+                AnnotationError(
+                    where, None, f'{len(words)} words in txt for {boxes.shape[2]} boxes; transcriptions left empty'
+                )
+            )
             words = [''] * boxes.shape[2]
         lines = []
         for k in range(boxes.shape[2]):

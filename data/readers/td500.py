@@ -3,6 +3,7 @@
 ``(x, y)`` is the top-left corner of the unrotated rectangle, ``w, h`` its size and ``theta`` the rotation in
 radians about the rectangle's centre; ``difficult = 1`` marks a don't-care line (text ``'###'``).
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,9 @@ def read_td500(path: str) -> tuple[list, list]:
             continue
         _, difficult, x, y, w, h, theta = (float(v) for v in fields[:7])
         try:
-            lines.append(make_line(td500_rectangle(x, y, w, h, theta), DONT_CARE if difficult == 1 else '',
-                                   path, line_no))
+            lines.append(
+                make_line(td500_rectangle(x, y, w, h, theta), DONT_CARE if difficult == 1 else '', path, line_no)
+            )
         except AnnotationError as error:
             problems.append(error)
     return lines, problems

@@ -3,6 +3,7 @@
 The DB-converted Total-Text txt (``img11.jpg.txt``) is the DB layout's format: see ``db_txt.read_db_txt``.
 In the official files a transcription ``#`` marks don't care; it becomes ``'###'``.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,6 +30,7 @@ def read_totaltext_mat(path: str) -> tuple[list, list]:
     Returns ``(lines, problems)``; X and Y are 1xK arrays of the polygon's K points.
     """
     from scipy.io import loadmat
+
     try:
         content = loadmat(path)
     except (OSError, ValueError, TypeError) as error:
@@ -45,8 +47,7 @@ def read_totaltext_mat(path: str) -> tuple[list, list]:
             ys = np.asarray(row[3], dtype=np.float64).ravel()
             if xs.size != ys.size:
                 raise AnnotationError(path, row_no, f'{xs.size} x values but {ys.size} y values')
-            lines.append(make_line(np.stack([xs, ys], 1).tolist(), _dont_care(_mat_string(row[4])),
-                                   path, row_no))
+            lines.append(make_line(np.stack([xs, ys], 1).tolist(), _dont_care(_mat_string(row[4])), path, row_no))
         except AnnotationError as error:
             problems.append(error)
         except (TypeError, ValueError) as error:
@@ -56,7 +57,9 @@ def read_totaltext_mat(path: str) -> tuple[list, list]:
 
 _LEGACY_RECORD = re.compile(
     r"x:\s*\[\[(?P<x>[^\]]*)\]\],\s*y:\s*\[\[(?P<y>[^\]]*)\]\],\s*ornt:\s*\[u?(?P<oq>['\"])(?P<ornt>.*?)(?P=oq)\],"
-    r"\s*transcriptions:\s*\[u?(?P<tq>['\"])(?P<text>.*)(?P=tq)\]\s*$", re.S)
+    r"\s*transcriptions:\s*\[u?(?P<tq>['\"])(?P<text>.*)(?P=tq)\]\s*$",
+    re.S,
+)
 
 
 def read_totaltext_legacy(path: str) -> tuple[list, list]:
@@ -77,8 +80,11 @@ def read_totaltext_legacy(path: str) -> tuple[list, list]:
     for line_no, record in records:
         match = _LEGACY_RECORD.match(record)
         if match is None:
-            problems.append(AnnotationError(path, line_no, "expected x: [[...]], y: [[...]], ornt: [u'.'], "
-                                                           "transcriptions: [u'...']"))
+            problems.append(
+                AnnotationError(
+                    path, line_no, "expected x: [[...]], y: [[...]], ornt: [u'.'], transcriptions: [u'...']"
+                )
+            )
             continue
         try:
             xs = [float(v) for v in match.group('x').replace(',', ' ').split()]

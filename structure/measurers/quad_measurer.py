@@ -1,4 +1,5 @@
 """QuadMeasurer: evaluates representer output against the batch's ground truth with a protocol."""
+
 import numpy as np
 
 from concern.protocols import make_protocol
@@ -28,14 +29,18 @@ class QuadMeasurer:
     def measure(self, batch, output, is_output_polygon=False, box_thresh=0.6):
         for key in ('polygons', 'ignore_tags'):
             if key not in batch:
-                raise KeyError(f"QuadMeasurer: batch['{key}'] is missing; the validation data must provide "
-                               f"'polygons' and 'ignore_tags' per image (MakeICDARData).")
+                raise KeyError(
+                    f"QuadMeasurer: batch['{key}'] is missing; the validation data must provide "
+                    f"'polygons' and 'ignore_tags' per image (MakeICDARData)."
+                )
         boxes_batch, scores_batch = output[0], output[1]
         results = []
-        for gt_polygons, ignore_tags, boxes, scores in zip(batch['polygons'], batch['ignore_tags'],
-                                                           boxes_batch, scores_batch):
-            gt = [{'points': np.asarray(gt_polygons[i]), 'ignore': bool(ignore_tags[i])}
-                  for i in range(len(gt_polygons))]
+        for gt_polygons, ignore_tags, boxes, scores in zip(
+            batch['polygons'], batch['ignore_tags'], boxes_batch, scores_batch
+        ):
+            gt = [
+                {'points': np.asarray(gt_polygons[i]), 'ignore': bool(ignore_tags[i])} for i in range(len(gt_polygons))
+            ]
             if is_output_polygon:
                 pred = [{'points': box} for box in boxes]
             else:

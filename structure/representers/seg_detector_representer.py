@@ -3,6 +3,7 @@
 The module needs only numpy, OpenCV, shapely and pyclipper (no torch), so the ONNX Runtime path can call
 `SegDetectorRepresenter.represent_map` directly; `represent` accepts torch tensors by duck typing.
 """
+
 import itertools
 
 import cv2
@@ -44,9 +45,20 @@ class SegDetectorRepresenter:
     represent_map(probability, original_size, is_output_polygon=False): the same for one (H, W) numpy map.
     """
 
-    def __init__(self, thresh=0.3, box_thresh=0.7, max_candidates=100, dest='binary', min_size=3,
-                 unclip_ratio=1.5, polygon_unclip_ratio=2.0, score_mode='fast', use_dilation=False,
-                 epsilon_ratio=0.002, cmd=None):
+    def __init__(
+        self,
+        thresh=0.3,
+        box_thresh=0.7,
+        max_candidates=100,
+        dest='binary',
+        min_size=3,
+        unclip_ratio=1.5,
+        polygon_unclip_ratio=2.0,
+        score_mode='fast',
+        use_dilation=False,
+        epsilon_ratio=0.002,
+        cmd=None,
+    ):
         if score_mode not in ('fast', 'slow'):
             raise ValueError(f"SegDetectorRepresenter: score_mode must be 'fast' or 'slow', not {score_mode!r}.")
         self.thresh = thresh
@@ -67,13 +79,15 @@ class SegDetectorRepresenter:
     def represent(self, batch, pred, is_output_polygon=False):
         if isinstance(pred, dict):
             if self.dest not in pred:
-                raise KeyError(f"SegDetectorRepresenter: the prediction dict has no '{self.dest}' "
-                               f"(dest); it has {sorted(pred)}.")
+                raise KeyError(
+                    f"SegDetectorRepresenter: the prediction dict has no '{self.dest}' (dest); it has {sorted(pred)}."
+                )
             pred = pred[self.dest]
         pred = _to_numpy(pred)
         if pred.ndim != 4 or pred.shape[1] != 1:
-            raise ValueError(f"SegDetectorRepresenter: expected a probability map of shape (N, 1, H, W), "
-                             f"got {tuple(pred.shape)}.")
+            raise ValueError(
+                f'SegDetectorRepresenter: expected a probability map of shape (N, 1, H, W), got {tuple(pred.shape)}.'
+            )
         if 'shape' not in batch:
             raise KeyError("SegDetectorRepresenter: batch['shape'] (each image's original (h, w)) is missing.")
         boxes_batch, scores_batch = [], []
@@ -101,7 +115,7 @@ class SegDetectorRepresenter:
 
     def find_contours(self, bitmap):
         contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-        return contours[:self.max_candidates]
+        return contours[: self.max_candidates]
 
     # ------------------------------------------------------------------ box mode
     def boxes_from_bitmap(self, pred, bitmap, dest_width, dest_height):
@@ -116,8 +130,9 @@ class SegDetectorRepresenter:
         if not large:
             return [], []
         boxes = self.order_corners(np.stack([cv2.boxPoints(rects[index]) for index in large]))
-        scores = self.region_scores(pred, boxes if self.score_mode == 'fast' else
-                                    [self.contour_points(contours[index]) for index in large])
+        scores = self.region_scores(
+            pred, boxes if self.score_mode == 'fast' else [self.contour_points(contours[index]) for index in large]
+        )
         passed = [index for index, score in enumerate(scores) if not self.box_thresh > score]
         if not passed:
             return [], []
@@ -152,8 +167,9 @@ class SegDetectorRepresenter:
                 candidates.append(points)
         if not candidates:
             return [], []
-        scores = self.region_scores(pred, candidates if self.score_mode == 'fast' else
-                                    [self.contour_points(contour) for contour in contours])
+        scores = self.region_scores(
+            pred, candidates if self.score_mode == 'fast' else [self.contour_points(contour) for contour in contours]
+        )
         passed = [index for index, score in enumerate(scores) if not self.box_thresh > score]
         if not passed:
             return [], []
@@ -173,8 +189,7 @@ class SegDetectorRepresenter:
         if not kept:
             return [], []
         counts = np.cumsum([len(polygon) for polygon in polygons])[:-1]
-        scaled = self.to_original(np.concatenate(polygons).astype(np.float64), width, height, dest_width,
-                                  dest_height)
+        scaled = self.to_original(np.concatenate(polygons).astype(np.float64), width, height, dest_width, dest_height)
         return np.split(scaled, counts), [scores[index] for index in kept]
 
     # ------------------------------------------------------------------ pieces
@@ -260,5 +275,5 @@ class SegDetectorRepresenter:
             mask = np.zeros((ymax - ymin + 1, xmax - xmin + 1), dtype=np.uint8)
             shifted = region - np.array([xmin, ymin], dtype=region.dtype)
             cv2.fillPoly(mask, shifted.reshape(1, -1, 2).astype(np.int32), 1)
-            scores.append(cv2.mean(bitmap[ymin:ymax + 1, xmin:xmax + 1], mask)[0])
+            scores.append(cv2.mean(bitmap[ymin : ymax + 1, xmin : xmax + 1], mask)[0])
         return scores

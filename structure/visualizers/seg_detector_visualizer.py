@@ -1,4 +1,5 @@
 """Drawing detections (polygons + scores) on images, for demo overlays and validation snapshots."""
+
 import cv2
 import numpy as np
 
@@ -15,8 +16,16 @@ def draw_polygons(image, polygons, scores=None, color=(0, 0, 255), thickness=2, 
         cv2.polylines(canvas, [points], True, color, thickness)
         if scores is not None:
             x, y = points[:, 0, 0].min(), points[:, 0, 1].min()
-            cv2.putText(canvas, f'{float(scores[index]):.2f}', (int(x), max(int(y) - 3, 10)),
-                        cv2.FONT_HERSHEY_SIMPLEX, font_scale, color, 1, cv2.LINE_AA)
+            cv2.putText(
+                canvas,
+                f'{float(scores[index]):.2f}',
+                (int(x), max(int(y) - 3, 10)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                font_scale,
+                color,
+                1,
+                cv2.LINE_AA,
+            )
     return canvas
 
 
@@ -42,7 +51,7 @@ class SegDetectorVisualizer:
         for index, filename in enumerate(batch['filename']):
             image = cv2.imread(str(filename), cv2.IMREAD_COLOR)
             if image is None:
-                raise FileNotFoundError(f"SegDetectorVisualizer: cannot read the image {filename}.")
+                raise FileNotFoundError(f'SegDetectorVisualizer: cannot read the image {filename}.')
             name = str(filename).replace('/', '_')
             results[f'{name}_output'] = draw_polygons(image, boxes_batch[index], scores_batch[index])
             results[f'{name}_pred'] = (np.clip(pred[index, 0], 0, 1) * 255).astype(np.uint8)

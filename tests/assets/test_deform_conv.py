@@ -1,12 +1,18 @@
 """The deformable-conv op against a slow, explicit reference written here."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from assets.ops.dcn import (DeformConv, DeformConvPack, ModulatedDeformConv,
-                            ModulatedDeformConvPack, original_stride_read)
+from assets.ops.dcn import (
+    DeformConv,
+    DeformConvPack,
+    ModulatedDeformConv,
+    ModulatedDeformConvPack,
+    original_stride_read,
+)
 
 
 def bilinear(image, y, x):
@@ -24,8 +30,7 @@ def bilinear(image, y, x):
     return value
 
 
-def reference(x, weight, bias, offset_at, mask_at, stride, padding, dilation, groups, dg,
-              out_size):
+def reference(x, weight, bias, offset_at, mask_at, stride, padding, dilation, groups, dg, out_size):
     """Slow DCN: offset_at(n, ch, ho, wo) and mask_at(n, tap, ho, wo) give the read values;
     offsets are (dy, dx) per tap inside each deformable group."""
     n_batch, cin, _, _ = x.shape
@@ -52,7 +57,7 @@ def reference(x, weight, bias, offset_at, mask_at, stride, padding, dilation, gr
                             cols[chans, t] = m * bilinear(x[n, chans], y, xx)
                 for o in range(cout):
                     g = o // cout_g
-                    c = cols[g * cin_g:(g + 1) * cin_g]
+                    c = cols[g * cin_g : (g + 1) * cin_g]
                     out[n, o, ho, wo] = (weight[o].reshape(cin_g, kh * kw) * c).sum()
     if bias is not None:
         out += bias[None, :, None, None]
@@ -64,12 +69,12 @@ def dense_reader(tensor):
     return lambda n, ch, ho, wo: array[n, ch, ho, wo]
 
 
-@pytest.mark.parametrize('stride,padding,dilation,groups,dg', [
-    (1, 1, 1, 1, 1), (2, 1, 1, 1, 1), (1, 2, 2, 2, 2)])
+@pytest.mark.parametrize('stride,padding,dilation,groups,dg', [(1, 1, 1, 1, 1), (2, 1, 1, 1, 1), (1, 2, 2, 2, 2)])
 def test_modulated_matches_reference(stride, padding, dilation, groups, dg):
     torch.manual_seed(0)
-    conv = ModulatedDeformConv(4, 6, 3, stride=stride, padding=padding, dilation=dilation,
-                               groups=groups, deformable_groups=dg, bias=True).double()
+    conv = ModulatedDeformConv(
+        4, 6, 3, stride=stride, padding=padding, dilation=dilation, groups=groups, deformable_groups=dg, bias=True
+    ).double()
     with torch.no_grad():
         conv.bias.uniform_(-1, 1)
     x = torch.randn(2, 4, 7, 6, dtype=torch.float64)
@@ -79,9 +84,19 @@ def test_modulated_matches_reference(stride, padding, dilation, groups, dg):
     offset = torch.randn(2, dg * 18, ho, wo, dtype=torch.float64) * 2.5
     mask = torch.rand(2, dg * 9, ho, wo, dtype=torch.float64)
     got = conv(x, offset, mask).detach().numpy()
-    want = reference(x.numpy(), conv.weight.detach().numpy(), conv.bias.detach().numpy(),
-                     dense_reader(offset), dense_reader(mask), stride, padding, dilation,
-                     groups, dg, (ho, wo))
+    want = reference(
+        x.numpy(),
+        conv.weight.detach().numpy(),
+        conv.bias.detach().numpy(),
+        dense_reader(offset),
+        dense_reader(mask),
+        stride,
+        padding,
+        dilation,
+        groups,
+        dg,
+        (ho, wo),
+    )
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
@@ -92,8 +107,7 @@ def test_deform_conv_v1_matches_reference():
     x = torch.randn(1, 3, 5, 5, dtype=torch.float64)
     offset = torch.randn(1, 18, 5, 5, dtype=torch.float64) * 1.7
     got = conv(x, offset).detach().numpy()
-    want = reference(x.numpy(), conv.weight.detach().numpy(), None, dense_reader(offset), None,
-                     1, 1, 1, 1, 1, (5, 5))
+    want = reference(x.numpy(), conv.weight.detach().numpy(), None, dense_reader(offset), None, 1, 1, 1, 1, 1, (5, 5))
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 
@@ -114,25 +128,23 @@ def test_stride2_quirk_read_matches_reference():
     conv = ModulatedDeformConv(c, 4, 3, stride=2, padding=1, bias=False).double()
     x = torch.randn(n, c, h, w, dtype=torch.float64)
     offset_mask = torch.randn(n, 27, h, w, dtype=torch.float64)
-    offset = offset_mask[:, :18]          # as the backbone slices it: not contiguous per batch
+    offset = offset_mask[:, :18]  # as the backbone slices it: not contiguous per batch
     mask = offset_mask[:, -9:].sigmoid()  # a new contiguous tensor
-    got = conv(x, original_stride_read(offset, (ho, wo)),
-               original_stride_read(mask, (ho, wo))).detach().numpy()
+    got = conv(x, original_stride_read(offset, (ho, wo)), original_stride_read(mask, (ho, wo))).detach().numpy()
 
     # the original kernel: a flat pointer at the start of sample n's offset channels
     raw = offset_mask.numpy()
     raw_mask = mask.numpy()
 
     def offset_at(b, ch, y, xx):
-        flat = raw[b, :18].reshape(-1)   # sample b's 18 offset channels, row-major
+        flat = raw[b, :18].reshape(-1)  # sample b's 18 offset channels, row-major
         return flat[ch * ho * wo + y * wo + xx]
 
     def mask_at(b, ch, y, xx):
         flat = raw_mask[b].reshape(-1)
         return flat[ch * ho * wo + y * wo + xx]
 
-    want = reference(x.numpy(), conv.weight.detach().numpy(), None, offset_at, mask_at,
-                     2, 1, 1, 1, 1, (ho, wo))
+    want = reference(x.numpy(), conv.weight.detach().numpy(), None, offset_at, mask_at, 2, 1, 1, 1, 1, (ho, wo))
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
     # and it is not what a plain subsampling would give
     plain = conv(x, offset[:, :, ::2, ::2], mask[:, :, ::2, ::2]).detach().numpy()
@@ -156,18 +168,14 @@ def test_packs_start_as_plain_convs_and_backprop():
     torch.manual_seed(4)
     x = torch.randn(1, 3, 6, 6, requires_grad=True)
     pack = ModulatedDeformConvPack(3, 4, 3, stride=1, padding=1)
-    assert set(dict(pack.named_parameters())) == {
-        'weight', 'bias', 'conv_offset_mask.weight', 'conv_offset_mask.bias'}
+    assert set(dict(pack.named_parameters())) == {'weight', 'bias', 'conv_offset_mask.weight', 'conv_offset_mask.bias'}
     out = pack(x)
     # zero offsets, mask sigmoid(0) = 0.5
-    expected = 0.5 * torch.nn.functional.conv2d(x, pack.weight, padding=1) + pack.bias[:, None,
-                                                                                      None]
+    expected = 0.5 * torch.nn.functional.conv2d(x, pack.weight, padding=1) + pack.bias[:, None, None]
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     out.sum().backward()
     assert pack.conv_offset_mask.weight.grad is not None and x.grad is not None
 
     pack1 = DeformConvPack(3, 4, 3, padding=1)
-    assert set(dict(pack1.named_parameters())) == {
-        'weight', 'conv_offset.weight', 'conv_offset.bias'}
-    torch.testing.assert_close(pack1(x), torch.nn.functional.conv2d(x, pack1.weight, padding=1),
-                               rtol=1e-5, atol=1e-5)
+    assert set(dict(pack1.named_parameters())) == {'weight', 'conv_offset.weight', 'conv_offset.bias'}
+    torch.testing.assert_close(pack1(x), torch.nn.functional.conv2d(x, pack1.weight, padding=1), rtol=1e-5, atol=1e-5)

@@ -1,5 +1,6 @@
 """Backbones: output strides and channels, deformable wiring, the stride-2 offset read,
 pretrained loading (local file, offline failure)."""
+
 import urllib.error
 
 import numpy as np
@@ -9,12 +10,16 @@ import torch
 import backbones
 
 EXPECTED_CHANNELS = {
-    'resnet18': [64, 128, 256, 512], 'resnet34': [64, 128, 256, 512],
-    'resnet50': [256, 512, 1024, 2048], 'resnet101': [256, 512, 1024, 2048],
-    'resnet152': [256, 512, 1024, 2048], 'deformable_resnet18': [64, 128, 256, 512],
+    'resnet18': [64, 128, 256, 512],
+    'resnet34': [64, 128, 256, 512],
+    'resnet50': [256, 512, 1024, 2048],
+    'resnet101': [256, 512, 1024, 2048],
+    'resnet152': [256, 512, 1024, 2048],
+    'deformable_resnet18': [64, 128, 256, 512],
     'deformable_resnet50': [256, 512, 1024, 2048],
     'deformable_resnet101': [256, 512, 1024, 2048],
-    'mobilenet_v3_large': [24, 40, 112, 960], 'mobilenet_v3_small': [16, 24, 48, 576],
+    'mobilenet_v3_large': [24, 40, 112, 960],
+    'mobilenet_v3_small': [16, 24, 48, 576],
 }
 
 
@@ -44,8 +49,7 @@ def test_deformable_layout():
     assert model.layer2[0].conv2_offset.stride == (1, 1) and model.layer2[0].conv2.stride == (2, 2)
     fixed = backbones.deformable_resnet50(pretrained=False, dcn_stride_quirk=False)
     assert fixed.layer2[0].conv2_offset.stride == (2, 2)
-    assert {k: v.shape for k, v in fixed.state_dict().items()} == \
-        {k: v.shape for k, v in model.state_dict().items()}
+    assert {k: v.shape for k, v in fixed.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
 
 
 def test_bottleneck_reads_offsets_like_the_original():
@@ -58,16 +62,15 @@ def test_bottleneck_reads_offsets_like_the_original():
     torch.nn.init.normal_(block.conv2_offset.bias, std=0.5)
     x = torch.randn(2, 256, 10, 12)
     captured = {}
-    block.conv2.register_forward_hook(
-        lambda module, inputs, output: captured.update(inputs=inputs))
+    block.conv2.register_forward_hook(lambda module, inputs, output: captured.update(inputs=inputs))
     with torch.no_grad():
         block(x)
         raw = block.conv2_offset(block.relu(block.bn1(block.conv1(x)))).numpy()
     _, offset, mask = captured['inputs']
     assert tuple(offset.shape) == (2, 18, 5, 6) and tuple(mask.shape) == (2, 9, 5, 6)
     for n in range(2):
-        flat_offset = raw[n, :18].reshape(-1)[:18 * 30].reshape(18, 5, 6)
-        flat_mask = (1 / (1 + np.exp(-raw[n, 18:]))).reshape(-1)[:9 * 30].reshape(9, 5, 6)
+        flat_offset = raw[n, :18].reshape(-1)[: 18 * 30].reshape(18, 5, 6)
+        flat_mask = (1 / (1 + np.exp(-raw[n, 18:]))).reshape(-1)[: 9 * 30].reshape(9, 5, 6)
         np.testing.assert_allclose(offset[n].numpy(), flat_offset, rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(mask[n].numpy(), flat_mask, rtol=1e-5, atol=1e-6)
 
@@ -100,6 +103,7 @@ def test_pretrained_local_file(tmp_path):
 def test_offline_download_fails_with_one_sentence(monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError('no network')
+
     monkeypatch.setattr(torch.hub, 'load_state_dict_from_url', offline)
     with pytest.raises(RuntimeError) as info:
         backbones.resnet18(pretrained=True)

@@ -1,4 +1,5 @@
 """Checkpoint I/O: safe loading, key reporting, atomic saving."""
+
 import logging
 import os
 

@@ -1,4 +1,5 @@
 """The YAML experiment builder: the original's schema, overrides, and one-sentence errors."""
+
 import sys
 import textwrap
 
@@ -7,7 +8,7 @@ import pytest
 from concern.config import ConfigError, load_config
 from concern.registry import UnknownNameError
 
-MODULE = '''
+MODULE = """
 class Dataset:
     def __init__(self, data_dir=None, size=8, processes=None):
         self.data_dir, self.size, self.processes = data_dir, size, processes or []
@@ -27,7 +28,7 @@ class Needs:
 class Flexible:
     def __init__(self, **kwargs):
         self.kwargs = kwargs
-'''
+"""
 
 
 @pytest.fixture()
@@ -44,11 +45,14 @@ def tree(tmp_path, monkeypatch):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
         return str(path)
+
     return write
 
 
 def test_import_refs_dollar_and_base(tree):
-    tree('base.yaml', """
+    tree(
+        'base.yaml',
+        """
         import: []
         package: ['cfgpkg_fake']
         define:
@@ -59,8 +63,11 @@ def test_import_refs_dollar_and_base(tree):
               - class: Resize
                 height: 64
               - $Resize
-    """)
-    path = tree('exp.yaml', """
+    """,
+    )
+    path = tree(
+        'exp.yaml',
+        """
         import: ['base.yaml']
         package: []
         define:
@@ -71,7 +78,8 @@ def test_import_refs_dollar_and_base(tree):
             class: Loader
             dataset: ^data
             batch_size: 2
-    """)
+    """,
+    )
     config = load_config(path)
     loader = config.build('Experiment')
     assert loader.batch_size == 2
@@ -85,19 +93,22 @@ def test_import_refs_dollar_and_base(tree):
 
 def test_overrides_reach_nested_values_and_references(tree):
     tree('base.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: data, class: Dataset, size: 1}\n")
-    path = tree('exp.yaml', """
+    path = tree(
+        'exp.yaml',
+        """
         import: ['base.yaml']
         define:
           - name: Experiment
             class: Loader
             dataset: ^data
-    """)
+    """,
+    )
     config = load_config(path, ['Experiment.batch_size=16', 'data.size=7', 'data.processes=[{class: Resize}]'])
     loader = config.build('Experiment')
     assert loader.batch_size == 16 and loader.dataset.size == 7
     assert loader.dataset.processes[0].height == 32
     assert config.build('Experiment.dataset').size == 7
-    with pytest.raises(ConfigError, match="closest: Experiment"):
+    with pytest.raises(ConfigError, match='closest: Experiment'):
         config.set('Experriment.batch_size', 1)
 
 
@@ -110,15 +121,19 @@ def test_unknown_class_names_closest(tree):
 
 
 def test_wrong_argument_names_key_and_accepted(tree):
-    path = tree('exp.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: x, class: Loader, dataset: 1, batchsize: 3}\n")
+    path = tree(
+        'exp.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: x, class: Loader, dataset: 1, batchsize: 3}\n"
+    )
     config = load_config(path)
     with pytest.raises(ConfigError) as error:
         config.build('x')
     message = str(error.value)
     assert 'exp.yaml' in message and "'x.batchsize'" in message and 'batch_size' in message
     # classes taking **kwargs accept anything; missing required arguments are named
-    path = tree('ok.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: f, class: Flexible, anything: 1}\n"
-                           "  - {name: n, class: Needs}\n")
+    path = tree(
+        'ok.yaml',
+        "package: ['cfgpkg_fake']\ndefine:\n  - {name: f, class: Flexible, anything: 1}\n  - {name: n, class: Needs}\n",
+    )
     config = load_config(path)
     assert config.build('f').kwargs == {'anything': 1}
     with pytest.raises(ConfigError, match="needs the argument 'required'"):
@@ -129,17 +144,20 @@ def test_missing_import_and_bad_reference(tree):
     path = tree('exp.yaml', "import: ['nope.yaml']\ndefine: []\n")
     with pytest.raises(ConfigError, match=r"exp\.yaml: imported file 'nope\.yaml' does not exist"):
         load_config(path)
-    path = tree('ref.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: data, class: Dataset}\n"
-                            "  - {name: x, class: Loader, dataset: ^dta}\n")
+    path = tree(
+        'ref.yaml',
+        "package: ['cfgpkg_fake']\ndefine:\n  - {name: data, class: Dataset}\n"
+        '  - {name: x, class: Loader, dataset: ^dta}\n',
+    )
     with pytest.raises(ConfigError) as error:
         load_config(path).build('x')
     assert "'^dta'" in str(error.value) and 'data' in str(error.value) and 'ref.yaml' in str(error.value)
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match='does not exist'):
         load_config('missing_experiment.yaml')
 
 
 def test_bad_top_level_package_and_circular_import(tree):
-    path = tree('top.yaml', "defines: []\n")
+    path = tree('top.yaml', 'defines: []\n')
     with pytest.raises(ConfigError, match="unknown top-level key 'defines'"):
         load_config(path)
     path = tree('pkg.yaml', "package: ['no_such_module_xyz']\ndefine: []\n")
@@ -158,8 +176,11 @@ def test_yaml_is_loaded_safely(tree):
 
 
 def test_dump_round_trips(tree):
-    path = tree('exp.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: data, class: Dataset, size: 3}\n"
-                            "  - {name: x, class: Loader, dataset: ^data}\n")
+    path = tree(
+        'exp.yaml',
+        "package: ['cfgpkg_fake']\ndefine:\n  - {name: data, class: Dataset, size: 3}\n"
+        '  - {name: x, class: Loader, dataset: ^data}\n',
+    )
     config = load_config(path)
     again = tree('dumped.yaml', config.dump())
     rebuilt = load_config(again).build('x')
@@ -167,8 +188,9 @@ def test_dump_round_trips(tree):
 
 
 def test_dump_keeps_null_values(tree):
-    path = tree('exp.yaml', "package: ['cfgpkg_fake']\ndefine:\n"
-                            "  - {name: x, class: Dataset, data_dir: null, size: 2}\n")
+    path = tree(
+        'exp.yaml', "package: ['cfgpkg_fake']\ndefine:\n  - {name: x, class: Dataset, data_dir: null, size: 2}\n"
+    )
     rebuilt = load_config(tree('dumped.yaml', load_config(path).dump())).build('x')
     assert rebuilt.data_dir is None and rebuilt.size == 2
 

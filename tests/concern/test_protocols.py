@@ -1,12 +1,18 @@
 """Hand-built cases pinning the evaluation protocols (IoU, Total-Text DetEval, ICDAR 2013, TIoU)."""
+
 import itertools
 
 import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
-from concern.protocols import (DetectionDetEvalEvaluator, DetectionICDAR2013Evaluator, DetectionIoUEvaluator,
-                               DetectionTIoUEvaluator, make_protocol)
+from concern.protocols import (
+    DetectionDetEvalEvaluator,
+    DetectionICDAR2013Evaluator,
+    DetectionIoUEvaluator,
+    DetectionTIoUEvaluator,
+    make_protocol,
+)
 
 
 def rect(x, y, w=10.0, h=10.0):
@@ -82,7 +88,8 @@ def test_invalid_polygons_are_skipped_not_crashing(name):
     bow_tie = [[0, 0], [10, 10], [10, 0], [0, 10]]
     result = protocol.evaluate_image(
         gts(rect(0, 0), bow_tie, [[0, 0], [1, 1]]),
-        dets(rect(0, 0), [[0, 0], [5, 5]], [[np.nan, 0], [1, 0], [1, 1], [0, 1]], bow_tie, []))
+        dets(rect(0, 0), [[0, 0], [5, 5]], [[np.nan, 0], [1, 0], [1, 1], [0, 1]], bow_tie, []),
+    )
     assert result['invalid_gt'] == [1, 2]
     assert result['invalid_det'] == [1, 2, 3, 4]
     assert result['gt_care'] == 1 and result['det_care'] == 1 and result['matched'] == 1
@@ -132,8 +139,9 @@ def test_icdar2013_split_and_merge_and_center_rule():
     two = protocol.evaluate_image(gts(rect(0, 0, 50, 10), rect(50, 0, 50, 10)), dets(rect(0, 0, 100, 10)))
     assert [(p['gt'], p['det'], p['type']) for p in two['pairs']] == [([0], [0], 'one-to-one')]
     # three words in one box (precision 1/3 each): a merge, recall credit 3 * 1.0, precision 1.0
-    merged = protocol.evaluate_image(gts(rect(0, 0, 34, 10), rect(34, 0, 33, 10), rect(67, 0, 33, 10)),
-                                     dets(rect(0, 0, 100, 10)))
+    merged = protocol.evaluate_image(
+        gts(rect(0, 0, 34, 10), rect(34, 0, 33, 10), rect(67, 0, 33, 10)), dets(rect(0, 0, 100, 10))
+    )
     assert [(p['gt'], p['type']) for p in merged['pairs']] == [([0, 1, 2], 'many-to-one')]
     assert (merged['recall_credit'], merged['precision_credit']) == pytest.approx((3.0, 1.0))
     # area recall 0.8 and precision 0.4 are both '>=': a detection twice as tall (precision 0.5) matches

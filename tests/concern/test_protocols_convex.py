@@ -1,11 +1,11 @@
 """The convex fast path of the IoU protocol against shapely (the oracle), and its identical decisions."""
+
 import numpy as np
 import pytest
 import shapely
 from shapely.geometry import Polygon
 
-from concern.protocols import DetectionIoUEvaluator, DetectionTIoUEvaluator
-from concern.protocols import convex
+from concern.protocols import DetectionIoUEvaluator, DetectionTIoUEvaluator, convex
 from concern.protocols import polygons as P
 
 
@@ -41,8 +41,9 @@ def test_clipped_areas_equal_shapely_within_the_reported_uncertainty(grid):
     hull_is_strict = signs_a != 0
     assert hull_is_strict.mean() > 0.9 and (signs_b != 0).mean() > 0.9
     both = (signs_a != 0) & (signs_b != 0)
-    truth = shapely.area(shapely.intersection(np.array([Polygon(r) for r in rings_a]),
-                                              np.array([Polygon(r) for r in rings_b])))
+    truth = shapely.area(
+        shapely.intersection(np.array([Polygon(r) for r in rings_a]), np.array([Polygon(r) for r in rings_b]))
+    )
     assert np.all(np.abs(area[both] - truth[both]) <= uncertainty[both])
     assert np.all(uncertainty[both] < 1e-6)
     if grid:  # exact inputs: shared edges are counted once, touching pairs give exactly 0
@@ -55,7 +56,8 @@ def test_clipped_areas_equal_shapely_within_the_reported_uncertainty(grid):
 def test_orientation_rejects_what_is_not_clearly_convex():
     square = [[0, 0], [10, 0], [10, 10], [0, 10]]
     cases = {
-        'ccw': (square, 1), 'cw': (square[::-1], -1),
+        'ccw': (square, 1),
+        'cw': (square[::-1], -1),
         'collinear vertex': ([[0, 0], [5, 0], [10, 0], [10, 10], [0, 10]], 0),
         'repeated vertex': ([[0, 0], [10, 0], [10, 0], [10, 10], [0, 10]], 0),
         'closing point given': (square + [[0, 0]], 0),

@@ -1,18 +1,21 @@
 """Result files: written in the ICDAR format and parsed back to the same polygons; scorer end to end."""
+
 import json
 import zipfile
 
 import numpy as np
 import pytest
 
-from concern.result_files import (parse_gt_text, read_result_file, result_filename, write_json_results,
-                                  write_result_file)
-from tools.score_results import main as score_main, sample_key
+from concern.result_files import parse_gt_text, read_result_file, result_filename, write_json_results, write_result_file
+from tools.score_results import main as score_main
+from tools.score_results import sample_key
 
 
 def test_result_file_round_trip(tmp_path):
-    polygons = [np.array([[10, 10], [50, 10], [50, 30], [10, 30]]),
-                np.array([[5, 5], [9, 5], [12, 8], [9, 11], [5, 11]])]
+    polygons = [
+        np.array([[10, 10], [50, 10], [50, 30], [10, 30]]),
+        np.array([[5, 5], [9, 5], [12, 8], [9, 11], [5, 11]]),
+    ]
     path = tmp_path / result_filename('/data/test_images/img_7.jpg')
     assert path.name == 'res_img_7.txt'
     write_result_file(str(path), polygons, [0.91, 0.5])
@@ -31,8 +34,10 @@ def test_counter_clockwise_input_is_written_clockwise(tmp_path):
 
 
 def test_ground_truth_lines():
-    text = '\ufeff377,117,463,117,465,130,378,130,Genaxis Theatre\n1,1,5,1,5,5,1,5,###\n1,1,5,1,5,5,1,5,a,b\n' \
-           '1,1,5,1,5,5,1,5,2015\n0,0,4,0,6,2,4,4,0,4\n'
+    text = (
+        '\ufeff377,117,463,117,465,130,378,130,Genaxis Theatre\n1,1,5,1,5,5,1,5,###\n1,1,5,1,5,5,1,5,a,b\n'
+        '1,1,5,1,5,5,1,5,2015\n0,0,4,0,6,2,4,4,0,4\n'
+    )
     entries = parse_gt_text(text)
     assert [e['text'] for e in entries] == ['Genaxis Theatre', '###', 'a,b', '2015', '']
     assert [e['ignore'] for e in entries] == [False, True, False, False, False]
@@ -58,8 +63,21 @@ def test_scorer_on_folder_and_zip(tmp_path, capsys):
     assert (metrics['precision'], metrics['recall']) == (1.0, 0.5)  # img_2 has no result file: a miss
     with zipfile.ZipFile(tmp_path / 'det.zip', 'w') as archive:
         archive.write(det_dir / 'res_img_1.txt', 'res_img_1.txt')
-    assert score_main(['--gt', str(gt_dir), '--det', str(tmp_path / 'det.zip'), '--protocol', 'deteval',
-                       '--json', str(tmp_path / 'scores.json')]) == 0
+    assert (
+        score_main(
+            [
+                '--gt',
+                str(gt_dir),
+                '--det',
+                str(tmp_path / 'det.zip'),
+                '--protocol',
+                'deteval',
+                '--json',
+                str(tmp_path / 'scores.json'),
+            ]
+        )
+        == 0
+    )
     zipped = json.loads((tmp_path / 'scores.json').read_text())['metrics']
     assert (zipped['precision'], zipped['recall']) == (1.0, 0.5)
     assert sample_key('poly_gt_img5.txt') == sample_key('img5.txt') == 'img5'
@@ -67,6 +85,7 @@ def test_scorer_on_folder_and_zip(tmp_path, capsys):
 
 def test_draw_polygons_outlines_without_touching_the_input():
     from structure.visualizers import draw_polygons
+
     image = np.zeros((40, 60, 3), dtype=np.uint8)
     drawn = draw_polygons(image, [np.array([[10, 10], [50, 10], [50, 30], [10, 30]])], [0.9], thickness=1)
     assert image.sum() == 0

@@ -1,11 +1,19 @@
 """AugmentDetectionData, RandomCropData, NormalizeImage, FilterKeys and the YAML pipelines."""
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from data.processes import (AugmentDetectionData, FilterKeys, MakeBorderMap, MakeICDARData,
-                            MakeSegDetectionData, NormalizeImage, RandomCropData)
+from data.processes import (
+    AugmentDetectionData,
+    FilterKeys,
+    MakeBorderMap,
+    MakeICDARData,
+    MakeSegDetectionData,
+    NormalizeImage,
+    RandomCropData,
+)
 
 TRAIN_ARGS = [['Fliplr', 0.5], {'cls': 'Affine', 'rotate': [-10, 10]}, ['Resize', [0.5, 3.0]]]
 WORD = [[30, 40], [150, 52], [145, 90], [25, 78]]
@@ -27,15 +35,18 @@ def overlap(image, polygons):
     return (text & (drawn > 0)).sum() / max((text | (drawn > 0)).sum(), 1)
 
 
-@pytest.mark.parametrize('args', [
-    [['Fliplr', 1.0]],
-    [['Flipud', 1.0]],
-    [{'cls': 'Affine', 'rotate': [-10, 10]}],
-    [{'cls': 'Affine', 'rotate': 30, 'scale': 0.8}],
-    [['Resize', [0.5, 3.0]]],
-    [['Resize', {'width': 77, 'height': 150}]],
-    TRAIN_ARGS,
-])
+@pytest.mark.parametrize(
+    'args',
+    [
+        [['Fliplr', 1.0]],
+        [['Flipud', 1.0]],
+        [{'cls': 'Affine', 'rotate': [-10, 10]}],
+        [{'cls': 'Affine', 'rotate': 30, 'scale': 0.8}],
+        [['Resize', [0.5, 3.0]]],
+        [['Resize', {'width': 77, 'height': 150}]],
+        TRAIN_ARGS,
+    ],
+)
 def test_polygons_follow_the_image(args):
     np.random.seed(1)
     for _ in range(3):
@@ -50,14 +61,16 @@ def test_flip_maps_pixel_centres_exactly():
 
 
 def test_validation_resize_keeps_ratio_and_leaves_polygons_in_original_coordinates():
-    process = AugmentDetectionData(augmenter_args=[['Resize', {'width': 736, 'height': 736}]],
-                                   only_resize=True, keep_ratio=True)
+    process = AugmentDetectionData(
+        augmenter_args=[['Resize', {'width': 736, 'height': 736}]], only_resize=True, keep_ratio=True
+    )
     data = process(drawn_sample([WORD], shape=(300, 500)))
-    assert data['image'].shape == (736, 1248, 3)   # ceil(500 * 736 / 300 / 32) * 32
+    assert data['image'].shape == (736, 1248, 3)  # ceil(500 * 736 / 300 / 32) * 32
     assert data['shape'] == (300, 500) and data['is_training'] is False
     assert np.allclose(data['polys'][0]['points'], WORD)
-    fixed = AugmentDetectionData(augmenter_args=[['Resize', {'width': 1280, 'height': 736}]],
-                                 only_resize=True, keep_ratio=False)(drawn_sample([WORD], shape=(300, 500)))
+    fixed = AugmentDetectionData(
+        augmenter_args=[['Resize', {'width': 1280, 'height': 736}]], only_resize=True, keep_ratio=False
+    )(drawn_sample([WORD], shape=(300, 500)))
     assert fixed['image'].shape == (736, 1280, 3)
 
 
@@ -72,8 +85,9 @@ def test_color_jitter_changes_colours_not_geometry():
     np.random.seed(0)
     sample = drawn_sample([WORD])
     sample['image'][..., 1] = 90
-    data = AugmentDetectionData(augmenter_args=[{'cls': 'ColorJitter', 'brightness': 0.3,
-                                                 'contrast': 0.3, 'saturation': 0.3}])(sample)
+    data = AugmentDetectionData(
+        augmenter_args=[{'cls': 'ColorJitter', 'brightness': 0.3, 'contrast': 0.3, 'saturation': 0.3}]
+    )(sample)
     assert data['image'].dtype == np.float32 and not np.array_equal(data['image'], drawn_sample([WORD])['image'])
     assert data['image'].min() >= 0 and data['image'].max() <= 255
     assert np.allclose(data['polys'][0]['points'], WORD)
@@ -81,14 +95,23 @@ def test_color_jitter_changes_colours_not_geometry():
 
 def crop_input(polygons, shape=(400, 600), ignore=()):
     data = drawn_sample(polygons, shape)
-    data['polys'] = [{'points': np.array(p, np.float64), 'ignore': i in ignore, 'text': 'w'}
-                     for i, p in enumerate(polygons)]
+    data['polys'] = [
+        {'points': np.array(p, np.float64), 'ignore': i in ignore, 'text': 'w'} for i, p in enumerate(polygons)
+    ]
     return data
 
 
 def test_random_crop_keeps_text_whole_and_on_the_image():
-    words = [[[40 + 180 * k, 50 + 110 * j], [140 + 180 * k, 50 + 110 * j],
-              [140 + 180 * k, 90 + 110 * j], [40 + 180 * k, 90 + 110 * j]] for k in range(3) for j in range(3)]
+    words = [
+        [
+            [40 + 180 * k, 50 + 110 * j],
+            [140 + 180 * k, 50 + 110 * j],
+            [140 + 180 * k, 90 + 110 * j],
+            [40 + 180 * k, 90 + 110 * j],
+        ]
+        for k in range(3)
+        for j in range(3)
+    ]
     process = RandomCropData(size=[640, 640], max_tries=10)
     np.random.seed(0)
     for _ in range(10):
@@ -133,10 +156,15 @@ def test_filter_keys():
 
 def test_training_and_validation_pipelines_as_in_the_yaml_files():
     np.random.seed(2)
-    train = [AugmentDetectionData(augmenter_args=TRAIN_ARGS, only_resize=False, keep_ratio=False),
-             RandomCropData(size=[640, 640], max_tries=10), MakeICDARData(), MakeSegDetectionData(),
-             MakeBorderMap(), NormalizeImage(),
-             FilterKeys(superfluous=['polygons', 'filename', 'shape', 'ignore_tags', 'is_training'])]
+    train = [
+        AugmentDetectionData(augmenter_args=TRAIN_ARGS, only_resize=False, keep_ratio=False),
+        RandomCropData(size=[640, 640], max_tries=10),
+        MakeICDARData(),
+        MakeSegDetectionData(),
+        MakeBorderMap(),
+        NormalizeImage(),
+        FilterKeys(superfluous=['polygons', 'filename', 'shape', 'ignore_tags', 'is_training']),
+    ]
     sample = drawn_sample([WORD, [[160, 10], [190, 10], [190, 30], [160, 30]]])
     sample['lines'][1]['text'] = '###'
     for process in train:
@@ -146,9 +174,14 @@ def test_training_and_validation_pipelines_as_in_the_yaml_files():
     assert sample['image'].shape == (3, 640, 640) and sample['gt'].shape == (1, 640, 640)
     assert sample['thresh_map'].shape == (640, 640) and sample['gt'].sum() > 0
 
-    validate = [AugmentDetectionData(augmenter_args=[['Resize', {'width': 800, 'height': 800}]],
-                                     only_resize=True, keep_ratio=True),
-                MakeICDARData(), MakeSegDetectionData(), NormalizeImage()]
+    validate = [
+        AugmentDetectionData(
+            augmenter_args=[['Resize', {'width': 800, 'height': 800}]], only_resize=True, keep_ratio=True
+        ),
+        MakeICDARData(),
+        MakeSegDetectionData(),
+        NormalizeImage(),
+    ]
     sample = drawn_sample([WORD, [[1, 1], [4, 1], [4, 3]]])
     for process in validate:
         sample = process(sample)

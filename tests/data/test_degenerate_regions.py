@@ -4,6 +4,7 @@ The original's Total-Text ground truth holds lines such as ``221,208,###``. They
 regions under every ``on_error`` setting, counted, trained on (masked out) and evaluated as the original's
 evaluator does: a region of zero area is don't care and changes no count.
 """
+
 import os
 import re
 import subprocess
@@ -26,8 +27,7 @@ WORD = '10,10,50,10,50,30,10,30'
 # and a zero-area line.
 FORMATS = {
     'totaltext': ('{name}.txt', '{name}.txt', f'{WORD},PAUL\n221,208,###\n5,5,40,5,word\n1,1,9,9,17,17,line\n'),
-    'icdar2015': ('{name}.txt', 'gt_{stem}.txt',
-                  f'{WORD},Genaxis\n21,28,###\n5,5,40,5,word\n3,3,3,3,3,3,3,3,###\n'),
+    'icdar2015': ('{name}.txt', 'gt_{stem}.txt', f'{WORD},Genaxis\n21,28,###\n5,5,40,5,word\n3,3,3,3,3,3,3,3,###\n'),
     'td500_db': ('{name}.txt', '{name}.txt', f'{WORD},0\n21,28,1\n5,5,40,5,0\n1,1,9,9,17,17,1\n'),
 }
 
@@ -55,8 +55,9 @@ def test_degenerate_lines_are_dont_care_and_counted(tmp_path, fmt, on_error):
     train_gt, test_gt, text = FORMATS[fmt]
     root = make_layout(tmp_path / fmt, text, train_gt, test_gt)
     reader = 'icdar2015' if fmt == 'icdar2015' else 'db'
-    dataset = ImageDataset(data_dir=[str(root)], data_list=[str(root / 'test_list.txt')], reader=reader,
-                           on_error=on_error)
+    dataset = ImageDataset(
+        data_dir=[str(root)], data_list=[str(root / 'test_list.txt')], reader=reader, on_error=on_error
+    )
     sample = dataset[0]
     lines = sample['lines']
     assert len(lines) == 4 and 'dropped' not in sample
@@ -67,6 +68,7 @@ def test_degenerate_lines_are_dont_care_and_counted(tmp_path, fmt, on_error):
 
 def test_td500_official_gt_with_zero_width_is_dont_care(tmp_path):
     from data.readers import read_td500
+
     path = tmp_path / 'IMG_0059.gt'
     path.write_text('0 0 10 10 40 20 0.1\n1 0 50 50 0 20 0.0\n2 0 60 60 30 0 0.0\n')
     lines, problems = read_td500(str(path))
@@ -76,6 +78,7 @@ def test_td500_official_gt_with_zero_width_is_dont_care(tmp_path):
 
 def test_unreadable_lines_stay_errors(tmp_path):
     from data.readers import AnnotationError
+
     root = make_layout(tmp_path / 'bad', f'{WORD},ok\n1,x,3,4,word\n', '{name}.txt', '{name}.txt')
     dataset = ImageDataset(data_dir=[str(root)], data_list=[str(root / 'train_list.txt')], reader='db')
     with pytest.raises(AnnotationError, match=r'img1\.jpg\.txt:2'):
@@ -86,20 +89,28 @@ def test_unreadable_lines_stay_errors(tmp_path):
         dataset[0]
 
 
-@pytest.mark.parametrize('experiment, fmt', [
-    (TOTALTEXT, 'totaltext'),
-    ('experiments/seg_detector/ic15_resnet18_deform_thre.yaml', 'icdar2015'),
-    ('experiments/seg_detector/td500_resnet18_deform_thre.yaml', 'td500_db'),
-])
+@pytest.mark.parametrize(
+    'experiment, fmt',
+    [
+        (TOTALTEXT, 'totaltext'),
+        ('experiments/seg_detector/ic15_resnet18_deform_thre.yaml', 'icdar2015'),
+        ('experiments/seg_detector/td500_resnet18_deform_thre.yaml', 'td500_db'),
+    ],
+)
 def test_training_pipeline_and_step_with_degenerate_lines(tmp_path, experiment, fmt, monkeypatch):
     """The experiment's own training processes (crop shrunk to 64) and one optimisation step of its model."""
     monkeypatch.chdir(ROOT)
     train_gt, test_gt, text = FORMATS[fmt]
     root = make_layout(tmp_path / fmt, text, train_gt, test_gt)
-    config = load_experiment_for_inference(experiment, [
-        f"train_data.data_dir=['{root}']", f"train_data.data_list=['{root / 'train_list.txt'}']",
-        'train_data.processes.1.size=[64,64]',
-        'Experiment.structure.builder.model_args.decoder_args.inner_channels=16'])
+    config = load_experiment_for_inference(
+        experiment,
+        [
+            f"train_data.data_dir=['{root}']",
+            f"train_data.data_list=['{root / 'train_list.txt'}']",
+            'train_data.processes.1.size=[64,64]',
+            'Experiment.structure.builder.model_args.decoder_args.inner_channels=16',
+        ],
+    )
     dataset = config.build('train_data')
     np.random.seed(0)
     samples = [dataset[i] for i in range(len(dataset))]
@@ -120,8 +131,11 @@ def test_evaluator_counts_degenerate_gt_as_the_original(protocol):
     evaluator: the same metrics as without it, a detection on its point included."""
     word = np.array([[10, 10], [50, 10], [50, 30], [10, 30]], np.float64)
     other = word + [0, 100]
-    degenerate = [np.array([[221, 208]], np.float64), np.array([[5, 5], [40, 5]], np.float64),
-                  np.array([[1, 1], [9, 9], [17, 17]], np.float64)]
+    degenerate = [
+        np.array([[221, 208]], np.float64),
+        np.array([[5, 5], [40, 5]], np.float64),
+        np.array([[1, 1], [9, 9], [17, 17]], np.float64),
+    ]
     detections = [word + 1, np.array([[215, 200], [230, 200], [230, 215], [215, 215]], np.float64)]
     measurer = QuadMeasurer(protocol=protocol)
 
@@ -140,16 +154,31 @@ def test_evaluator_counts_degenerate_gt_as_the_original(protocol):
 def test_eval_script_on_original_totaltext_layout_prints_prf(tmp_path):
     """eval.py on a Total-Text folder laid out as the original's, with 1- and 2-point lines, runs to the end."""
     root = make_layout(tmp_path / 'total_text', FORMATS['totaltext'][2], '{name}.txt', '{name}.txt')
-    overrides = [f"validate_data.data_dir=['{root}']", f"validate_data.data_list=['{root / 'test_list.txt'}']",
-                 "validate_data.processes.0.augmenter_args=[['Resize', {'width': 64, 'height': 64}]]",
-                 'Experiment.structure.builder.model_args.decoder_args.inner_channels=16',
-                 'Experiment.evaluation.data_loaders.icdar2015.num_workers=0']
+    overrides = [
+        f"validate_data.data_dir=['{root}']",
+        f"validate_data.data_list=['{root / 'test_list.txt'}']",
+        "validate_data.processes.0.augmenter_args=[['Resize', {'width': 64, 'height': 64}]]",
+        'Experiment.structure.builder.model_args.decoder_args.inner_channels=16',
+        'Experiment.evaluation.data_loaders.icdar2015.num_workers=0',
+    ]
     config = load_experiment_for_inference(os.path.join(ROOT, TOTALTEXT), overrides)
     torch.manual_seed(0)
     checkpoint = tmp_path / 'random.pth'
     save_checkpoint({'model': config.build('Experiment.structure').builder.build().state_dict()}, checkpoint)
-    command = [sys.executable, os.path.join(ROOT, 'eval.py'), TOTALTEXT, '--resume', str(checkpoint), '--polygon',
-               '--box_thresh', '0.6', '--device', 'cpu', '--result_dir', str(tmp_path / 'results')]
+    command = [
+        sys.executable,
+        os.path.join(ROOT, 'eval.py'),
+        TOTALTEXT,
+        '--resume',
+        str(checkpoint),
+        '--polygon',
+        '--box_thresh',
+        '0.6',
+        '--device',
+        'cpu',
+        '--result_dir',
+        str(tmp_path / 'results'),
+    ]
     for override in overrides:
         command += ['--opt', override]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)

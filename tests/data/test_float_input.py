@@ -6,6 +6,7 @@ oracle below is that preprocessing written out by hand; the project's demo (``De
 (``ImageDataset`` with the experiment files' validation processes) and ONNX Runtime paths must give the
 same tensor (max abs difference 0).
 """
+
 import math
 import os
 
@@ -26,8 +27,9 @@ def photo(tmp_path_factory):
     """skimage's astronaut photo as a JPEG of 500x371 (no side a multiple of 32), in the DB layout."""
     skimage_data = pytest.importorskip('skimage.data')
     root = tmp_path_factory.mktemp('photo')
-    image = cv2.resize(cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR), (500, 371),
-                       interpolation=cv2.INTER_AREA)
+    image = cv2.resize(
+        cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR), (500, 371), interpolation=cv2.INTER_AREA
+    )
     for split in ('train', 'test'):
         os.makedirs(root / f'{split}_images')
         os.makedirs(root / f'{split}_gts')
@@ -43,7 +45,7 @@ def original_input(path, width, height):
     image = cv2.imread(str(path), cv2.IMREAD_COLOR).astype('float32')
     image = cv2.resize(image, (width, height))
     image -= MEAN
-    image /= 255.
+    image /= 255.0
     return image.transpose(2, 0, 1)
 
 
@@ -61,6 +63,7 @@ def captured_inputs(detector, images):
     def forward(batch):
         inputs.append(batch.copy())
         return np.zeros((batch.shape[0], 1) + batch.shape[2:], np.float32)
+
     detector.forward = forward
     detector.detect(images)
     return inputs
@@ -70,24 +73,28 @@ def test_demo_input_is_the_originals(photo):
     path = photo / 'test_images' / 'img_1.jpg'
     detector = Detector(None, representer=None, image_short_side=736)
     detector.represent = lambda probability, image: ([], [])
-    got, = captured_inputs(detector, [read_image(str(path))])
+    (got,) = captured_inputs(detector, [read_image(str(path))])
     expected = original_input(path, *original_demo_size(path, 736))
     assert got.shape == (1,) + expected.shape == (1, 3, 736, 992)
     assert np.abs(got[0] - expected).max() == 0
     # a uint8 image (cv2.imread without astype) gets the same input: the detector converts before resizing
-    got_uint8, = captured_inputs(detector, [cv2.imread(str(path))])
+    (got_uint8,) = captured_inputs(detector, [cv2.imread(str(path))])
     assert np.abs(got_uint8[0] - expected).max() == 0
 
 
-@pytest.mark.parametrize('experiment, size', [
-    ('experiments/seg_detector/ic15_resnet18_deform_thre.yaml', (1280, 736)),  # fixed 1280x736
-    ('experiments/seg_detector/totaltext_resnet50_deform_thre.yaml', (math.ceil(500 * 800 / 371 / 32) * 32, 800)),
-    ('experiments/seg_detector/td500_resnet18_deform_thre.yaml', (math.ceil(500 * 736 / 371 / 32) * 32, 736)),
-])
+@pytest.mark.parametrize(
+    'experiment, size',
+    [
+        ('experiments/seg_detector/ic15_resnet18_deform_thre.yaml', (1280, 736)),  # fixed 1280x736
+        ('experiments/seg_detector/totaltext_resnet50_deform_thre.yaml', (math.ceil(500 * 800 / 371 / 32) * 32, 800)),
+        ('experiments/seg_detector/td500_resnet18_deform_thre.yaml', (math.ceil(500 * 736 / 371 / 32) * 32, 736)),
+    ],
+)
 def test_eval_input_is_the_originals(photo, experiment, size, monkeypatch):
     monkeypatch.chdir(ROOT)
-    config = load_experiment_for_inference(experiment, [f"validate_data.data_dir=['{photo}']",
-                                                        f"validate_data.data_list=['{photo / 'test_list.txt'}']"])
+    config = load_experiment_for_inference(
+        experiment, [f"validate_data.data_dir=['{photo}']", f"validate_data.data_list=['{photo / 'test_list.txt'}']"]
+    )
     sample = config.build('validate_data')[0]
     expected = original_input(photo / 'test_images' / 'img_1.jpg', *size)
     assert tuple(sample['image'].shape) == expected.shape
@@ -101,11 +108,16 @@ def test_onnx_input_is_the_originals(photo, tmp_path):
 
     from deploy.onnx_predictor import OnnxDetector
     from structure.representers import SegDetectorRepresenter
+
     graph = helper.make_graph(
-        [helper.make_node('ReduceMean', ['image'], ['mean'], axes=[1], keepdims=1),
-         helper.make_node('Sigmoid', ['mean'], ['prob'])], 'tiny',
+        [
+            helper.make_node('ReduceMean', ['image'], ['mean'], axes=[1], keepdims=1),
+            helper.make_node('Sigmoid', ['mean'], ['prob']),
+        ],
+        'tiny',
         [helper.make_tensor_value_info('image', TensorProto.FLOAT, ['N', 3, 'H', 'W'])],
-        [helper.make_tensor_value_info('prob', TensorProto.FLOAT, ['N', 1, 'H', 'W'])])
+        [helper.make_tensor_value_info('prob', TensorProto.FLOAT, ['N', 1, 'H', 'W'])],
+    )
     model_path = str(tmp_path / 'tiny.onnx')
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)]), model_path)
     detector = OnnxDetector(model_path, representer=SegDetectorRepresenter(), image_short_side=736)

@@ -1,4 +1,5 @@
 """image_io, ImageDataset (layout, naming, on_error, path escape) and the DataLoader / collate functions."""
+
 import logging
 import os
 
@@ -71,11 +72,15 @@ def make_db_dataset(root, split, names, gt_text, gt_name='{name}.txt'):
 
 
 def test_train_layout_sample_dict_and_processes(tmp_path):
-    data_dir, data_list = make_db_dataset(tmp_path / 'total_text', 'train', ['a.jpg', 'b.png'],
-                                          '1,1,10,1,10,8,1,8,word\n0,0,5,0,5,5,0,5,###\n')
+    data_dir, data_list = make_db_dataset(
+        tmp_path / 'total_text', 'train', ['a.jpg', 'b.png'], '1,1,10,1,10,8,1,8,word\n0,0,5,0,5,5,0,5,###\n'
+    )
     seen = []
-    dataset = ImageDataset(data_dir=data_dir, data_list=data_list,
-                           processes=[lambda d: dict(d, tag=1), lambda d: seen.append(d['tag']) or d])
+    dataset = ImageDataset(
+        data_dir=data_dir,
+        data_list=data_list,
+        processes=[lambda d: dict(d, tag=1), lambda d: seen.append(d['tag']) or d],
+    )
     assert dataset.is_training and len(dataset) == 2
     sample = dataset[1]
     assert set(sample) == {'image', 'lines', 'filename', 'data_id', 'is_training', 'tag'}
@@ -86,8 +91,9 @@ def test_train_layout_sample_dict_and_processes(tmp_path):
 
 
 def test_test_split_gt_naming_follows_the_original(tmp_path):
-    data_dir, data_list = make_db_dataset(tmp_path / 'icdar2015', 'test', ['img_1.jpg'],
-                                          '1,1,9,1,9,9,1,9,a,b,c\n', gt_name='gt_{stem}.txt')
+    data_dir, data_list = make_db_dataset(
+        tmp_path / 'icdar2015', 'test', ['img_1.jpg'], '1,1,9,1,9,9,1,9,a,b,c\n', gt_name='gt_{stem}.txt'
+    )
     dataset = ImageDataset(data_dir=data_dir, data_list=data_list)
     assert not dataset.is_training
     assert dataset[0]['lines'][0]['text'] == 'a,b,c'  # 'icdar' dataset: 8 numbers then the text
@@ -98,8 +104,7 @@ def test_test_split_gt_naming_follows_the_original(tmp_path):
 
 def test_mixed_datasets_and_reader_choice(tmp_path):
     first = make_db_dataset(tmp_path / 'one', 'train', ['a.jpg'], '0,0,9,0,9,9,0,9,x\n')
-    second = make_db_dataset(tmp_path / 'two', 'train', ['b.jpg', 'c.jpg'], '0 0 1 1 8 4 0\n',
-                             gt_name='{stem}.gt')
+    second = make_db_dataset(tmp_path / 'two', 'train', ['b.jpg', 'c.jpg'], '0 0 1 1 8 4 0\n', gt_name='{stem}.gt')
     with pytest.raises(AnnotationError):
         ImageDataset(data_dir=first[0] + second[0], data_list=first[1] + second[1])[1]
     dataset = ImageDataset(data_dir=second[0], data_list=second[1], reader='td500')
@@ -117,14 +122,16 @@ def test_path_escape_is_refused(tmp_path):
 
 
 def test_on_error_raise_and_skip(tmp_path, caplog):
-    data_dir, data_list = make_db_dataset(tmp_path / 'd', 'train', ['a.jpg', 'b.jpg', 'c.jpg'],
-                                          '0,0,9,0,9,9,0,9,x\n7,x,bad\n')
+    data_dir, data_list = make_db_dataset(
+        tmp_path / 'd', 'train', ['a.jpg', 'b.jpg', 'c.jpg'], '0,0,9,0,9,9,0,9,x\n7,x,bad\n'
+    )
     os.remove(tmp_path / 'd' / 'train_images' / 'c.jpg')
 
     def fail_on_a(data):
         if data['filename'].endswith('a.jpg'):
             raise ValueError('process failed')
         return data
+
     strict = ImageDataset(data_dir=data_dir, data_list=data_list)
     with pytest.raises(AnnotationError, match=r'b\.jpg\.txt:2'):
         strict[1]
@@ -146,8 +153,15 @@ def test_dataloader_yaml_keys_and_collate():
     assert [len(b) for b in batches] == [4, 4] and len(set(sum(batches, []))) == 8  # drop_last for training
     plain = DataLoader(list(range(10)), batch_size=4, num_workers=0, is_train=False)
     assert [b.tolist() for b in plain] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]  # no shuffle, nothing dropped
-    samples = [{'image': torch.zeros(3, 4, 4), 'gt': np.ones((1, 4, 4), np.float32), 'filename': f'{i}.jpg',
-                'polygons': [np.zeros((4, 2))] * (i + 1)} for i in range(2)]
+    samples = [
+        {
+            'image': torch.zeros(3, 4, 4),
+            'gt': np.ones((1, 4, 4), np.float32),
+            'filename': f'{i}.jpg',
+            'polygons': [np.zeros((4, 2))] * (i + 1),
+        }
+        for i in range(2)
+    ]
     batch = ICDARCollectFN()(samples)
     assert batch['image'].shape == (2, 3, 4, 4)
     assert isinstance(batch['gt'], list) and torch.is_tensor(batch['gt'][0])
@@ -161,8 +175,10 @@ def test_dataloader_yaml_keys_and_collate():
 
 def test_skip_on_a_test_set_leaves_the_bad_image_out_instead_of_counting_another_twice(tmp_path):
     from concern.evaluation import evaluate, iterate_predictions
-    data_dir, data_list = make_db_dataset(tmp_path / 'd', 'test', ['a.jpg', 'b.jpg', 'c.jpg'],
-                                          '0,0,9,0,9,9,0,9,x\n', gt_name='gt_{stem}.txt')
+
+    data_dir, data_list = make_db_dataset(
+        tmp_path / 'd', 'test', ['a.jpg', 'b.jpg', 'c.jpg'], '0,0,9,0,9,9,0,9,x\n', gt_name='gt_{stem}.txt'
+    )
     bad = tmp_path / 'd' / 'test_images' / 'b.jpg'
     bad.write_text('not an image')
     resize = lambda d: dict(d, image=cv2.resize(d['image'], (32, 32)).transpose(2, 0, 1).astype(np.float32))  # noqa: E731
@@ -178,8 +194,10 @@ def test_skip_on_a_test_set_leaves_the_bad_image_out_instead_of_counting_another
     for batch_size, expected_batches in ((2, [['a.jpg'], ['c.jpg']]), (1, [['a.jpg'], ['c.jpg']])):
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=ICDARCollectFN())
         dropped = []
-        seen = [[os.path.basename(f) for f in batch['filename']]
-                for batch, pred in iterate_predictions(Model(), loader, torch.device('cpu'), False, dropped=dropped)]
+        seen = [
+            [os.path.basename(f) for f in batch['filename']]
+            for batch, pred in iterate_predictions(Model(), loader, torch.device('cpu'), False, dropped=dropped)
+        ]
         assert seen == expected_batches and dropped == [str(bad)]  # with batch 1, b's batch is empty: skipped
 
     class Counting:  # a representer / measurer pair that records which images were measured
@@ -194,6 +212,7 @@ def test_skip_on_a_test_set_leaves_the_bad_image_out_instead_of_counting_another
 
         def gather_measure(self, raw):
             return {'precision': 1.0, 'recall': 1.0, 'fmeasure': 1.0}
+
     counting = Counting()
     loader = torch.utils.data.DataLoader(dataset, batch_size=2, collate_fn=ICDARCollectFN())
     metrics = evaluate(Model(), loader, counting, counting, torch.device('cpu'), show_progress=False)

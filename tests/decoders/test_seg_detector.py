@@ -1,4 +1,5 @@
 """DB and DB++ heads: outputs, names as the original's, initialisation, step function."""
+
 import pytest
 import torch
 
@@ -8,7 +9,7 @@ BN = ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']
 
 
 def features(batch=2, size=16, channels=(64, 128, 256, 512)):
-    return [torch.randn(batch, c, size // 2 ** i, size // 2 ** i) for i, c in enumerate(channels)]
+    return [torch.randn(batch, c, size // 2**i, size // 2**i) for i, c in enumerate(channels)]
 
 
 def original_head_keys(adaptive, bias=False):
@@ -82,24 +83,38 @@ def test_serial_and_smooth_thresh_branch():
     assert tuple(result['thresh'].shape) == (1, 1, 64, 64)
 
 
-@pytest.mark.parametrize('attention_type,attention_keys', [
-    ('scale_spatial', ['spatial_wise.0.weight', 'spatial_wise.2.weight',
-                       'attention_wise.0.weight']),
-    ('scale_channel_spatial', ['channel_wise.1.weight', 'channel_wise.3.weight',
-                               'spatial_wise.0.weight', 'spatial_wise.2.weight',
-                               'attention_wise.0.weight']),
-    ('scale_channel', ['fc1.weight', 'fc2.weight'] + [f'bn.{k}' for k in BN]),
-])
+@pytest.mark.parametrize(
+    'attention_type,attention_keys',
+    [
+        ('scale_spatial', ['spatial_wise.0.weight', 'spatial_wise.2.weight', 'attention_wise.0.weight']),
+        (
+            'scale_channel_spatial',
+            [
+                'channel_wise.1.weight',
+                'channel_wise.3.weight',
+                'spatial_wise.0.weight',
+                'spatial_wise.2.weight',
+                'attention_wise.0.weight',
+            ],
+        ),
+        ('scale_channel', ['fc1.weight', 'fc2.weight'] + [f'bn.{k}' for k in BN]),
+    ],
+)
 def test_asf_keys_and_outputs(attention_type, attention_keys):
     torch.manual_seed(3)
     head = SegSpatialScaleDetector(adaptive=True, k=50, attention_type=attention_type)
-    expected = original_head_keys(True) + ['concat_attention.conv.weight',
-                                           'concat_attention.conv.bias'] + [
-        f'concat_attention.enhanced_attention.{k}' for k in attention_keys]
+    expected = (
+        original_head_keys(True)
+        + ['concat_attention.conv.weight', 'concat_attention.conv.bias']
+        + [f'concat_attention.enhanced_attention.{k}' for k in attention_keys]
+    )
     assert sorted(head.state_dict()) == sorted(expected)
     result = head(features(), training=True)
     assert {k: tuple(v.shape) for k, v in result.items()} == {
-        'binary': (2, 1, 64, 64), 'thresh': (2, 1, 64, 64), 'thresh_binary': (2, 1, 64, 64)}
+        'binary': (2, 1, 64, 64),
+        'thresh': (2, 1, 64, 64),
+        'thresh_binary': (2, 1, 64, 64),
+    }
     head.eval()
     assert tuple(head(features()).shape) == (2, 1, 64, 64)
 
@@ -112,7 +127,7 @@ def test_scale_feature_selection_weights_each_scale():
     score = selection.enhanced_attention(selection.conv(torch.cat(maps, 1)))
     assert torch.allclose(score.sum(1), torch.ones(1, 1, 1))  # softmax over the scales
     for i in range(4):
-        torch.testing.assert_close(out[:, 2 * i:2 * i + 2], score[:, i:i + 1] * maps[i])
+        torch.testing.assert_close(out[:, 2 * i : 2 * i + 2], score[:, i : i + 1] * maps[i])
 
 
 def test_asf_rejects_unknown_attention_and_fpn_false():

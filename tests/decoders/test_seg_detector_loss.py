@@ -1,4 +1,5 @@
 """The DB losses: hand-computed values, batch-size independence, finite gradients, training steps."""
+
 import math
 
 import numpy as np
@@ -70,8 +71,8 @@ def make_batch(n=4, size=32, seed=0):
     thresh_mask = torch.zeros(n, size, size)
     for i in range(n):
         y, x = torch.randint(4, size - 12, (2,), generator=generator).tolist()
-        gt[i, 0, y + 2:y + 6, x + 2:x + 10] = 1
-        thresh_mask[i, y:y + 8, x:x + 12] = 1
+        gt[i, 0, y + 2 : y + 6, x + 2 : x + 10] = 1
+        thresh_mask[i, y : y + 8, x : x + 12] = 1
     thresh_map = 0.3 + 0.4 * thresh_mask * (1 - gt[:, 0])
     return dict(gt=gt, mask=torch.ones(n, size, size), thresh_map=thresh_map, thresh_mask=thresh_mask)
 
@@ -79,13 +80,16 @@ def make_batch(n=4, size=32, seed=0):
 def test_l1_balance_ce_combines_its_parts():
     torch.manual_seed(1)
     batch = make_batch()
-    pred = {key: torch.rand(4, 1, 32, 32).clamp(0.02, 0.98).requires_grad_() for key in
-            ('binary', 'thresh', 'thresh_binary')}
+    pred = {
+        key: torch.rand(4, 1, 32, 32).clamp(0.02, 0.98).requires_grad_()
+        for key in ('binary', 'thresh', 'thresh_binary')
+    }
     loss, metrics = L1BalanceCELoss()(pred, batch)
     expected = metrics['thresh_loss'] + 10 * metrics['l1_loss'] + 5 * metrics['bce_loss']
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     assert metrics['bce_loss'].item() == pytest.approx(
-        BalanceCrossEntropyLoss()(pred['binary'], batch['gt'], batch['mask']).item())
+        BalanceCrossEntropyLoss()(pred['binary'], batch['gt'], batch['mask']).item()
+    )
     loss.backward()
     assert all(torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in pred.values())
     only_binary, metrics = L1BalanceCELoss()({'binary': pred['binary']}, batch)
@@ -95,8 +99,10 @@ def test_l1_balance_ce_combines_its_parts():
 @pytest.mark.parametrize('name', sorted(LOSSES))
 def test_every_loss_builds_and_gives_finite_gradients(name):
     torch.manual_seed(2)
-    pred = {key: torch.rand(2, 1, 20, 20).clamp(0.02, 0.98).requires_grad_() for key in
-            ('binary', 'thresh', 'thresh_binary')}
+    pred = {
+        key: torch.rand(2, 1, 20, 20).clamp(0.02, 0.98).requires_grad_()
+        for key in ('binary', 'thresh', 'thresh_binary')
+    }
     loss, metrics = SegDetectorLossBuilder(name).build()(pred, make_batch(2, 20))
     loss.backward()
     assert loss.dim() == 0 and torch.isfinite(loss) and metrics
@@ -118,8 +124,9 @@ class TinyDB(nn.Module):
 
     def forward(self, x):
         binary, thresh = torch.sigmoid(self.body(x)).split(1, dim=1)
-        return dict(binary=binary, thresh=thresh,
-                    thresh_binary=torch.reciprocal(1 + torch.exp(-50 * (binary - thresh))))
+        return dict(
+            binary=binary, thresh=thresh, thresh_binary=torch.reciprocal(1 + torch.exp(-50 * (binary - thresh)))
+        )
 
 
 def test_sgd_steps_on_a_batch_of_four_lower_the_loss():

@@ -1,6 +1,7 @@
 """ONNX export: the sampled deformable conv against the op, and ONNX Runtime against PyTorch for every
 backbone family (plain ResNet, deformable BasicBlock, deformable Bottleneck with the stride-2 offset read,
 MobileNetV3) at several input sizes from one exported file."""
+
 import numpy as np
 import pytest
 import torch
@@ -9,8 +10,7 @@ import torch.nn as nn
 from assets.ops.dcn import DeformConv, ModulatedDeformConv, deform_conv, original_stride_read
 from backbones.resnet import Bottleneck, ResNet
 from decoders.seg_detector import SegDetector
-from deploy.onnx_export import (SampledDeformConv, export_onnx, export_torchscript, exportable_copy,
-                                sampled_deform_conv)
+from deploy.onnx_export import SampledDeformConv, export_onnx, export_torchscript, exportable_copy, sampled_deform_conv
 from structure.model import SegDetectorModel
 
 SIZES = [(1, 64, 96), (2, 96, 64), (1, 32, 32)]
@@ -36,9 +36,14 @@ def db_model(backbone, in_channels, seed=0):
     """A small-headed DB model with seeded random weights (the global RNG is left as it was)."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = SegDetectorModel(dict(
-            backbone=backbone, backbone_args=dict(pretrained=False), decoder='SegDetector',
-            decoder_args=dict(adaptive=True, in_channels=in_channels, k=50, inner_channels=32)))
+        model = SegDetectorModel(
+            dict(
+                backbone=backbone,
+                backbone_args=dict(pretrained=False),
+                decoder='SegDetector',
+                decoder_args=dict(adaptive=True, in_channels=in_channels, k=50, inner_channels=32),
+            )
+        )
     return randomize(model, seed)
 
 
@@ -47,8 +52,12 @@ class TinyBottleneckDB(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.backbone = ResNet(Bottleneck, [1, 1, 1, 1], dcn=dict(modulated=True, deformable_groups=1),
-                               stage_with_dcn=(False, True, True, True))
+        self.backbone = ResNet(
+            Bottleneck,
+            [1, 1, 1, 1],
+            dcn=dict(modulated=True, deformable_groups=1),
+            stage_with_dcn=(False, True, True, True),
+        )
         self.decoder = SegDetector(in_channels=[256, 512, 1024, 2048], inner_channels=32, adaptive=True, k=50)
 
     def forward(self, image, training=False):
@@ -57,8 +66,11 @@ class TinyBottleneckDB(nn.Module):
 
 def test_sampled_deform_conv_matches_the_op():
     generator = torch.Generator().manual_seed(1)
-    for stride, padding, dilation, dg in [((1, 1), (1, 1), (1, 1), 1), ((2, 2), (1, 1), (1, 1), 1),
-                                          ((1, 2), (2, 0), (2, 1), 2)]:
+    for stride, padding, dilation, dg in [
+        ((1, 1), (1, 1), (1, 1), 1),
+        ((2, 2), (1, 1), (1, 1), 1),
+        ((1, 2), (2, 0), (2, 1), 2),
+    ]:
         x = torch.randn(2, 4, 9, 11, generator=generator)
         weight = torch.randn(6, 4, 3, 3, generator=generator)
         bias = torch.randn(6, generator=generator)
@@ -98,11 +110,14 @@ def run_onnx_against_torch(model, tmp_path, name):
         assert difference < 1e-4, (name, (batch, height, width), difference)
 
 
-@pytest.mark.parametrize('backbone, channels', [
-    ('resnet18', [64, 128, 256, 512]),
-    ('deformable_resnet18', [64, 128, 256, 512]),
-    ('mobilenet_v3_small', [16, 24, 48, 576]),  # the large variant has the same blocks (wider, deeper)
-])
+@pytest.mark.parametrize(
+    'backbone, channels',
+    [
+        ('resnet18', [64, 128, 256, 512]),
+        ('deformable_resnet18', [64, 128, 256, 512]),
+        ('mobilenet_v3_small', [16, 24, 48, 576]),  # the large variant has the same blocks (wider, deeper)
+    ],
+)
 def test_onnx_matches_pytorch(backbone, channels, tmp_path):
     run_onnx_against_torch(db_model(backbone, channels), tmp_path, backbone)
 
@@ -125,8 +140,7 @@ def test_stride_read_is_not_a_no_op_here():
             block.conv2_offset.stride = (2, 2)
         aligned = model(image)
     assert (quirky - aligned).abs().max() > 1e-3
-    assert original_stride_read(torch.arange(32.).reshape(1, 2, 4, 4), (2, 2)).flatten().tolist() == \
-        list(range(8))
+    assert original_stride_read(torch.arange(32.0).reshape(1, 2, 4, 4), (2, 2)).flatten().tolist() == list(range(8))
 
 
 def test_torchscript_runs_other_sizes(tmp_path):

@@ -1,5 +1,6 @@
 """The ONNX Runtime predictor: no torch on its import path, the same detections as the PyTorch Detector on a
 synthetic image, the representer read from the file's metadata, and demo.py --onnx."""
+
 import json
 import os
 import subprocess
@@ -18,8 +19,10 @@ SHORT_SIDE = 128
 
 
 def test_predictor_imports_no_torch():
-    code = ("import sys; import deploy.onnx_predictor, data.image_io, structure.visualizers, concern.result_files; "
-            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))")
+    code = (
+        'import sys; import deploy.onnx_predictor, data.image_io, structure.visualizers, concern.result_files; '
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))"
+    )
     subprocess.run([sys.executable, '-c', code], cwd=ROOT, check=True)
 
 
@@ -87,6 +90,7 @@ def assert_same_detections(got, expected):
 
 def test_onnx_detector_gives_the_pytorch_detections(exported):
     from deploy.onnx_predictor import OnnxDetector
+
     path, image, torch_detector, arguments = exported
     expected = torch_detector.detect([image])[0]
     onnx_detector = OnnxDetector(path, image_short_side=SHORT_SIDE)
@@ -103,6 +107,7 @@ def test_onnx_detector_gives_the_pytorch_detections(exported):
 
 def test_onnx_detector_overrides_and_errors(exported, tmp_path):
     from deploy.onnx_predictor import OnnxDetector
+
     path = exported[0]
     detector = OnnxDetector(path, box_thresh=0.9, max_candidates=7)
     assert (detector.representer.box_thresh, detector.representer.max_candidates) == (0.9, 7)
@@ -114,10 +119,24 @@ def test_onnx_detector_overrides_and_errors(exported, tmp_path):
 
 def test_demo_onnx_writes_the_pytorch_results(exported, tmp_path):
     import demo
+
     path, image, torch_detector, arguments = exported
-    status = demo.main(['--onnx', path, '--image_path', IMAGE, '--result_dir', str(tmp_path),
-                        '--image_short_side', str(SHORT_SIDE), '--box_thresh', '0',
-                        '--thresh', str(arguments['thresh'])])
+    status = demo.main(
+        [
+            '--onnx',
+            path,
+            '--image_path',
+            IMAGE,
+            '--result_dir',
+            str(tmp_path),
+            '--image_short_side',
+            str(SHORT_SIDE),
+            '--box_thresh',
+            '0',
+            '--thresh',
+            str(arguments['thresh']),
+        ]
+    )
     assert status == 0
     results = json.loads((tmp_path / 'results.json').read_text())
     detections = results['images'][IMAGE]
@@ -130,6 +149,7 @@ def test_demo_onnx_pipeline_on_a_folder_writes_the_pytorch_results_in_order(expo
     """--pipeline (post-processing in a second thread) with batches of 2 over a folder: every image gets the
     PyTorch Detector's detections, whatever the order the threads finish in."""
     import demo
+
     path, image, torch_detector, arguments = exported
     folder = tmp_path / 'images'
     folder.mkdir()
@@ -137,9 +157,25 @@ def test_demo_onnx_pipeline_on_a_folder_writes_the_pytorch_results_in_order(expo
     for name, variant in variants.items():
         cv2.imwrite(str(folder / name), np.ascontiguousarray(variant))
     out = tmp_path / 'out'
-    status = demo.main(['--onnx', path, '--image_path', str(folder), '--result_dir', str(out), '--pipeline',
-                        '--batch_size', '2', '--image_short_side', str(SHORT_SIDE), '--box_thresh', '0',
-                        '--thresh', str(arguments['thresh'])])
+    status = demo.main(
+        [
+            '--onnx',
+            path,
+            '--image_path',
+            str(folder),
+            '--result_dir',
+            str(out),
+            '--pipeline',
+            '--batch_size',
+            '2',
+            '--image_short_side',
+            str(SHORT_SIDE),
+            '--box_thresh',
+            '0',
+            '--thresh',
+            str(arguments['thresh']),
+        ]
+    )
     assert status == 0
     results = json.loads((out / 'results.json').read_text())['images']
     assert list(results) == [str(folder / name) for name in sorted(variants)]
@@ -159,6 +195,7 @@ def test_convert_to_onnx_writes_a_checked_model_and_an_int8_copy_demo_runs(tmp_p
     import convert_to_onnx
     import demo
     from concern.runtime import load_experiment_for_inference
+
     quickstart = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
     small = ['Experiment.structure.builder.model_args.decoder_args.inner_channels=32']
     structure = load_experiment_for_inference(quickstart, small).build('Experiment.structure')
@@ -170,19 +207,41 @@ def test_convert_to_onnx_writes_a_checked_model_and_an_int8_copy_demo_runs(tmp_p
     cv2.imwrite(str(calibration / 'a.jpg'), image)
     cv2.imwrite(str(calibration / 'b.png'), np.ascontiguousarray(image[:, ::-1]))
     (calibration / 'broken.jpg').write_text('not an image')
-    common = [quickstart, '--resume', str(checkpoint), '--output', str(tmp_path / 'model.onnx'), '--example_size',
-              '64', '96', '--opt', small[0]]
+    common = [
+        quickstart,
+        '--resume',
+        str(checkpoint),
+        '--output',
+        str(tmp_path / 'model.onnx'),
+        '--example_size',
+        '64',
+        '96',
+        '--opt',
+        small[0],
+    ]
     with pytest.raises(SystemExit):
         convert_to_onnx.main(common + ['--int8', str(tmp_path / 'int8.onnx')])
     assert '--calibration_images' in capsys.readouterr().err
-    status = convert_to_onnx.main(common + ['--int8', str(tmp_path / 'int8.onnx'), '--calibration_images',
-                                            str(calibration), '--image_short_side', '64'])
+    status = convert_to_onnx.main(
+        common
+        + ['--int8', str(tmp_path / 'int8.onnx'), '--calibration_images', str(calibration), '--image_short_side', '64']
+    )
     output = capsys.readouterr().out
     assert status == 0 and 'max abs difference' in output and 'calibrated on 2 images' in output
     quantized = onnx.load(str(tmp_path / 'int8.onnx'))
     assert 'QLinearConv' in {node.op_type for node in quantized.graph.node}
     metadata = {entry.key: entry.value for entry in quantized.metadata_props}
     assert json.loads(metadata['dbnet.representer'])['box_thresh'] == structure.representer.box_thresh
-    status = demo.main(['--onnx', str(tmp_path / 'int8.onnx'), '--image_path', IMAGE, '--result_dir',
-                        str(tmp_path / 'out'), '--image_short_side', '64'])
+    status = demo.main(
+        [
+            '--onnx',
+            str(tmp_path / 'int8.onnx'),
+            '--image_path',
+            IMAGE,
+            '--result_dir',
+            str(tmp_path / 'out'),
+            '--image_short_side',
+            '64',
+        ]
+    )
     assert status == 0 and (tmp_path / 'out' / 'results.json').exists()

@@ -1,15 +1,22 @@
 """Inference optimisations give the plain forward's results: BatchNorm folding (plain, transposed and modulated
 deformable convs), channels_last, torch.compile with frozen weights, bf16 autocast
 with deformable convs, ONNX Runtime int8 quantisation."""
+
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
 from assets.ops.dcn import ModulatedDeformConv
+from deploy.optimize import (
+    CompiledInferenceModel,
+    Float32DeformConv,
+    fold_batchnorm,
+    optimize_for_inference,
+    optimized_forward,
+    quantize_onnx,
+)
 from structure.model import SegDetectorModel
-from deploy.optimize import (CompiledInferenceModel, Float32DeformConv, fold_batchnorm,
-                             optimize_for_inference, optimized_forward, quantize_onnx)
 from tests.deploy.test_onnx_export import TinyBottleneckDB, db_model, randomize
 
 MODELS = {
@@ -81,13 +88,17 @@ def test_onnx_int8_quantisation(tmp_path):
     import onnx
 
     from deploy.onnx_export import export_onnx
+
     model = MODELS['resnet18']()
     path = export_onnx(model, str(tmp_path / 'fp32.onnx'), example_size=(64, 64))
     inputs = images(batch=1, height=64, width=64)
     expected = plain(model, inputs)
     for mode, op in (('dynamic', 'ConvInteger'), ('static', 'QuantizeLinear')):
-        kwargs = {'calibration_images': [images(1, 64, 64, seed) for seed in range(4)] + [inputs]} \
-            if mode == 'static' else {}
+        kwargs = (
+            {'calibration_images': [images(1, 64, 64, seed) for seed in range(4)] + [inputs]}
+            if mode == 'static'
+            else {}
+        )
         output = quantize_onnx(path, str(tmp_path / f'{mode}.onnx'), mode=mode, **kwargs)
         assert op in {node.op_type for node in onnx.load(output).graph.node}
         got = ort.InferenceSession(output, providers=['CPUExecutionProvider']).run(None, {'image': inputs})[0]
@@ -119,6 +130,7 @@ class TinyDeformableDB(nn.Module):
     def __init__(self):
         super().__init__()
         from decoders.seg_detector import SegDetector
+
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
         self.offset = nn.Conv2d(8, 27, 3, padding=1)
         self.deform = ModulatedDeformConv(8, 8, 3, padding=1, bias=False)
@@ -134,6 +146,7 @@ class TinyDeformableDB(nn.Module):
 
 def test_compiled_model_matches_the_plain_forward_at_several_sizes():
     import shutil
+
     if not (shutil.which('gcc') or shutil.which('g++') or shutil.which('cc')):
         pytest.skip('torch.compile on CPU needs a C++ compiler (gcc); none on PATH')
     model = randomize(TinyDeformableDB()).eval()
@@ -159,12 +172,19 @@ def test_static_int8_options(tmp_path):
     import onnxruntime as ort
 
     from deploy.onnx_export import export_onnx
+
     model = MODELS['resnet18']()
     path = export_onnx(model, str(tmp_path / 'fp32.onnx'), example_size=(64, 64))
     inputs = images(batch=1, height=64, width=64)
     calibration = [images(1, 64, 64, seed) for seed in range(3)] + [inputs]
-    output = quantize_onnx(path, str(tmp_path / 'qop.onnx'), mode='static', calibration_images=calibration,
-                           quant_format='qoperator', calibrate_method='percentile')
+    output = quantize_onnx(
+        path,
+        str(tmp_path / 'qop.onnx'),
+        mode='static',
+        calibration_images=calibration,
+        quant_format='qoperator',
+        calibrate_method='percentile',
+    )
     ops = [node.op_type for node in onnx.load(output).graph.node]
     # QLinearConv for the convolutions; the head's deconvolutions have no quantised kernel and stay float
     assert 'QLinearConv' in ops and ops.count('ConvTranspose') == 2 and 'DequantizeLinear' in ops
@@ -172,8 +192,15 @@ def test_static_int8_options(tmp_path):
     expected = plain(model, inputs)
     assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.9
     excluded = [n.name for n in onnx.load(path).graph.node if n.op_type == 'ConvTranspose']
-    output = quantize_onnx(path, str(tmp_path / 'qdq.onnx'), mode='static', calibration_images=calibration,
-                           quant_format='qdq', calibrate_method='minmax', nodes_to_exclude=excluded)
+    output = quantize_onnx(
+        path,
+        str(tmp_path / 'qdq.onnx'),
+        mode='static',
+        calibration_images=calibration,
+        quant_format='qdq',
+        calibrate_method='minmax',
+        nodes_to_exclude=excluded,
+    )
     graph = onnx.load(output).graph
     producers = {out: node.op_type for node in graph.node for out in node.output}
     deconvs = [node for node in graph.node if node.op_type == 'ConvTranspose']
@@ -183,14 +210,26 @@ def test_static_int8_options(tmp_path):
     # Identity nodes: the QOperator quantiser needs each conv's bias as its own initializer
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        fresh = SegDetectorModel(dict(backbone='resnet18', backbone_args=dict(pretrained=False), decoder='SegDetector',
-                                      decoder_args=dict(in_channels=[64, 128, 256, 512], inner_channels=32))).eval()
+        fresh = SegDetectorModel(
+            dict(
+                backbone='resnet18',
+                backbone_args=dict(pretrained=False),
+                decoder='SegDetector',
+                decoder_args=dict(in_channels=[64, 128, 256, 512], inner_channels=32),
+            )
+        ).eval()
     fresh_path = export_onnx(fresh, str(tmp_path / 'fresh.onnx'), example_size=(64, 64))
     assert 'Identity' in {node.op_type for node in onnx.load(fresh_path).graph.node}
-    output = quantize_onnx(fresh_path, str(tmp_path / 'fresh_qop.onnx'), mode='static', calibration_images=calibration,
-                           quant_format='qoperator')
+    output = quantize_onnx(
+        fresh_path,
+        str(tmp_path / 'fresh_qop.onnx'),
+        mode='static',
+        calibration_images=calibration,
+        quant_format='qoperator',
+    )
     assert 'QLinearConv' in {node.op_type for node in onnx.load(output).graph.node}
     for option, value in (('quant_format', 'qint4'), ('calibrate_method', 'mean')):
         with pytest.raises(ValueError, match=option):
-            quantize_onnx(path, str(tmp_path / 'x.onnx'), mode='static', calibration_images=calibration,
-                          **{option: value})
+            quantize_onnx(
+                path, str(tmp_path / 'x.onnx'), mode='static', calibration_images=calibration, **{option: value}
+            )

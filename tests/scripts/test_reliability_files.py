@@ -3,6 +3,7 @@ SIGKILL leaves the previous checkpoint loadable; a checkpoint whose pickle would
 eval.py, demo.py and train.py --resume without running it; demo.py handles a 12000x9000 image, a
 decompression bomb, 0-byte files, text files named .jpg and 1x1 images within a memory bound; data list
 entries cannot escape their dataset root."""
+
 import os
 import pickle
 import shutil
@@ -28,8 +29,14 @@ def environment():
 
 
 def script(name, *args):
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, name), *args], cwd=ROOT, env=environment(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, name), *args],
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(process):
@@ -69,12 +76,18 @@ checkpoint.save_checkpoint({'epoch': 2, 'model': {'w': torch.zeros(4 * 2 ** 20)}
 def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tmp_path, moment):
     path = tmp_path / 'model' / 'model_latest'
     save_checkpoint({'epoch': 1, 'model': {'w': torch.ones(3)}}, path)
-    killed = subprocess.run([sys.executable, '-c', KILLED_SAVE, str(path), moment], cwd=ROOT, env=environment(),
-                            capture_output=True, text=True, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, '-c', KILLED_SAVE, str(path), moment],
+        cwd=ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == -9, killed.stderr[-2000:]
     leftovers = [name for name in os.listdir(path.parent) if name != 'model_latest']
     assert len(leftovers) == 1 and leftovers[0].startswith('.model_latest.')  # the killed save's temporary
-    assert os.path.getsize(path.parent / leftovers[0]) >= 2 ** 20
+    assert os.path.getsize(path.parent / leftovers[0]) >= 2**20
     previous = load_checkpoint(path)
     assert previous['epoch'] == 1 and torch.equal(previous['model']['w'], torch.ones(3))
     save_checkpoint({'epoch': 3}, path)  # the next save succeeds and clears the dead temporary file
@@ -97,14 +110,43 @@ def test_a_checkpoint_that_would_run_code_is_refused_by_every_script(tmp_path):
     images = tmp_path / 'images'
     images.mkdir()
     cv2.imwrite(str(images / 'a.png'), np.full((40, 40, 3), 255, np.uint8))
-    tiny = [*NARROW, '--opt', 'train_data.num_samples=2', '--opt', 'validate_data.num_samples=2',
-            '--opt', 'Experiment.train.data_loader.num_workers=0']
+    tiny = [
+        *NARROW,
+        '--opt',
+        'train_data.num_samples=2',
+        '--opt',
+        'validate_data.num_samples=2',
+        '--opt',
+        'Experiment.train.data_loader.num_workers=0',
+    ]
     processes = {  # side by side: each mostly imports torch
         'eval.py': script('eval.py', QUICKSTART, *tiny, '--resume', str(evil), '--device', 'cpu'),
-        'demo.py': script('demo.py', QUICKSTART, *tiny, '--resume', str(evil), '--image_path', str(images),
-                          '--result_dir', str(tmp_path / 'out'), '--device', 'cpu'),
-        'train.py': script('train.py', QUICKSTART, *tiny, '--resume', str(evil), '--device', 'cpu',
-                           '--workspace_root', str(tmp_path / 'ws'), '--no-validate', '--no-progress'),
+        'demo.py': script(
+            'demo.py',
+            QUICKSTART,
+            *tiny,
+            '--resume',
+            str(evil),
+            '--image_path',
+            str(images),
+            '--result_dir',
+            str(tmp_path / 'out'),
+            '--device',
+            'cpu',
+        ),
+        'train.py': script(
+            'train.py',
+            QUICKSTART,
+            *tiny,
+            '--resume',
+            str(evil),
+            '--device',
+            'cpu',
+            '--workspace_root',
+            str(tmp_path / 'ws'),
+            '--no-validate',
+            '--no-progress',
+        ),
     }
     for name, process in processes.items():
         code, stdout, stderr = finish(process)
@@ -132,8 +174,10 @@ def test_raw_pickles_are_refused_and_garbage_is_called_corrupt(tmp_path):
 def write_flat_png(path, width, height, bit_depth=8):
     """A grayscale PNG of identical rows, streamed row by row (the image is never held in memory);
     a flat image compresses about 1000:1, so a huge image is a small file."""
+
     def chunk(kind, data):
         return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+
     compressor = zlib.compressobj(6)
     row = b'\x00' + b'\xe0' * (width * bit_depth // 8)  # filter byte, then light gray
     body = b''.join(compressor.compress(row) for _ in range(height)) + compressor.flush()
@@ -150,6 +194,7 @@ print('PEAK_RSS_MB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 10
 
 def test_demo_on_huge_bomb_empty_text_and_tiny_images_reports_and_stays_in_memory(tmp_path):
     from concern.runtime import load_experiment_for_inference
+
     config = load_experiment_for_inference(QUICKSTART, [NARROW[1]])
     checkpoint = tmp_path / 'model.pth'
     save_checkpoint({'model': config.build('Experiment.structure').builder.build().state_dict()}, checkpoint)
@@ -163,14 +208,37 @@ def test_demo_on_huge_bomb_empty_text_and_tiny_images_reports_and_stays_in_memor
     (images / 'empty.jpg').write_bytes(b'')
     (images / 'text.jpg').write_text('a text file named .jpg')
     cv2.imwrite(str(images / 'one_pixel.png'), np.zeros((1, 1, 3), np.uint8))
-    assert sum(os.path.getsize(path) for path in images.iterdir()) < 2 ** 20
+    assert sum(os.path.getsize(path) for path in images.iterdir()) < 2**20
 
     out = tmp_path / 'out'
     measured = subprocess.run(
-        [sys.executable, '-c', MEASURE, sys.executable, os.path.join(ROOT, 'demo.py'), QUICKSTART, *NARROW,
-         '--resume', str(checkpoint), '--image_path', str(images), '--result_dir', str(out),
-         '--image_short_side', '64', '--box_thresh', '0', '--device', 'cpu'],
-        cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            '-c',
+            MEASURE,
+            sys.executable,
+            os.path.join(ROOT, 'demo.py'),
+            QUICKSTART,
+            *NARROW,
+            '--resume',
+            str(checkpoint),
+            '--image_path',
+            str(images),
+            '--result_dir',
+            str(out),
+            '--image_short_side',
+            '64',
+            '--box_thresh',
+            '0',
+            '--device',
+            'cpu',
+        ],
+        cwd=ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert measured.returncode == 0, measured.stderr[-3000:]
     peak_mb = float(measured.stdout.split('PEAK_RSS_MB')[1].split()[0])
     assert 'CODE 0' in measured.stdout, measured.stderr[-3000:]
@@ -184,8 +252,11 @@ def test_demo_on_huge_bomb_empty_text_and_tiny_images_reports_and_stays_in_memor
 
     report = measured.stdout + measured.stderr
     assert '5 images processed, 3 skipped' in report
-    for name, reason in (('bomb.png', 'over the max_pixels limit'), ('empty.jpg', 'not a decodable image'),
-                         ('text.jpg', 'not a decodable image')):
+    for name, reason in (
+        ('bomb.png', 'over the max_pixels limit'),
+        ('empty.jpg', 'not a decodable image'),
+        ('text.jpg', 'not a decodable image'),
+    ):
         assert any(name in line and reason in line for line in report.splitlines()), name
     for name in ('huge_0', 'huge_3', 'one_pixel'):
         assert (out / f'res_{name}.txt').exists()
@@ -197,6 +268,7 @@ def test_demo_on_huge_bomb_empty_text_and_tiny_images_reports_and_stays_in_memor
 # ---------------------------------------------------------------------------------------- path escapes
 def test_data_list_entries_cannot_escape_the_dataset_root(tmp_path, capsys):
     from data import ImageDataset
+
     root = tmp_path / 'set'
     (root / 'train_images').mkdir(parents=True)
     (root / 'train_gts').mkdir()
@@ -212,6 +284,7 @@ def test_data_list_entries_cannot_escape_the_dataset_root(tmp_path, capsys):
             ImageDataset(data_dir=[str(root)], data_list=[str(listing)])
 
     import train  # through train.py: one sentence naming the list, the line and the entry, before training
+
     experiment = tmp_path / 'escape.yaml'
     experiment.write_text(f"""
 import: ['experiments/synthetic/quickstart.yaml']
@@ -222,8 +295,11 @@ define:
     data_list: ['{listing}']
 """)
     from concern.cli import run_main
-    assert run_main(train.main, [str(experiment), *NARROW, '--device', 'cpu', '--workspace_root',
-                                 str(tmp_path / 'ws')]) == 2
+
+    assert (
+        run_main(train.main, [str(experiment), *NARROW, '--device', 'cpu', '--workspace_root', str(tmp_path / 'ws')])
+        == 2
+    )
     error = capsys.readouterr().err
     assert error.startswith('error: ') and "train_list.txt:1: entry 'link/secret.jpg' points outside" in error
     assert not (tmp_path / 'ws').exists()

@@ -1,5 +1,6 @@
 """train.py: Ctrl-C (SIGINT) saves a resumable model_latest and exits cleanly; --print-config-only prints the
 compiled experiment, overrides included, and trains nothing."""
+
 import os
 import signal
 import subprocess
@@ -14,11 +15,31 @@ from tests.scripts.test_train_reliability import COMMON, QUICKSTART, ROOT, TINY,
 
 def test_sigint_saves_model_latest_and_exits_cleanly(tmp_path):
     total = 400  # far more than the run gets to do before Ctrl-C
-    args = [QUICKSTART, *TINY, *COMMON, '--batch_size', '2', '--epochs', '200', '--max_iterations', str(total),
-            '--workspace_root', str(tmp_path), '--name', 'run']
+    args = [
+        QUICKSTART,
+        *TINY,
+        *COMMON,
+        '--batch_size',
+        '2',
+        '--epochs',
+        '200',
+        '--max_iterations',
+        str(total),
+        '--workspace_root',
+        str(tmp_path),
+        '--name',
+        'run',
+    ]
     metrics = tmp_path / 'run' / 'metrics.jsonl'
-    process = subprocess.Popen(command(*args), cwd=ROOT, env=environment(), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        command(*args),
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
         if metrics.exists() and metrics.read_text().count('"split": "train"') >= 2:
@@ -36,8 +57,17 @@ def test_sigint_saves_model_latest_and_exits_cleanly(tmp_path):
 
 
 def test_print_config_only_prints_the_compiled_experiment_and_trains_nothing(tmp_path):
-    result = run(QUICKSTART, *TINY, '--batch_size', '3', '--epochs', '7', '--workspace_root', str(tmp_path),
-                 '--print-config-only')
+    result = run(
+        QUICKSTART,
+        *TINY,
+        '--batch_size',
+        '3',
+        '--epochs',
+        '7',
+        '--workspace_root',
+        str(tmp_path),
+        '--print-config-only',
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert list(tmp_path.iterdir()) == []  # no workspace, no checkpoint, no log
     printed = yaml.safe_load(result.stdout)
@@ -55,9 +85,11 @@ def test_print_config_only_prints_the_compiled_experiment_and_trains_nothing(tmp
 def test_a_missing_data_list_is_one_sentence_not_a_traceback(tmp_path):
     (tmp_path / 'test_images').mkdir()  # the folders exist: only the list is missing
     (tmp_path / 'test_gts').mkdir()
-    (tmp_path / 'exp.yaml').write_text(f"import: ['{QUICKSTART}']\npackage: []\ndefine:\n"
-                                       "  - name: train_data\n    class: ImageDataset\n"
-                                       f"    data_dir: ['{tmp_path}']\n    data_list: ['{tmp_path / 'no_list.txt'}']\n")
+    (tmp_path / 'exp.yaml').write_text(
+        f"import: ['{QUICKSTART}']\npackage: []\ndefine:\n"
+        '  - name: train_data\n    class: ImageDataset\n'
+        f"    data_dir: ['{tmp_path}']\n    data_list: ['{tmp_path / 'no_list.txt'}']\n"
+    )
     result = run(str(tmp_path / 'exp.yaml'), *COMMON, '--workspace_root', str(tmp_path / 'work'))
     assert result.returncode == 2, result.stderr[-3000:]
     assert 'Traceback' not in result.stderr

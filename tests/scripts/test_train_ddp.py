@@ -1,6 +1,7 @@
 """Multi-process training through the real train.py: 2 gloo processes on the CPU (torchrun, and train.py's own
 ``--num_gpus 2 --device cpu``) train every model family, save and resume exactly, match a one-process oracle of
 DDP's averaged gradients, and stop with one line naming the rank when one process fails."""
+
 import os
 import subprocess
 import sys
@@ -20,15 +21,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
 MODEL = 'Experiment.structure.builder.model_args'
 # The quick-start experiment shrunk: 4 samples of 64x64, a narrow decoder, no workers.
-TINY = ['train_data.num_samples=4', 'train_data.image_size=[64,64]', 'train_data.processes.1.size=[64,64]',
-        'Experiment.train.data_loader.num_workers=0', f'{MODEL}.decoder_args.inner_channels=32',
-        'Experiment.logger.log_interval=1']
+TINY = [
+    'train_data.num_samples=4',
+    'train_data.image_size=[64,64]',
+    'train_data.processes.1.size=[64,64]',
+    'Experiment.train.data_loader.num_workers=0',
+    f'{MODEL}.decoder_args.inner_channels=32',
+    'Experiment.logger.log_interval=1',
+]
 COMMON = ['--no-progress', '--no-validate', '--batch_size', '2']
 FAMILIES = {  # the model families of experiments/ (ResNet-18 plain runs in the equality test below)
     'resnet50': [f'{MODEL}.backbone=resnet50', f'{MODEL}.decoder_args.in_channels=[256,512,1024,2048]'],
     'deformable_resnet18': [f'{MODEL}.backbone=deformable_resnet18'],
-    'deformable_resnet50': [f'{MODEL}.backbone=deformable_resnet50',  # the original's stride-2 offset read
-                            f'{MODEL}.decoder_args.in_channels=[256,512,1024,2048]'],
+    'deformable_resnet50': [
+        f'{MODEL}.backbone=deformable_resnet50',  # the original's stride-2 offset read
+        f'{MODEL}.decoder_args.in_channels=[256,512,1024,2048]',
+    ],
     'mobilenet_v3_large': [f'{MODEL}.backbone=mobilenet_v3_large', f'{MODEL}.decoder_args.in_channels=[24,40,112,960]'],
     'asf': [f'{MODEL}.decoder=SegSpatialScaleDetector', f'{MODEL}.decoder_args.attention_type=scale_channel_spatial'],
 }
@@ -44,8 +52,18 @@ def train(tmp_path, name, *args, launcher='num_gpus', overrides=(), timeout=240)
         command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', 'train.py']
     else:
         command = [sys.executable, 'train.py']
-    command += [QUICKSTART, *opts(TINY + list(overrides)), *COMMON, '--device', 'cpu', '--name', name,
-                '--workspace_root', str(tmp_path), *args]
+    command += [
+        QUICKSTART,
+        *opts(TINY + list(overrides)),
+        *COMMON,
+        '--device',
+        'cpu',
+        '--name',
+        name,
+        '--workspace_root',
+        str(tmp_path),
+        *args,
+    ]
     if launcher == 'num_gpus':
         command += ['--num_gpus', '2']
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
@@ -95,9 +113,11 @@ def test_every_trainable_parameter_of_every_family_receives_a_gradient():
 
 # Adam's first steps move each weight by about lr * sign(gradient), which turns the rounding differences of
 # near-zero gradients (summed in another order by the all-reduce) into differences of lr; SGD keeps them small.
-SGD = ['Experiment.train.scheduler.optimizer=SGD',
-       'Experiment.train.scheduler.optimizer_args={lr: 0.01, momentum: 0.9}',
-       'Experiment.train.scheduler.learning_rate.lr=0.01']
+SGD = [
+    'Experiment.train.scheduler.optimizer=SGD',
+    'Experiment.train.scheduler.optimizer_args={lr: 0.01, momentum: 0.9}',
+    'Experiment.train.scheduler.learning_rate.lr=0.01',
+]
 
 
 def oracle_weights(init_state, iterations):
@@ -119,8 +139,7 @@ def _oracle_weights(init_state, iterations):
     settings = config.build('Experiment.train')
     scheduler = settings.scheduler
     optimizer = scheduler.create_optimizer(model.parameters())
-    loaders = [make_train_loader(settings.data_loader, DistributedContext(rank, 2, rank), seed=0)
-               for rank in range(2)]
+    loaders = [make_train_loader(settings.data_loader, DistributedContext(rank, 2, rank), seed=0) for rank in range(2)]
     steps_per_epoch = len(loaders[0][0])
     batches = []
     for epoch in range(-(-iterations // steps_per_epoch)):
@@ -134,8 +153,9 @@ def _oracle_weights(init_state, iterations):
             model.zero_grad(set_to_none=True)
             loss, _, _ = model(half, training=True)
             loss.backward()
-            grads.append({name: value.grad.clone() for name, value in model.named_parameters()
-                          if value.grad is not None})
+            grads.append(
+                {name: value.grad.clone() for name, value in model.named_parameters() if value.grad is not None}
+            )
         for name, value in model.named_parameters():
             if name in grads[0]:
                 value.grad = (grads[0][name] + grads[1][name]) / 2
@@ -152,28 +172,32 @@ def test_two_processes_match_one_process_and_resume_exactly(tmp_path):
     _, model = build_model()
     init = tmp_path / 'init.pth'
     torch.save(model.state_dict(), init)
-    result = train(tmp_path, 'whole', '--max_iterations', '3', '--resume', str(init), launcher='torchrun',
-                   overrides=SGD)
+    result = train(
+        tmp_path, 'whole', '--max_iterations', '3', '--resume', str(init), launcher='torchrun', overrides=SGD
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     whole = load_checkpoint(str(tmp_path / 'whole' / 'model' / 'model_latest'))
     assert whole['iteration'] == 3
 
     expected = oracle_weights(model.state_dict(), 3)
-    differences = {name: float((torch.as_tensor(whole['model'][name]) - value).abs().max())
-                   for name, value in expected.items()}
+    differences = {
+        name: float((torch.as_tensor(whole['model'][name]) - value).abs().max()) for name, value in expected.items()
+    }
     largest = max(differences.values())
     print(f'largest weight difference, 2 processes vs the one-process oracle: {largest:.3g}')
     assert largest < 1e-6, sorted(differences.items(), key=lambda item: -item[1])[:3]
-    moved = max(float((torch.as_tensor(whole['model'][name]) - model.state_dict()[name]).abs().max())
-                for name in expected)
+    moved = max(
+        float((torch.as_tensor(whole['model'][name]) - model.state_dict()[name]).abs().max()) for name in expected
+    )
     assert moved > 1e-4  # the comparison is not between untrained weights
 
     result = train(tmp_path, 'split', '--max_iterations', '2', '--resume', str(init), overrides=SGD)
     assert result.returncode == 0, result.stderr[-3000:]
     latest = tmp_path / 'split' / 'model' / 'model_latest'
     assert load_checkpoint(str(latest))['iteration'] == 2
-    result = train(tmp_path, 'split', '--max_iterations', '3', '--resume', str(latest), launcher='torchrun',
-                   overrides=SGD)
+    result = train(
+        tmp_path, 'split', '--max_iterations', '3', '--resume', str(latest), launcher='torchrun', overrides=SGD
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = load_checkpoint(str(latest))
     assert resumed['iteration'] == 3
@@ -198,13 +222,21 @@ class NormalizeImageThenFail(NormalizeImage):
 def test_a_failing_process_names_its_rank_and_the_last_checkpoint_and_the_others_stop(tmp_path):
     failing = f'train_data.processes.5={{class: {__name__}.NormalizeImageThenFail, rank: 1, after: 2}}'
     started = time.time()
-    result = train(tmp_path, 'fail', '--max_iterations', '6',
-                   overrides=[failing, 'Experiment.train.model_saver.save_interval=2'], timeout=180)
+    result = train(
+        tmp_path,
+        'fail',
+        '--max_iterations',
+        '6',
+        overrides=[failing, 'Experiment.train.model_saver.save_interval=2'],
+        timeout=180,
+    )
     assert result.returncode == 1, result.stderr[-3000:]
     assert time.time() - started < 120
     checkpoint = os.path.join(str(tmp_path), 'fail', 'model', 'model_latest')
-    assert (f'error: rank 1 of 2 failed after iteration 2: RuntimeError: injected failure on sample 3; '
-            f'the last checkpoint is {checkpoint}.') in result.stderr, result.stderr[-3000:]
+    assert (
+        f'error: rank 1 of 2 failed after iteration 2: RuntimeError: injected failure on sample 3; '
+        f'the last checkpoint is {checkpoint}.'
+    ) in result.stderr, result.stderr[-3000:]
     assert 'second line;' not in result.stderr
     # the launcher's line comes last (a multiprocessing resource_tracker warning about the stopped processes'
     # semaphores may follow it)
@@ -216,12 +248,20 @@ def test_a_failing_process_names_its_rank_and_the_last_checkpoint_and_the_others
 def test_num_gpus_and_sync_bn_are_refused_where_they_cannot_run(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES='')
     env.pop('WORLD_SIZE', None)
-    for flags, message in ((['--num_gpus', '2'], '--num_gpus 2 needs 2 CUDA devices but 0 are visible'),
-                           (['--num_gpus', '0'], '--num_gpus 0 is not a number of processes'),
-                           (['--sync_bn', '--device', 'cpu'], '--sync_bn needs a multi-process CUDA run'),
-                           (['--sync_bn', '--num_gpus', '2', '--device', 'cpu'], 'SyncBatchNorm does not run on')):
-        result = subprocess.run([sys.executable, 'train.py', QUICKSTART, '--workspace_root', str(tmp_path), *flags],
-                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    for flags, message in (
+        (['--num_gpus', '2'], '--num_gpus 2 needs 2 CUDA devices but 0 are visible'),
+        (['--num_gpus', '0'], '--num_gpus 0 is not a number of processes'),
+        (['--sync_bn', '--device', 'cpu'], '--sync_bn needs a multi-process CUDA run'),
+        (['--sync_bn', '--num_gpus', '2', '--device', 'cpu'], 'SyncBatchNorm does not run on'),
+    ):
+        result = subprocess.run(
+            [sys.executable, 'train.py', QUICKSTART, '--workspace_root', str(tmp_path), *flags],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 2 and message in result.stderr, (flags, result.stderr[-2000:])
         assert len(result.stderr.strip().splitlines()) == 1
     assert not os.listdir(tmp_path)  # refused before anything was written

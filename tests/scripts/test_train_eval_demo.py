@@ -1,4 +1,5 @@
 """train.py, eval.py and demo.py as a user runs them: real subprocesses on tiny synthetic data."""
+
 import json
 import os
 import subprocess
@@ -10,13 +11,26 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
-TINY = ['--opt', 'train_data.num_samples=4', '--opt', 'train_data.image_size=[96,96]',
-        '--opt', 'train_data.processes.1.size=[96,96]', '--opt', 'validate_data.num_samples=3',
-        '--opt', 'validate_data.image_size=[96,96]',
-        '--opt', "validate_data.processes.0.augmenter_args=[['Resize', {'width': 96, 'height': 96}]]",
-        '--opt', 'Experiment.train.data_loader.num_workers=0',
-        '--opt', 'Experiment.structure.builder.model_args.decoder_args.inner_channels=32',
-        '--opt', 'Experiment.logger.log_interval=1']
+TINY = [
+    '--opt',
+    'train_data.num_samples=4',
+    '--opt',
+    'train_data.image_size=[96,96]',
+    '--opt',
+    'train_data.processes.1.size=[96,96]',
+    '--opt',
+    'validate_data.num_samples=3',
+    '--opt',
+    'validate_data.image_size=[96,96]',
+    '--opt',
+    "validate_data.processes.0.augmenter_args=[['Resize', {'width': 96, 'height': 96}]]",
+    '--opt',
+    'Experiment.train.data_loader.num_workers=0',
+    '--opt',
+    'Experiment.structure.builder.model_args.decoder_args.inner_channels=32',
+    '--opt',
+    'Experiment.logger.log_interval=1',
+]
 
 
 def run(*args, cwd):
@@ -28,9 +42,24 @@ def run(*args, cwd):
 def trained(tmp_path_factory):
     """Trains the quick-start experiment, shrunk, for a few iterations; returns its workspace."""
     work = tmp_path_factory.mktemp('train')
-    result = run(os.path.join(ROOT, 'train.py'), QUICKSTART, *TINY, '--name', 'tiny', '--workspace_root',
-                 str(work), '--max_iterations', '12', '--epochs', '6', '--batch_size', '2', '--no-progress', '--no-validate',
-                 cwd=ROOT)
+    result = run(
+        os.path.join(ROOT, 'train.py'),
+        QUICKSTART,
+        *TINY,
+        '--name',
+        'tiny',
+        '--workspace_root',
+        str(work),
+        '--max_iterations',
+        '12',
+        '--epochs',
+        '6',
+        '--batch_size',
+        '2',
+        '--no-progress',
+        '--no-validate',
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return work / 'tiny'
 
@@ -46,8 +75,20 @@ def test_train_writes_checkpoints_logs_and_loss_falls(trained):
 
 def test_eval_prints_precision_recall_f_and_writes_results(trained, tmp_path):
     out = tmp_path / 'results'
-    result = run(os.path.join(ROOT, 'eval.py'), QUICKSTART, *TINY, '--resume', str(trained / 'model' / 'model_latest'),
-                 '--result_dir', str(out), '--box_thresh_sweep', '0.3:0.7:0.2', '--device', 'cpu', cwd=ROOT)
+    result = run(
+        os.path.join(ROOT, 'eval.py'),
+        QUICKSTART,
+        *TINY,
+        '--resume',
+        str(trained / 'model' / 'model_latest'),
+        '--result_dir',
+        str(out),
+        '--box_thresh_sweep',
+        '0.3:0.7:0.2',
+        '--device',
+        'cpu',
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'precision' in result.stdout and 'fmeasure' in result.stdout and 'best F' in result.stdout
     metrics = json.loads((out / 'metrics.json').read_text())['datasets']['synthetic']
@@ -57,9 +98,22 @@ def test_eval_prints_precision_recall_f_and_writes_results(trained, tmp_path):
     found = {}
     for flags in ([], ['--optimize']):
         folder = tmp_path / ('optimized' if flags else 'plain')
-        result = run(os.path.join(ROOT, 'eval.py'), QUICKSTART, *TINY, '--resume',
-                     str(trained / 'model' / 'model_latest'), '--result_dir', str(folder), '--box_thresh', '0.0',
-                     '--device', 'cpu', '--visualize', *flags, cwd=ROOT)
+        result = run(
+            os.path.join(ROOT, 'eval.py'),
+            QUICKSTART,
+            *TINY,
+            '--resume',
+            str(trained / 'model' / 'model_latest'),
+            '--result_dir',
+            str(folder),
+            '--box_thresh',
+            '0.0',
+            '--device',
+            'cpu',
+            '--visualize',
+            *flags,
+            cwd=ROOT,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         assert len(list((folder / 'vis').glob('*.jpg'))) == 3
         report = json.loads((folder / 'metrics.json').read_text())
@@ -70,8 +124,20 @@ def test_eval_prints_precision_recall_f_and_writes_results(trained, tmp_path):
     assert fast_lines.shape == plain_lines.shape and np.abs(fast_lines[:, :-1] - plain_lines[:, :-1]).max() <= 1
     for key in ('precision', 'recall', 'fmeasure'):
         assert fast_report['datasets']['synthetic'][key] == plain_report['datasets']['synthetic'][key]
-    result = run(os.path.join(ROOT, 'eval.py'), QUICKSTART, *TINY, '--resume', str(trained / 'model' / 'model_latest'),
-                 '--result_dir', str(tmp_path / 'fp16'), '--device', 'cpu', '--precision', 'fp16', cwd=ROOT)
+    result = run(
+        os.path.join(ROOT, 'eval.py'),
+        QUICKSTART,
+        *TINY,
+        '--resume',
+        str(trained / 'model' / 'model_latest'),
+        '--result_dir',
+        str(tmp_path / 'fp16'),
+        '--device',
+        'cpu',
+        '--precision',
+        'fp16',
+        cwd=ROOT,
+    )
     assert result.returncode == 2 and '--precision fp16 needs a CUDA device' in result.stderr
 
 
@@ -92,14 +158,35 @@ def test_demo_walks_nested_folders_and_names_the_unreadable_file(trained, tmp_pa
     (images / 'sub' / 'broken.jpg').write_text('not an image')
     (images / 'notes.txt').write_text('ignored')
     out = tmp_path / 'out'
-    result = run(os.path.join(ROOT, 'demo.py'), QUICKSTART, *TINY, '--resume', str(trained / 'model' / 'model_latest'),
-                 '--image_path', str(images), '--result_dir', str(out), '--visualize', '--image_short_side', '64',
-                 '--box_thresh', '0.0', cwd=ROOT)
+    result = run(
+        os.path.join(ROOT, 'demo.py'),
+        QUICKSTART,
+        *TINY,
+        '--resume',
+        str(trained / 'model' / 'model_latest'),
+        '--image_path',
+        str(images),
+        '--result_dir',
+        str(out),
+        '--visualize',
+        '--image_short_side',
+        '64',
+        '--box_thresh',
+        '0.0',
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'broken.jpg' in result.stdout + result.stderr
     names = sorted(path.name for path in out.iterdir())
-    assert names == ['a.jpg', 'res_a.txt', 'res_sub_B.txt', 'res_sub_deeper_c.txt', 'results.json',
-                     'sub_B.jpg', 'sub_deeper_c.jpg']
+    assert names == [
+        'a.jpg',
+        'res_a.txt',
+        'res_sub_B.txt',
+        'res_sub_deeper_c.txt',
+        'results.json',
+        'sub_B.jpg',
+        'sub_deeper_c.jpg',
+    ]
     summary = json.loads((out / 'results.json').read_text())
     assert len(summary['images']) == 3 and summary['failed'][0].endswith('broken.jpg')
 
@@ -108,9 +195,21 @@ def test_demo_optimize_gives_the_plain_detections_and_fp16_needs_a_gpu(trained, 
     picture = np.full((80, 120, 3), 255, np.uint8)
     cv2.putText(picture, 'Text', (5, 50), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 3)
     cv2.imwrite(str(tmp_path / 'a.png'), picture)
-    common = [os.path.join(ROOT, 'demo.py'), QUICKSTART, *TINY, '--resume', str(trained / 'model' / 'model_latest'),
-              '--image_path', str(tmp_path / 'a.png'), '--image_short_side', '64', '--box_thresh', '0.0',
-              '--device', 'cpu']
+    common = [
+        os.path.join(ROOT, 'demo.py'),
+        QUICKSTART,
+        *TINY,
+        '--resume',
+        str(trained / 'model' / 'model_latest'),
+        '--image_path',
+        str(tmp_path / 'a.png'),
+        '--image_short_side',
+        '64',
+        '--box_thresh',
+        '0.0',
+        '--device',
+        'cpu',
+    ]
     found = {}
     for flags in ([], ['--optimize']):
         out = tmp_path / ('out' + '_'.join(flags))
@@ -126,10 +225,24 @@ def test_demo_optimize_gives_the_plain_detections_and_fp16_needs_a_gpu(trained, 
 
 
 def test_demo_reports_a_wrong_path(trained, tmp_path):
-    result = run(os.path.join(ROOT, 'demo.py'), QUICKSTART, '--resume', str(trained / 'model' / 'model_latest'),
-                 '--image_path', str(tmp_path / 'missing'), cwd=ROOT)
+    result = run(
+        os.path.join(ROOT, 'demo.py'),
+        QUICKSTART,
+        '--resume',
+        str(trained / 'model' / 'model_latest'),
+        '--image_path',
+        str(tmp_path / 'missing'),
+        cwd=ROOT,
+    )
     assert result.returncode == 2 and 'neither a file nor a folder' in result.stderr
     (tmp_path / 'empty').mkdir()
-    result = run(os.path.join(ROOT, 'demo.py'), QUICKSTART, '--resume', str(trained / 'model' / 'model_latest'),
-                 '--image_path', str(tmp_path / 'empty'), cwd=ROOT)
+    result = run(
+        os.path.join(ROOT, 'demo.py'),
+        QUICKSTART,
+        '--resume',
+        str(trained / 'model' / 'model_latest'),
+        '--image_path',
+        str(tmp_path / 'empty'),
+        cwd=ROOT,
+    )
     assert result.returncode == 2 and 'holds no image files' in result.stderr

@@ -2,6 +2,7 @@
 reaches the weights of an uninterrupted run; a set with 10% corrupt samples trains to the end under
 ``on_error: skip`` and logs the skipped count (counted across DataLoader workers); ``on_error: raise``
 stops with one sentence naming the file and line; NaN / inf coordinates never become NaN targets."""
+
 import logging
 import math
 import os
@@ -22,11 +23,20 @@ QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
 SIZE = 64
 # The quick-start experiment shrunk as tests/scripts/test_train_eval_demo.py does (4 samples of 64x64, a narrow
 # decoder).
-TINY = ['--opt', 'train_data.num_samples=4', '--opt', f'train_data.image_size=[{SIZE},{SIZE}]',
-        '--opt', f'train_data.processes.1.size=[{SIZE},{SIZE}]',
-        '--opt', 'Experiment.train.data_loader.num_workers=0',
-        '--opt', 'Experiment.structure.builder.model_args.decoder_args.inner_channels=32',
-        '--opt', 'Experiment.logger.log_interval=1']
+TINY = [
+    '--opt',
+    'train_data.num_samples=4',
+    '--opt',
+    f'train_data.image_size=[{SIZE},{SIZE}]',
+    '--opt',
+    f'train_data.processes.1.size=[{SIZE},{SIZE}]',
+    '--opt',
+    'Experiment.train.data_loader.num_workers=0',
+    '--opt',
+    'Experiment.structure.builder.model_args.decoder_args.inner_channels=32',
+    '--opt',
+    'Experiment.logger.log_interval=1',
+]
 COMMON = ['--no-progress', '--no-validate', '--device', 'cpu']
 
 
@@ -39,8 +49,7 @@ def environment():
 
 
 def run(*args):
-    return subprocess.run(command(*args), cwd=ROOT, env=environment(), capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(command(*args), cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=300)
 
 
 def assert_same_state(actual: dict, expected: dict, atol=1e-6):
@@ -57,17 +66,41 @@ def assert_same_state(actual: dict, expected: dict, atol=1e-6):
 # ---------------------------------------------------------------------------------------- SIGTERM, resume
 def test_sigterm_saves_a_resumable_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path):
     total = 8  # 2 iterations per epoch (4 samples, batch 2): the stop falls mid-epoch or at an epoch's end
-    args = [QUICKSTART, *TINY, *COMMON, '--batch_size', '2', '--epochs', '4', '--max_iterations', str(total),
-            '--workspace_root', str(tmp_path)]
+    args = [
+        QUICKSTART,
+        *TINY,
+        *COMMON,
+        '--batch_size',
+        '2',
+        '--epochs',
+        '4',
+        '--max_iterations',
+        str(total),
+        '--workspace_root',
+        str(tmp_path),
+    ]
     # the uninterrupted run and the one to interrupt run side by side (one thread each)
-    straight = subprocess.Popen(command(*args, '--name', 'straight'), cwd=ROOT, env=environment(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    straight = subprocess.Popen(
+        command(*args, '--name', 'straight'),
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # the interrupted run loads with 2 worker processes (the data do not depend on it); SIGTERM goes to the
     # whole process group, workers included, as a scheduler or Ctrl-C (SIGINT) would send it
     workers = ['--opt', 'Experiment.train.data_loader.num_workers=2']
     metrics = tmp_path / 'cut' / 'metrics.jsonl'
-    process = subprocess.Popen(command(*args, *workers, '--name', 'cut'), cwd=ROOT, env=environment(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        command(*args, *workers, '--name', 'cut'),
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
         if metrics.exists() and metrics.read_text().count('"split": "train"') >= 2:
@@ -119,12 +152,17 @@ def make_faulty_set(root, count=40):
         write_image(images / name, index, text=index != 6)
         (gts / f'{name}.txt').write_text(GOOD_GT if index != 6 else '')
     full = (images / names[0]).read_bytes()
-    unusable = {'img_5.jpg': lambda: (images / 'img_5.jpg').write_bytes(full[:len(full) // 3]),  # truncated
-                'img_15.jpg': lambda: (images / 'img_15.jpg').write_bytes(b''),                  # 0 bytes
-                'img_25.jpg': lambda: (images / 'img_25.jpg').write_text('a text file, not a JPEG'),
-                'img_35.jpg': lambda: os.remove(gts / 'img_35.jpg.txt')}                        # no gt file
-    bad_lines = {'img_2.jpg': '7,x,malformed\n', 'img_3.jpg': 'nan,1,9,1,9,9,1,9,nan\n',
-                 'img_4.jpg': '1,1,inf,1,9,9,1,-inf,inf\n'}
+    unusable = {
+        'img_5.jpg': lambda: (images / 'img_5.jpg').write_bytes(full[: len(full) // 3]),  # truncated
+        'img_15.jpg': lambda: (images / 'img_15.jpg').write_bytes(b''),  # 0 bytes
+        'img_25.jpg': lambda: (images / 'img_25.jpg').write_text('a text file, not a JPEG'),
+        'img_35.jpg': lambda: os.remove(gts / 'img_35.jpg.txt'),
+    }  # no gt file
+    bad_lines = {
+        'img_2.jpg': '7,x,malformed\n',
+        'img_3.jpg': 'nan,1,9,1,9,9,1,9,nan\n',
+        'img_4.jpg': '1,1,inf,1,9,9,1,-inf,inf\n',
+    }
     for name, spoil in unusable.items():
         if name in names:
             spoil()
@@ -163,16 +201,32 @@ define:
     return str(path)
 
 
-FAULT_ARGS = ['--opt', 'Experiment.structure.builder.model_args.decoder_args.inner_channels=32',
-              '--opt', 'Experiment.logger.log_interval=1', '--opt', 'Experiment.train.data_loader.num_workers=2',
-              *COMMON]
+FAULT_ARGS = [
+    '--opt',
+    'Experiment.structure.builder.model_args.decoder_args.inner_channels=32',
+    '--opt',
+    'Experiment.logger.log_interval=1',
+    '--opt',
+    'Experiment.train.data_loader.num_workers=2',
+    *COMMON,
+]
 
 
 def test_ten_percent_corrupt_samples_are_skipped_and_counted_across_workers(tmp_path):
     bad = make_faulty_set(tmp_path / 'data')
     exp = experiment_yaml(tmp_path / 'faulty.yaml', tmp_path / 'data', 'skip')
-    result = run(exp, *FAULT_ARGS, '--batch_size', '4', '--epochs', '1', '--name', 'faulty',
-                 '--workspace_root', str(tmp_path / 'ws'))
+    result = run(
+        exp,
+        *FAULT_ARGS,
+        '--batch_size',
+        '4',
+        '--epochs',
+        '1',
+        '--name',
+        'faulty',
+        '--workspace_root',
+        str(tmp_path / 'ws'),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     log = (tmp_path / 'ws' / 'faulty' / 'output.log').read_text()
     steps = [line for line in log.splitlines() if ': loss ' in line]
@@ -183,13 +237,17 @@ def test_ten_percent_corrupt_samples_are_skipped_and_counted_across_workers(tmp_
     assert load_checkpoint(tmp_path / 'ws' / 'faulty' / 'model' / 'final')['skipped_samples'] == 4
     for name in bad:  # each unusable file is named in a warning
         assert name in result.stderr
-    for name, reason in (('img_2.jpg.txt:2', 'no coordinates'), ('img_3.jpg.txt', 'NaN or infinite'),
-                         ('img_4.jpg.txt', 'NaN or infinite')):
+    for name, reason in (
+        ('img_2.jpg.txt:2', 'no coordinates'),
+        ('img_3.jpg.txt', 'NaN or infinite'),
+        ('img_4.jpg.txt', 'NaN or infinite'),
+    ):
         assert any(name in line and reason in line for line in result.stderr.splitlines()), name
 
 
 def test_on_error_raise_stops_with_one_sentence_naming_the_file_and_line(tmp_path):
     from data.sampler import ResumableSampler
+
     data = tmp_path / 'data'
     make_faulty_set(data, count=9)  # made clean, then one line spoilt in the 8th sample drawn (3rd batch)
     (data / 'train_images' / 'img_5.jpg').write_bytes((data / 'train_images' / 'img_0.jpg').read_bytes())
@@ -198,8 +256,18 @@ def test_on_error_raise_stops_with_one_sentence_naming_the_file_and_line(tmp_pat
     eighth = [index for index, _ in ResumableSampler(9, seed=0)][7]  # train.py's order (--seed 0)
     (data / 'train_gts' / f'img_{eighth}.jpg.txt').write_text(GOOD_GT + '7,x,malformed\n')
     exp = experiment_yaml(tmp_path / 'strict.yaml', data, 'raise')
-    result = run(exp, *FAULT_ARGS, '--batch_size', '3', '--epochs', '1', '--name', 'strict',
-                 '--workspace_root', str(tmp_path / 'ws'))
+    result = run(
+        exp,
+        *FAULT_ARGS,
+        '--batch_size',
+        '3',
+        '--epochs',
+        '1',
+        '--name',
+        'strict',
+        '--workspace_root',
+        str(tmp_path / 'ws'),
+    )
     assert result.returncode == 2  # a user's file: concern.cli.run_main's exit code
     errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
     assert len(errors) == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
@@ -212,13 +280,19 @@ def test_on_error_raise_stops_with_one_sentence_naming_the_file_and_line(tmp_pat
 # ---------------------------------------------------------------------------------------- NaN / inf targets
 def test_nan_and_inf_coordinates_are_dropped_with_a_warning_never_nan_targets(tmp_path, caplog):
     from data import ImageDataset
-    from data.processes import (AugmentDetectionData, MakeBorderMap, MakeICDARData, MakeSegDetectionData,
-                                NormalizeImage)
+    from data.processes import AugmentDetectionData, MakeBorderMap, MakeICDARData, MakeSegDetectionData, NormalizeImage
     from data.readers import AnnotationError
+
     make_faulty_set(tmp_path, count=8)
-    processes = [AugmentDetectionData(augmenter_args=[['Resize', {'width': SIZE, 'height': SIZE}]],
-                                      only_resize=True, keep_ratio=False),
-                 MakeICDARData(), MakeSegDetectionData(), MakeBorderMap(), NormalizeImage()]
+    processes = [
+        AugmentDetectionData(
+            augmenter_args=[['Resize', {'width': SIZE, 'height': SIZE}]], only_resize=True, keep_ratio=False
+        ),
+        MakeICDARData(),
+        MakeSegDetectionData(),
+        MakeBorderMap(),
+        NormalizeImage(),
+    ]
     lists = dict(data_dir=[str(tmp_path)], data_list=[str(tmp_path / 'train_list.txt')], processes=processes)
     lenient = ImageDataset(**lists, on_error='skip')
     with caplog.at_level(logging.WARNING):
@@ -239,14 +313,17 @@ def test_nan_and_inf_coordinates_are_dropped_with_a_warning_never_nan_targets(tm
 # ---------------------------------------------------------------------------------------- non-finite streak
 def test_a_nonfinite_streak_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     from tests.training.test_trainer import ToyModel, make_trainer
-    trainer = make_trainer(tmp_path, model=ToyModel(poison_steps=set(range(5, 100))), max_nonfinite=3,
-                           save_interval=2)
+
+    trainer = make_trainer(tmp_path, model=ToyModel(poison_steps=set(range(5, 100))), max_nonfinite=3, save_interval=2)
     assert trainer.train() == 'nonfinite'
     assert trainer.step == 7 and trainer.skipped_steps == 3  # steps 5, 6, 7 were skipped, then it stopped
     latest = load_checkpoint(tmp_path / 'model' / 'model_latest')
     assert latest['iteration'] == 4  # the last good save: the save due at 6, inside the streak, waits
-    assert sorted(os.listdir(tmp_path / 'model')) == ['model_epoch_0_minibatch_2', 'model_epoch_0_minibatch_4',
-                                                      'model_latest']
+    assert sorted(os.listdir(tmp_path / 'model')) == [
+        'model_epoch_0_minibatch_2',
+        'model_epoch_0_minibatch_4',
+        'model_latest',
+    ]
     for key, value in trainer.model.state_dict().items():  # skipped steps changed nothing
         assert torch.isfinite(value).all() and torch.equal(latest['model'][key], value)
     log = (tmp_path / 'output.log').read_text()

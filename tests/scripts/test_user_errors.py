@@ -1,5 +1,6 @@
 """Every entry point ends a user's mistake with one sentence on stderr and exit code 2 (concern.cli.run_main), and
 every flag does what it says: the real scripts as subprocesses on tiny synthetic data written here."""
+
 import json
 import os
 import subprocess
@@ -18,18 +19,36 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
 IC15_R18 = os.path.join(ROOT, 'experiments', 'seg_detector', 'ic15_resnet18_deform_thre.yaml')
 RESIZE = "[['Resize', {'width': 96, 'height': 96}]]"
-TINY = ['--opt', 'train_data.num_samples=4', '--opt', 'train_data.image_size=[96,96]',
-        '--opt', 'train_data.processes.1.size=[96,96]', '--opt', 'validate_data.num_samples=3',
-        '--opt', 'validate_data.image_size=[96,96]', '--opt', f'validate_data.processes.0.augmenter_args={RESIZE}',
-        '--opt', 'Experiment.structure.builder.model_args.decoder_args.inner_channels=32']
+TINY = [
+    '--opt',
+    'train_data.num_samples=4',
+    '--opt',
+    'train_data.image_size=[96,96]',
+    '--opt',
+    'train_data.processes.1.size=[96,96]',
+    '--opt',
+    'validate_data.num_samples=3',
+    '--opt',
+    'validate_data.image_size=[96,96]',
+    '--opt',
+    f'validate_data.processes.0.augmenter_args={RESIZE}',
+    '--opt',
+    'Experiment.structure.builder.model_args.decoder_args.inner_channels=32',
+]
 
 
 def run(script, *args, env=None):
     environment = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', **(env or {}))
     # tools/ and benchmarks/ are packages, run as users run them: python -m tools.NAME
     command = ['-m', script[:-3].replace('/', '.')] if script.startswith('tools/') else [os.path.join(ROOT, script)]
-    return subprocess.run([sys.executable, *command, *map(str, args)], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, *command, *map(str, args)],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def assert_one_line(result, *culprits):
@@ -81,8 +100,23 @@ define:
 def trained(tmp_path_factory):
     """A ResNet-18 quick-start model trained for 2 iterations (--max_iterations): its workspace."""
     work = tmp_path_factory.mktemp('train')
-    result = run('train.py', QUICKSTART, *TINY, '--name', 'tiny', '--workspace_root', work, '--max_iterations', 2,
-                 '--batch_size', 2, '--num_workers', 0, '--no-progress', '--no-validate')
+    result = run(
+        'train.py',
+        QUICKSTART,
+        *TINY,
+        '--name',
+        'tiny',
+        '--workspace_root',
+        work,
+        '--max_iterations',
+        2,
+        '--batch_size',
+        2,
+        '--num_workers',
+        0,
+        '--no-progress',
+        '--no-validate',
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return work / 'tiny'
 
@@ -95,12 +129,15 @@ def test_run_main_prints_a_user_error_in_one_line_and_keeps_tracebacks_of_bugs(c
         raise UserError('--thing x does not exist; give another.')
 
     def worker_mistake(argv):  # a UserError re-raised by a DataLoader worker, as torch wraps it
-        raise RuntimeError('Caught AnnotationError in DataLoader worker process 0.\nOriginal Traceback (most recent '
-                           'call last):\n  File "x.py", line 1, in f\ndata.readers.common.AnnotationError: '
-                           'gts/a.txt:2: polygon has 1 point(s)')
+        raise RuntimeError(
+            'Caught AnnotationError in DataLoader worker process 0.\nOriginal Traceback (most recent '
+            'call last):\n  File "x.py", line 1, in f\ndata.readers.common.AnnotationError: '
+            'gts/a.txt:2: polygon has 1 point(s)'
+        )
 
     def bug(argv):
         raise KeyError('internal')
+
     assert run_main(mistake, []) == 2
     assert capsys.readouterr().err == 'error: --thing x does not exist; give another.\n'
     assert run_main(worker_mistake, []) == 2
@@ -118,15 +155,24 @@ def test_user_input_exceptions_are_user_errors():
     from data.image_dataset import DatasetError
     from data.image_io import ImageReadError
     from data.readers import AnnotationError
-    for kind in (ConfigError, ImageReadError, AnnotationError, CheckpointError, CheckpointNotFoundError,
-                 DatasetError, PretrainedDownloadError):
+
+    for kind in (
+        ConfigError,
+        ImageReadError,
+        AnnotationError,
+        CheckpointError,
+        CheckpointNotFoundError,
+        DatasetError,
+        PretrainedDownloadError,
+    ):
         assert issubclass(kind, UserError), kind
     assert issubclass(CheckpointNotFoundError, FileNotFoundError)  # callers catching the builtin types still work
 
 
 def test_opt_class_sets_the_class_and_validation_overrides_reach_the_evaluation_alias():
-    config = load_config(IC15_R18, ['train_data.class=SyntheticTextDataset',
-                                    'Experiment.validation.data_loaders.icdar2015.batch_size=3'])
+    config = load_config(
+        IC15_R18, ['train_data.class=SyntheticTextDataset', 'Experiment.validation.data_loaders.icdar2015.batch_size=3']
+    )
     assert config.get('train_data').cls.__name__ == 'SyntheticTextDataset'
     assert 'class' not in config.get('train_data').args
     assert config.get('Experiment.evaluation.data_loaders.icdar2015.batch_size') == 3
@@ -158,8 +204,12 @@ def test_train_refuses_in_one_sentence(case, tmp_path):
         culprits = ['resnet19', 'resnet18']
     elif case == 'offline_download':  # no network: the download fails at once (no proxy listens on port 9)
         args += ['--opt', 'Experiment.structure.builder.model_args.backbone_args.pretrained=true']
-        env = {'TORCH_HOME': str(tmp_path / 'hub'), 'https_proxy': 'http://127.0.0.1:9',
-               'HTTPS_PROXY': 'http://127.0.0.1:9', 'http_proxy': 'http://127.0.0.1:9'}
+        env = {
+            'TORCH_HOME': str(tmp_path / 'hub'),
+            'https_proxy': 'http://127.0.0.1:9',
+            'HTTPS_PROXY': 'http://127.0.0.1:9',
+            'http_proxy': 'http://127.0.0.1:9',
+        }
         culprits = ['resnet18', 'pretrained: false', 'ImageNet']
     else:
         args += ['--amp', '--device', 'cpu']
@@ -168,10 +218,24 @@ def test_train_refuses_in_one_sentence(case, tmp_path):
 
 
 def test_train_resuming_a_resnet50_from_a_resnet18_checkpoint_says_so(trained, tmp_path):
-    r50 = ['--opt', 'Experiment.structure.builder.model_args.backbone=resnet50',
-           '--opt', 'Experiment.structure.builder.model_args.decoder_args.in_channels=[256,512,1024,2048]']
-    result = run('train.py', QUICKSTART, *TINY, *r50, '--resume', trained / 'model' / 'final',
-                 '--workspace_root', tmp_path, '--max_iterations', 1)
+    r50 = [
+        '--opt',
+        'Experiment.structure.builder.model_args.backbone=resnet50',
+        '--opt',
+        'Experiment.structure.builder.model_args.decoder_args.in_channels=[256,512,1024,2048]',
+    ]
+    result = run(
+        'train.py',
+        QUICKSTART,
+        *TINY,
+        *r50,
+        '--resume',
+        trained / 'model' / 'final',
+        '--workspace_root',
+        tmp_path,
+        '--max_iterations',
+        1,
+    )
     assert_one_line(result, trained / 'model' / 'final', 'different model', 'this experiment')
 
 
@@ -179,8 +243,13 @@ def test_train_names_a_missing_training_image_folder(tmp_path):
     data = tmp_path / 'data'
     write_image_set(data, 'test', ['a.jpg'])  # test_images only: no train_images
     exp = tmp_path / 'exp.yaml'
-    exp.write_text(image_experiment(tmp_path / 'base.yaml', data).read_text().replace('validate_data', 'train_data')
-                   .replace('is_training: False', 'is_training: True').replace('test_list', 'train_list'))
+    exp.write_text(
+        image_experiment(tmp_path / 'base.yaml', data)
+        .read_text()
+        .replace('validate_data', 'train_data')
+        .replace('is_training: False', 'is_training: True')
+        .replace('test_list', 'train_list')
+    )
     result = run('train.py', exp, '--workspace_root', tmp_path, '--max_iterations', 1, '--no-validate')
     assert_one_line(result, os.path.join(str(data), 'train_images'), 'does not exist')
 
@@ -189,6 +258,7 @@ def test_num_workers_reaches_the_training_and_validation_loaders(tmp_path):
     result = run('train.py', QUICKSTART, '--num_workers', 3, '--print-config-only')
     assert result.returncode == 0, result.stderr[-3000:]
     import yaml
+
     experiment = next(item for item in yaml.safe_load(result.stdout)['define'] if item['name'] == 'Experiment')
     assert experiment['train']['data_loader']['num_workers'] == 3
     assert experiment['validation']['data_loaders']['synthetic']['num_workers'] == 3
@@ -204,9 +274,20 @@ def test_eval_names_a_missing_image_or_gt_of_the_test_list(missing, trained, tmp
     culprit.unlink()
     exp = image_experiment(tmp_path / 'exp.yaml', data)
     # --num_workers 1: the error comes from a DataLoader worker and is still one line
-    result = run('eval.py', exp, '--resume', trained / 'model' / 'final', '--device', 'cpu', '--num_workers',
-                 1 if missing == 'gt' else 0, '--opt', 'Experiment.structure.builder.model_args.decoder_args'
-                 '.inner_channels=32', '--result_dir', tmp_path / 'out')
+    result = run(
+        'eval.py',
+        exp,
+        '--resume',
+        trained / 'model' / 'final',
+        '--device',
+        'cpu',
+        '--num_workers',
+        1 if missing == 'gt' else 0,
+        '--opt',
+        'Experiment.structure.builder.model_args.decoder_args.inner_channels=32',
+        '--result_dir',
+        tmp_path / 'out',
+    )
     assert_one_line(result, culprit)
 
 
@@ -217,8 +298,23 @@ def test_eval_resume_pointing_at_a_folder_lists_its_checkpoints(trained):
 
 def test_eval_sweep_writes_prints_and_saves_one_threshold_and_fp32_implies_optimize(trained, tmp_path):
     out = tmp_path / 'out'
-    result = run('eval.py', QUICKSTART, *TINY, '--resume', trained / 'model' / 'final', '--device', 'cpu',
-                 '--result_dir', out, '--box_thresh_sweep', '0.0:0.9:0.3', '--precision', 'fp32', '--num_workers', 0)
+    result = run(
+        'eval.py',
+        QUICKSTART,
+        *TINY,
+        '--resume',
+        trained / 'model' / 'final',
+        '--device',
+        'cpu',
+        '--result_dir',
+        out,
+        '--box_thresh_sweep',
+        '0.0:0.9:0.3',
+        '--precision',
+        'fp32',
+        '--num_workers',
+        0,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines()[0] == 'box_thresh: the best of 0.0:0.9:0.3 (--box_thresh_sweep)'
     report = json.loads((out / 'metrics.json').read_text())
@@ -232,8 +328,21 @@ def test_eval_sweep_writes_prints_and_saves_one_threshold_and_fp32_implies_optim
     assert min(scores) >= metrics['box_thresh']
     # the files hold every detection at that threshold: the same as a plain run at --box_thresh best
     plain = tmp_path / 'plain'
-    result = run('eval.py', QUICKSTART, *TINY, '--resume', trained / 'model' / 'final', '--device', 'cpu',
-                 '--result_dir', plain, '--box_thresh', metrics['box_thresh'], '--num_workers', 0)
+    result = run(
+        'eval.py',
+        QUICKSTART,
+        *TINY,
+        '--resume',
+        trained / 'model' / 'final',
+        '--device',
+        'cpu',
+        '--result_dir',
+        plain,
+        '--box_thresh',
+        metrics['box_thresh'],
+        '--num_workers',
+        0,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines()[0] == f'box_thresh {metrics["box_thresh"]} (from --box_thresh)'
     for path in plain.glob('res_*.txt'):
@@ -245,8 +354,21 @@ def test_eval_sweep_writes_prints_and_saves_one_threshold_and_fp32_implies_optim
 def test_demo_uses_the_experiments_box_thresh_and_says_so_first(trained, tmp_path):
     image = np.full((64, 64, 3), 255, np.uint8)
     cv2.imwrite(str(tmp_path / 'a.png'), image)
-    result = run('demo.py', QUICKSTART, *TINY, '--resume', trained / 'model' / 'final', '--image_path',
-                 tmp_path / 'a.png', '--result_dir', tmp_path / 'out', '--image_short_side', 64, '--device', 'cpu')
+    result = run(
+        'demo.py',
+        QUICKSTART,
+        *TINY,
+        '--resume',
+        trained / 'model' / 'final',
+        '--image_path',
+        tmp_path / 'a.png',
+        '--result_dir',
+        tmp_path / 'out',
+        '--image_short_side',
+        64,
+        '--device',
+        'cpu',
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines()[0] == f"box_thresh 0.5 (from the representer's box_thresh in {QUICKSTART})"
     assert json.loads((tmp_path / 'out' / 'results.json').read_text())['box_thresh'] == 0.5
@@ -258,9 +380,22 @@ def test_convert_to_onnx_without_onnx_names_the_extra(tmp_path):
     fake.mkdir()
     (fake / 'onnx.py').write_text("raise ModuleNotFoundError(\"No module named 'onnx'\", name='onnx')\n")
     environment = {'PYTHONPATH': f'{fake}{os.pathsep}{ROOT}'}
-    result = subprocess.run([sys.executable, os.path.join(ROOT, 'convert_to_onnx.py'), QUICKSTART, '--resume', 'x',
-                             '--output', str(tmp_path / 'm.onnx')], cwd=ROOT, env=dict(os.environ, **environment),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, 'convert_to_onnx.py'),
+            QUICKSTART,
+            '--resume',
+            'x',
+            '--output',
+            str(tmp_path / 'm.onnx'),
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, **environment),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert_one_line(result, "'onnx'", 'pip install -r requirements-onnx.txt', 'pip install .[onnx]')
 
 
@@ -270,25 +405,45 @@ def test_check_dataset_with_an_empty_list(tmp_path):
 
 
 def test_convert_dataset_missing_images_folder_and_already_converted_gts(tmp_path):
-    result = run('tools/convert_dataset.py', 'icdar2015', '--images', tmp_path / 'nope', '--gts', tmp_path,
-                 '--out', tmp_path / 'out')
+    result = run(
+        'tools/convert_dataset.py',
+        'icdar2015',
+        '--images',
+        tmp_path / 'nope',
+        '--gts',
+        tmp_path,
+        '--out',
+        tmp_path / 'out',
+    )
     assert_one_line(result, '--images', tmp_path / 'nope')
     data = tmp_path / 'db'
     write_image_set(data, 'train', ['img_1.jpg'])  # gts named img_1.jpg.txt: the DB layout already
-    result = run('tools/convert_dataset.py', 'icdar2015', '--images', data / 'train_images', '--gts',
-                 data / 'train_gts', '--out', tmp_path / 'out', '--split', 'train')
+    result = run(
+        'tools/convert_dataset.py',
+        'icdar2015',
+        '--images',
+        data / 'train_images',
+        '--gts',
+        data / 'train_gts',
+        '--out',
+        tmp_path / 'out',
+        '--split',
+        'train',
+    )
     assert_one_line(result, data / 'train_gts', 'img_1.jpg.txt', 'gt_img_1.txt', 'already')
 
 
 def test_score_results_missing_gt_folder(tmp_path):
-    assert_one_line(run('tools/score_results.py', '--gt', tmp_path / 'nope', '--det', tmp_path), tmp_path / 'nope',
-                    '--gt')
+    assert_one_line(
+        run('tools/score_results.py', '--gt', tmp_path / 'nope', '--det', tmp_path), tmp_path / 'nope', '--gt'
+    )
 
 
 def test_logger_asked_for_tensorboard_without_the_package_names_the_install(tmp_path):
     import importlib.util
 
     from concern.log import Logger
+
     if importlib.util.find_spec('tensorboard') is not None:
         pytest.skip('tensorboard is installed here')
     with pytest.raises(UserError, match=r'pip install tensorboard'):

@@ -1,4 +1,5 @@
 """SegDetectorModel: the original release's key names, key-for-key loading, save/load round trip."""
+
 import pytest
 import torch
 
@@ -6,9 +7,12 @@ from concern.checkpoint_io import load_checkpoint, load_model_weights, save_chec
 from structure import Builder, SegDetectorModel
 from tests.decoders.test_seg_detector import BN, original_head_keys
 
-R50_ARGS = dict(backbone='deformable_resnet50', backbone_args=dict(pretrained=False),
-                decoder='SegDetector',
-                decoder_args=dict(adaptive=True, in_channels=[256, 512, 1024, 2048], k=50))
+R50_ARGS = dict(
+    backbone='deformable_resnet50',
+    backbone_args=dict(pretrained=False),
+    decoder='SegDetector',
+    decoder_args=dict(adaptive=True, in_channels=[256, 512, 1024, 2048], k=50),
+)
 
 
 def original_resnet_keys(layers, bottleneck, deformable):
@@ -30,9 +34,9 @@ def original_resnet_keys(layers, bottleneck, deformable):
 
 
 def release_keys(layers, bottleneck, deformable):
-    return (['model.module.backbone.' + k
-             for k in original_resnet_keys(layers, bottleneck, deformable)]
-            + ['model.module.decoder.' + k for k in original_head_keys(adaptive=True)])
+    return ['model.module.backbone.' + k for k in original_resnet_keys(layers, bottleneck, deformable)] + [
+        'model.module.decoder.' + k for k in original_head_keys(adaptive=True)
+    ]
 
 
 def fake_release(model, seed):
@@ -41,8 +45,11 @@ def fake_release(model, seed):
     state = {}
     for key, value in model.state_dict().items():
         if value.dtype.is_floating_point:
-            noise = torch.rand(value.shape, generator=generator) if 'running_var' in key else \
-                torch.randn(value.shape, generator=generator) * 0.05
+            noise = (
+                torch.rand(value.shape, generator=generator)
+                if 'running_var' in key
+                else torch.randn(value.shape, generator=generator) * 0.05
+            )
             state[key] = noise + (0.5 if 'running_var' in key else 0)
         else:
             state[key] = value.clone()
@@ -53,13 +60,22 @@ def test_state_dict_keys_are_the_originals():
     model = SegDetectorModel(R50_ARGS)
     keys = list(model.state_dict())
     assert sorted(keys) == sorted(release_keys([3, 4, 6, 3], True, True))
-    for name in ('model.module.backbone.layer2.0.conv2_offset.weight',
-                 'model.module.decoder.binarize.0.weight', 'model.module.decoder.thresh.6.bias',
-                 'model.module.decoder.in5.weight', 'model.module.decoder.out5.0.weight'):
+    for name in (
+        'model.module.backbone.layer2.0.conv2_offset.weight',
+        'model.module.decoder.binarize.0.weight',
+        'model.module.decoder.thresh.6.bias',
+        'model.module.decoder.in5.weight',
+        'model.module.decoder.out5.0.weight',
+    ):
         assert name in keys
-    r18 = SegDetectorModel(dict(backbone='deformable_resnet18',
-                                backbone_args=dict(pretrained=False), decoder='SegDetector',
-                                decoder_args=dict(adaptive=True, k=50)))
+    r18 = SegDetectorModel(
+        dict(
+            backbone='deformable_resnet18',
+            backbone_args=dict(pretrained=False),
+            decoder='SegDetector',
+            decoder_args=dict(adaptive=True, k=50),
+        )
+    )
     assert sorted(r18.state_dict()) == sorted(release_keys([2, 2, 2, 2], False, True))
 
 
@@ -82,34 +98,45 @@ def test_release_file_loads_key_for_key_and_round_trips(tmp_path):
 
     # this project's checkpoint format, saved and loaded again: same outputs
     path = tmp_path / 'model' / 'final'
-    save_checkpoint({'model': fresh.state_dict(), 'epoch': 3, 'iteration': 42,
-                     'config': {'backbone': 'deformable_resnet50'}}, path)
+    save_checkpoint(
+        {'model': fresh.state_dict(), 'epoch': 3, 'iteration': 42, 'config': {'backbone': 'deformable_resnet50'}}, path
+    )
     again = SegDetectorModel(R50_ARGS).eval()
     assert load_model_weights(again, path, strict=True) == ([], [])
     assert load_checkpoint(path)['iteration'] == 42
     with torch.no_grad():
-        torch.testing.assert_close(again({'image': image}, training=False), first,
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(again({'image': image}, training=False), first, rtol=0, atol=0)
 
 
 def test_prefixless_state_dict_loads():
     torch.manual_seed(2)
-    args = dict(backbone='deformable_resnet18', backbone_args=dict(pretrained=False),
-                decoder='SegDetector', decoder_args=dict(adaptive=True, k=50))
+    args = dict(
+        backbone='deformable_resnet18',
+        backbone_args=dict(pretrained=False),
+        decoder='SegDetector',
+        decoder_args=dict(adaptive=True, k=50),
+    )
     source = SegDetectorModel(args)
-    bare = {k[len('model.module.'):]: v for k, v in source.state_dict().items()}
+    bare = {k[len('model.module.') :]: v for k, v in source.state_dict().items()}
     target = SegDetectorModel(args)
     assert load_model_weights(target, bare, strict=True) == ([], [])
     assert torch.equal(target.model.module.decoder.in5.weight, source.model.module.decoder.in5.weight)
 
 
 def test_asf_and_mobilenet_models_run():
-    for args in (dict(backbone='resnet18', backbone_args=dict(pretrained=False),
-                      decoder='SegSpatialScaleDetector',
-                      decoder_args=dict(adaptive=True, k=50,
-                                        attention_type='scale_channel_spatial')),
-                 dict(backbone='mobilenet_v3_large', decoder='SegDetector',
-                      decoder_args=dict(adaptive=True, in_channels=[24, 40, 112, 960], k=50))):
+    for args in (
+        dict(
+            backbone='resnet18',
+            backbone_args=dict(pretrained=False),
+            decoder='SegSpatialScaleDetector',
+            decoder_args=dict(adaptive=True, k=50, attention_type='scale_channel_spatial'),
+        ),
+        dict(
+            backbone='mobilenet_v3_large',
+            decoder='SegDetector',
+            decoder_args=dict(adaptive=True, in_channels=[24, 40, 112, 960], k=50),
+        ),
+    ):
         model = SegDetectorModel(args).eval()
         with torch.no_grad():
             out = model({'image': torch.randn(2, 3, 64, 64)}, training=False)
@@ -119,8 +146,14 @@ def test_asf_and_mobilenet_models_run():
 
 
 def test_training_without_loss_class_is_a_clear_error():
-    model = SegDetectorModel(dict(backbone='resnet18', backbone_args=dict(pretrained=False),
-                                  decoder='SegDetector', decoder_args=dict(adaptive=True)))
+    model = SegDetectorModel(
+        dict(
+            backbone='resnet18',
+            backbone_args=dict(pretrained=False),
+            decoder='SegDetector',
+            decoder_args=dict(adaptive=True),
+        )
+    )
     with pytest.raises(RuntimeError, match='loss_class'):
         model({'image': torch.randn(2, 3, 32, 32)}, training=True)
     # the raw head's train-mode output is the DB triple
@@ -131,17 +164,28 @@ def test_training_without_loss_class_is_a_clear_error():
 def test_builder_name_and_unknown_backbone():
     builder = Builder('SegDetectorModel', dict(R50_ARGS, loss_class='L1BalanceCELoss'))
     assert builder.model_name == 'SegDetectorModel-seg_detector/deformable_resnet50/L1BalanceCELoss'
-    with pytest.raises(ValueError, match="resnet50"):
+    with pytest.raises(ValueError, match='resnet50'):
         Builder('SegDetectorModel', dict(R50_ARGS, backbone='resnet_50')).build()
 
 
 def test_forward_follows_train_and_eval_mode_by_default():
-    model = SegDetectorModel(dict(backbone='resnet18', backbone_args=dict(pretrained=False), decoder='SegDetector',
-                                  decoder_args=dict(adaptive=True, k=50), loss_class='L1BalanceCELoss'))
+    model = SegDetectorModel(
+        dict(
+            backbone='resnet18',
+            backbone_args=dict(pretrained=False),
+            decoder='SegDetector',
+            decoder_args=dict(adaptive=True, k=50),
+            loss_class='L1BalanceCELoss',
+        )
+    )
     size = 32
-    batch = {'image': torch.randn(2, 3, size, size), 'gt': torch.zeros(2, 1, size, size),
-             'mask': torch.ones(2, size, size), 'thresh_map': torch.full((2, size, size), 0.3),
-             'thresh_mask': torch.ones(2, size, size)}
+    batch = {
+        'image': torch.randn(2, 3, size, size),
+        'gt': torch.zeros(2, 1, size, size),
+        'mask': torch.ones(2, size, size),
+        'thresh_map': torch.full((2, size, size), 0.3),
+        'thresh_mask': torch.ones(2, size, size),
+    }
     model.eval()
     with torch.no_grad():
         probability = model(batch)

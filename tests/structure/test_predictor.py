@@ -1,6 +1,7 @@
 """Detector(pipeline=True): post-processing in a second thread overlapped with the next forward pass gives the
 sequential Detector's results, in input order (lists and streams), really overlaps, reads a stream at most
 ``max_pending`` chunks ahead, and lets exceptions of either thread reach the caller."""
+
 import os
 import threading
 import time
@@ -53,10 +54,10 @@ def test_pipelined_results_equal_the_sequential_ones_in_input_order(batch_size, 
     options = dict(batch_size=batch_size, is_output_polygon=is_output_polygon)
     expected = detector(**options).detect(images)
     assert sum(len(polygons) for polygons, _ in expected) >= 8  # the stand-in model finds text
-    assert len({tuple(map(len, p)) for p, _ in expected}) > 1   # the images' results differ: order matters
+    assert len({tuple(map(len, p)) for p, _ in expected}) > 1  # the images' results differ: order matters
     assert_same(detector(pipeline=True, **options).detect(images), expected)
     # streams: a generator, read batch_size images at a time; each chunk is batched as detect batches it
-    chunks = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
+    chunks = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
     expected_stream = [result for chunk in chunks for result in detector(**options).detect(chunk)]
     for pipeline in (False, True):
         stream = detector(pipeline=pipeline, max_pending=2, **options).detect_stream(iter(images))

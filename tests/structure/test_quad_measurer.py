@@ -1,4 +1,5 @@
 """QuadMeasurer: score filtering, batches of lists, plain-float gathering."""
+
 import numpy as np
 import pytest
 
@@ -10,15 +11,19 @@ def square(x, size=10):
 
 
 def batch_of(*images):
-    return {'polygons': [[square(x) for x in xs] for xs, _ in images],
-            'ignore_tags': [np.array(tags, dtype=bool) for _, tags in images]}
+    return {
+        'polygons': [[square(x) for x in xs] for xs, _ in images],
+        'ignore_tags': [np.array(tags, dtype=bool) for _, tags in images],
+    }
 
 
 def test_box_mode_filters_by_score_and_gathers_plain_floats():
     measurer = QuadMeasurer()
     batch = batch_of(([0, 50], [False, False]), ([0], [True]))
-    output = ([[square(0).astype(np.int32), square(50).astype(np.int32)], [square(100).astype(np.int32)]],
-              [[0.9, 0.5], [0.8]])
+    output = (
+        [[square(0).astype(np.int32), square(50).astype(np.int32)], [square(100).astype(np.int32)]],
+        [[0.9, 0.5], [0.8]],
+    )
     raw = measurer.validate_measure(batch, output, box_thresh=0.6)
     assert [r['matched'] for r in raw] == [1, 0] and raw[0]['misses'] == [1]
     metrics = measurer.gather_measure([raw])
@@ -34,7 +39,12 @@ def test_box_mode_filters_by_score_and_gathers_plain_floats():
 @pytest.mark.parametrize('protocol', ['deteval', 'icdar2013', 'tiou'])
 def test_other_protocols_by_name(protocol):
     measurer = QuadMeasurer(protocol=protocol)
-    raw = measurer.validate_measure(batch_of(([0], [False]),), ([[square(0)]], [[1.0]]))
+    raw = measurer.validate_measure(
+        batch_of(
+            ([0], [False]),
+        ),
+        ([[square(0)]], [[1.0]]),
+    )
     assert measurer.gather_measure([raw]) == {'precision': 1.0, 'recall': 1.0, 'fmeasure': 1.0}
 
 

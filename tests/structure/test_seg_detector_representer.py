@@ -1,4 +1,5 @@
 """SegDetectorRepresenter on drawn probability maps."""
+
 import cv2
 import numpy as np
 import pytest
@@ -25,9 +26,10 @@ def corner_errors(found, truth):
     return [float(np.min(np.linalg.norm(found - corner, axis=1))) for corner in np.asarray(truth)]
 
 
-@pytest.mark.parametrize('truth_rect', [((160.0, 100.0), (120.0, 30.0), 20.0),
-                                        ((150.0, 90.0), (80.0, 24.0), -35.0),
-                                        ((150.0, 90.0), (160.0, 40.0), 10.0)])
+@pytest.mark.parametrize(
+    'truth_rect',
+    [((160.0, 100.0), (120.0, 30.0), 20.0), ((150.0, 90.0), (80.0, 24.0), -35.0), ((150.0, 90.0), (160.0, 40.0), 10.0)],
+)
 def test_rotated_rectangle_comes_back_within_a_pixel(truth_rect):
     # draw the region whose unclip (ratio 1.5) is the truth; fillPoly also fills the boundary pixels, which
     # makes the region about one pixel larger, hence the - 1
@@ -56,16 +58,18 @@ def test_curved_word_polygon_mode_and_box_mode():
     boxes, _ = SegDetectorRepresenter(box_thresh=0.2).represent_map(pred, (200, 300), is_output_polygon=False)
     assert len(polygons) == 1 and len(boxes) == 1
     polygon, box = Polygon(polygons[0]), Polygon(boxes[0])
-    word = Polygon(cv2.findContours((pred > 0).astype(np.uint8), cv2.RETR_LIST,
-                                    cv2.CHAIN_APPROX_SIMPLE)[0][0].reshape(-1, 2))
+    word = Polygon(
+        cv2.findContours((pred > 0).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)[0][0].reshape(-1, 2)
+    )
     assert len(polygons[0]) > 8 and polygon.is_valid
-    assert polygon.intersection(word).area / word.area > 0.97   # the polygon covers the word ...
+    assert polygon.intersection(word).area / word.area > 0.97  # the polygon covers the word ...
     # box mode: the minimal rectangle around the unclipped word, far larger than the curved word
     assert len(boxes[0]) == 4
     edges = np.diff(np.vstack([boxes[0], boxes[0][:1]]), axis=0).astype(np.float64)
-    cosines = [abs(np.dot(edges[i], edges[i + 1])) / np.linalg.norm(edges[i]) / np.linalg.norm(edges[i + 1])
-               for i in range(3)]
-    assert max(cosines) < 0.05                                  # a rectangle (up to rounding)
+    cosines = [
+        abs(np.dot(edges[i], edges[i + 1])) / np.linalg.norm(edges[i]) / np.linalg.norm(edges[i + 1]) for i in range(3)
+    ]
+    assert max(cosines) < 0.05  # a rectangle (up to rounding)
     assert box.intersection(word).area / word.area > 0.99
     assert polygon.area < 0.7 * box.area  # the polygon follows the curve, the box cannot
     # ... and it is the minimal rectangle of the word's contour, grown: same orientation and centre
@@ -78,7 +82,7 @@ def test_curved_word_polygon_mode_and_box_mode():
 def blobs_map(values):
     pred = np.zeros((60, 40 * len(values)), dtype=np.float32)
     for i, value in enumerate(values):
-        pred[20:40, 40 * i + 5:40 * i + 35] = value
+        pred[20:40, 40 * i + 5 : 40 * i + 35] = value
     return pred
 
 
@@ -116,8 +120,7 @@ def test_cmd_overrides_like_the_original():
 def test_identical_to_the_straightforward_per_contour_implementation(polygon):
     pred = make_map(height=368, width=640, words=40, seed=1)
     reference_boxes, reference_scores = Straightforward(box_thresh=0.5).run(pred, 500, 300, polygon)
-    boxes, scores = SegDetectorRepresenter(box_thresh=0.5, max_candidates=1000).represent_map(
-        pred, (300, 500), polygon)
+    boxes, scores = SegDetectorRepresenter(box_thresh=0.5, max_candidates=1000).represent_map(pred, (300, 500), polygon)
     assert len(boxes) == len(reference_boxes) > 10
     assert all(np.array_equal(a, b) for a, b in zip(boxes, reference_boxes))
     assert scores == reference_scores

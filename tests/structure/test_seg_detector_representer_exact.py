@@ -1,4 +1,5 @@
 """SegDetectorRepresenter's batched steps give exactly what the per-contour original computes."""
+
 import cv2
 import numpy as np
 import pytest
@@ -17,8 +18,14 @@ def original_order(points):
 
 def test_order_corners_equals_the_original_sort_including_ties():
     rng = np.random.default_rng(0)
-    rects = [((rng.uniform(0, 50), rng.uniform(0, 50)), (rng.uniform(1, 30), rng.uniform(1, 30)),
-              rng.choice([0.0, 90.0, -90.0, 45.0, rng.uniform(-90, 90)])) for _ in range(300)]
+    rects = [
+        (
+            (rng.uniform(0, 50), rng.uniform(0, 50)),
+            (rng.uniform(1, 30), rng.uniform(1, 30)),
+            rng.choice([0.0, 90.0, -90.0, 45.0, rng.uniform(-90, 90)]),
+        )
+        for _ in range(300)
+    ]
     corners = np.stack([cv2.boxPoints(rect) for rect in rects])
     # axis-aligned and 45-degree boxes tie in x or y: the stable sort and '>' decide
     corners[:50] = np.round(corners[:50])
@@ -37,7 +44,8 @@ def test_identical_to_per_contour_on_other_maps(seed, polygon):
     cv2.circle(pred, (400, 200), 2, 0.9, -1)
     reference_boxes, reference_scores = Straightforward(box_thresh=0.45).run(pred, 600, 340, polygon)
     boxes, scores = SegDetectorRepresenter(box_thresh=0.45, max_candidates=1000).represent_map(
-        pred, (340, 600), polygon)
+        pred, (340, 600), polygon
+    )
     assert len(boxes) == len(reference_boxes) > 5
     assert all(a.dtype == np.int32 and np.array_equal(a, b) for a, b in zip(boxes, reference_boxes))
     assert scores == reference_scores and all(type(score) is float for score in scores)
@@ -54,7 +62,8 @@ def test_slow_score_is_the_mean_inside_the_contour():
         mask = np.zeros(pred.shape, dtype=np.uint8)
         cv2.fillPoly(mask, [contour.reshape(-1, 2)], 1)
         expected.append(float(pred[mask > 0].mean()))
-    scores = representer.region_scores(pred, [representer.contour_points(c) for c in contours
-                                              if min(cv2.minAreaRect(c)[1]) >= representer.min_size])
+    scores = representer.region_scores(
+        pred, [representer.contour_points(c) for c in contours if min(cv2.minAreaRect(c)[1]) >= representer.min_size]
+    )
     assert len(scores) == len(expected) > 3
     assert np.allclose(scores, expected, rtol=1e-5)

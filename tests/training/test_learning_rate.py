@@ -1,5 +1,6 @@
 """DecayLearningRate: the original's per-epoch poly decay and the per_iteration / warm-up options; the learning
 rate each experiment file states is the one training uses, and a silent override is reported."""
+
 import glob
 import logging
 import os
@@ -11,8 +12,11 @@ from concern.config import load_config
 from training import DecayLearningRate, OptimizerScheduler
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXPERIMENTS = sorted(path for path in glob.glob(os.path.join(ROOT, 'experiments', '**', '*.yaml'), recursive=True)
-                     if not os.path.basename(path).startswith('base'))
+EXPERIMENTS = sorted(
+    path
+    for path in glob.glob(os.path.join(ROOT, 'experiments', '**', '*.yaml'), recursive=True)
+    if not os.path.basename(path).startswith('base')
+)
 
 
 @pytest.mark.parametrize('path', EXPERIMENTS, ids=lambda p: os.path.relpath(p, ROOT))
@@ -31,8 +35,10 @@ def test_every_experiment_states_its_schedule_lr_and_trains_at_it(path, monkeypa
 
 def test_the_gnhk_finetune_runs_at_0002_and_mobilenet_at_0007(monkeypatch):
     monkeypatch.chdir(ROOT)
-    for name, expected in (('gnhk/gnhk_resnet50_deform_thre.yaml', 0.002),
-                           ('seg_detector/totaltext_mobilenet_v3_large_thre.yaml', 0.007)):
+    for name, expected in (
+        ('gnhk/gnhk_resnet50_deform_thre.yaml', 0.002),
+        ('seg_detector/totaltext_mobilenet_v3_large_thre.yaml', 0.007),
+    ):
         scheduler = load_config(os.path.join('experiments', name)).build('Experiment.train.scheduler')
         assert scheduler.current_lr(0, 0) == expected
 
@@ -79,14 +85,16 @@ def test_hand_computed_values():
 @pytest.mark.parametrize('warmup_iters', [0, 7])
 def test_every_step_follows_the_formula(per_iteration, warmup_iters):
     lr, epochs, factor, steps_per_epoch, ratio = 0.007, 5, 0.9, 3, 0.25
-    schedule = DecayLearningRate(lr=lr, epochs=epochs, factor=factor, per_iteration=per_iteration,
-                                 warmup_iters=warmup_iters, warmup_ratio=ratio)
+    schedule = DecayLearningRate(
+        lr=lr, epochs=epochs, factor=factor, per_iteration=per_iteration, warmup_iters=warmup_iters, warmup_ratio=ratio
+    )
     rates = []
     for step in range(epochs * steps_per_epoch):
         epoch = step // steps_per_epoch
         rate = schedule.get_learning_rate(epoch, step, steps_per_epoch)
-        expected = poly_with_warmup(lr, epochs, factor, epoch, step, steps_per_epoch, per_iteration, warmup_iters,
-                                    ratio)
+        expected = poly_with_warmup(
+            lr, epochs, factor, epoch, step, steps_per_epoch, per_iteration, warmup_iters, ratio
+        )
         assert rate == pytest.approx(expected, rel=1e-12), (step, rate, expected)
         rates.append(rate)
     if warmup_iters:
@@ -98,4 +106,4 @@ def test_every_step_follows_the_formula(per_iteration, warmup_iters):
     if per_iteration:  # smooth: each step lower than the one before
         assert all(a > b for a, b in zip(after, after[1:]))
     else:  # constant within an epoch
-        assert len(set(rates[warmup_iters + (-warmup_iters) % steps_per_epoch:][:steps_per_epoch])) == 1
+        assert len(set(rates[warmup_iters + (-warmup_iters) % steps_per_epoch :][:steps_per_epoch])) == 1

@@ -1,4 +1,5 @@
 """The training loop: exact resumption, DDP equivalence with one process, non-finite steps, signals."""
+
 import os
 import socket
 
@@ -10,8 +11,8 @@ from concern.checkpoint_io import load_checkpoint
 from concern.distributed import DistributedContext
 from concern.log import Logger
 from experiment import TrainSettings
-from training.trainer import TrainOptions, Trainer
 from training import DecayLearningRate, ModelSaver, OptimizerScheduler
+from training.trainer import Trainer, TrainOptions
 
 
 class NoisyDataset(torch.utils.data.Dataset):
@@ -56,18 +57,38 @@ class Loader:
         self.collate_fn = torch.utils.data.default_collate
 
 
-def make_trainer(workspace, model=None, batch_size=2, shuffle=True, context=None, max_iterations=None,
-                 epochs=3, max_nonfinite=10, save_interval=1000):
+def make_trainer(
+    workspace,
+    model=None,
+    batch_size=2,
+    shuffle=True,
+    context=None,
+    max_iterations=None,
+    epochs=3,
+    max_nonfinite=10,
+    save_interval=1000,
+):
     model = model or ToyModel()
-    scheduler = OptimizerScheduler('SGD', {'lr': 0.05, 'momentum': 0.9, 'weight_decay': 1e-4},
-                                   DecayLearningRate(lr=0.05, epochs=epochs))
-    settings = TrainSettings(Loader(NoisyDataset(), batch_size, shuffle), epochs=epochs,
-                             scheduler=scheduler, model_saver=ModelSaver('model', save_interval))
+    scheduler = OptimizerScheduler(
+        'SGD', {'lr': 0.05, 'momentum': 0.9, 'weight_decay': 1e-4}, DecayLearningRate(lr=0.05, epochs=epochs)
+    )
+    settings = TrainSettings(
+        Loader(NoisyDataset(), batch_size, shuffle),
+        epochs=epochs,
+        scheduler=scheduler,
+        model_saver=ModelSaver('model', save_interval),
+    )
     context = context or DistributedContext()
     if context.is_distributed:
         model = torch.nn.parallel.DistributedDataParallel(model)
-    options = TrainOptions(workspace=str(workspace), validate=False, seed=3, show_progress=False,
-                           max_iterations=max_iterations, max_nonfinite=max_nonfinite)
+    options = TrainOptions(
+        workspace=str(workspace),
+        validate=False,
+        seed=3,
+        show_progress=False,
+        max_iterations=max_iterations,
+        max_nonfinite=max_nonfinite,
+    )
     logger = Logger(tensorboard=False).setup(str(workspace), enabled=context.is_main)
     return Trainer(model, settings, None, None, logger, options, context, torch.device('cpu'))
 
@@ -102,8 +123,13 @@ def test_finishing_writes_final_and_epoch_checkpoints(tmp_path):
     trainer = make_trainer(tmp_path, epochs=2, save_interval=4)
     assert trainer.train() == 'finished'
     names = sorted(os.listdir(tmp_path / 'model'))
-    assert names == ['final', 'model_epoch_0_minibatch_4', 'model_epoch_1_minibatch_8',
-                     'model_epoch_2_minibatch_10', 'model_latest']
+    assert names == [
+        'final',
+        'model_epoch_0_minibatch_4',
+        'model_epoch_1_minibatch_8',
+        'model_epoch_2_minibatch_10',
+        'model_latest',
+    ]
     assert load_checkpoint(str(tmp_path / 'model' / 'final'))['iteration'] == 10
 
 
@@ -131,11 +157,11 @@ def test_mixed_precision_overflows_lower_the_scale_without_counting_as_nonfinite
     """The GradScaler starts at 2**16: the first steps overflow until the scale fits, more than max_nonfinite
     of them here; training goes on and learns, and the lowered scale is saved."""
     trainer = make_trainer(tmp_path, model=NarrowRangeModel(), max_iterations=25, epochs=5, max_nonfinite=3)
-    trainer.scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 16)
+    trainer.scaler = torch.amp.GradScaler('cpu', init_scale=2.0**16)
     before = weights(trainer)
     assert trainer.train() == 'max_iterations'
     assert trainer.overflow_steps > 3 and trainer.skipped_steps == 0
-    assert 1.0 < trainer.scaler.get_scale() < 2.0 ** 16 / 2 ** 3
+    assert 1.0 < trainer.scaler.get_scale() < 2.0**16 / 2**3
     assert any(not torch.equal(before[key], value) for key, value in weights(trainer).items())
     saved = load_checkpoint(str(tmp_path / 'model' / 'model_latest'))['scaler']
     assert saved['scale'] == trainer.scaler.get_scale()
@@ -147,6 +173,7 @@ def test_a_gradient_that_overflows_at_every_scale_is_nonfinite(tmp_path):
             pred = NarrowRangeGradient.apply(self.net(batch['image']), 0.0)
             loss = ((pred - batch['target']) ** 2).mean()
             return loss, {'binary': pred}, {}
+
     trainer = make_trainer(tmp_path, model=AlwaysInf(), max_nonfinite=2, epochs=20)
     trainer.scaler = torch.amp.GradScaler('cpu', init_scale=4.0)
     assert trainer.train() == 'nonfinite'
@@ -172,14 +199,21 @@ def _free_port():
 
 
 def _ddp_worker(rank, world_size, port, workspace, queue, poisoned_rank=None):
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     torch.distributed.init_process_group('gloo')
     try:
         model = ToyModel(poison_steps={2} if rank == poisoned_rank else ())
-        trainer = make_trainer(workspace, model=model, batch_size=4, shuffle=False, max_iterations=4,
-                               context=DistributedContext(rank, world_size, rank))
+        trainer = make_trainer(
+            workspace,
+            model=model,
+            batch_size=4,
+            shuffle=False,
+            max_iterations=4,
+            context=DistributedContext(rank, world_size, rank),
+        )
         trainer.train()
         queue.put((rank, {key: value.numpy() for key, value in weights(trainer).items()}, trainer.skipped_steps))
     finally:
@@ -191,8 +225,10 @@ def run_two_process_gloo(workspace, poisoned_rank=None):
     context = mp.get_context('spawn')
     queue = context.Queue()
     port = _free_port()
-    processes = [context.Process(target=_ddp_worker, args=(rank, 2, port, str(workspace), queue, poisoned_rank))
-                 for rank in range(2)]
+    processes = [
+        context.Process(target=_ddp_worker, args=(rank, 2, port, str(workspace), queue, poisoned_rank))
+        for rank in range(2)
+    ]
     for process in processes:
         process.start()
     try:
@@ -220,8 +256,9 @@ def test_two_process_gloo_matches_one_process_with_the_combined_batch(tmp_path):
 def test_a_nonfinite_loss_on_one_rank_skips_the_step_on_every_rank(tmp_path):
     """Rank 1's loss is NaN at iteration 2: both ranks skip that step (a rank skipping backward alone would leave
     the other waiting in DDP's gradient all-reduce) and end equal to one process that skipped it."""
-    single = make_trainer(tmp_path / 'single', model=ToyModel(poison_steps={2}), batch_size=4, shuffle=False,
-                          max_iterations=4)
+    single = make_trainer(
+        tmp_path / 'single', model=ToyModel(poison_steps={2}), batch_size=4, shuffle=False, max_iterations=4
+    )
     single.train()
     results = run_two_process_gloo(tmp_path / 'ddp', poisoned_rank=1)
     assert results[0][1] == results[1][1] == single.skipped_steps == 1
@@ -233,5 +270,9 @@ def test_a_nonfinite_loss_on_one_rank_skips_the_step_on_every_rank(tmp_path):
 def test_a_final_iteration_already_saved_is_not_written_again(tmp_path):
     trainer = make_trainer(tmp_path, epochs=2, save_interval=5)  # 10 iterations; saves at 5 and 10
     assert trainer.train() == 'finished'
-    assert sorted(os.listdir(tmp_path / 'model')) == ['final', 'model_epoch_0_minibatch_5',
-                                                      'model_epoch_1_minibatch_10', 'model_latest']
+    assert sorted(os.listdir(tmp_path / 'model')) == [
+        'final',
+        'model_epoch_0_minibatch_5',
+        'model_epoch_1_minibatch_10',
+        'model_latest',
+    ]

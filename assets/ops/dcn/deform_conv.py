@@ -11,6 +11,7 @@ kernel tap ``t = i * kw + j`` (row-major over the kernel window). The mask is
 ``(N, deformable_groups * kh * kw, Ho, Wo)``, one channel per tap. Sampling is bilinear with
 zeros outside the image in both. So tensors produced for the original op are passed unchanged.
 """
+
 import math
 
 import torch
@@ -23,7 +24,8 @@ def conv_output_size(input_size, kernel_size, stride, padding, dilation):
     """(Ho, Wo) of a convolution over ``input_size`` (H, W); every argument a pair."""
     return tuple(
         (size + 2 * pad - (dil * (k - 1) + 1)) // st + 1
-        for size, k, st, pad, dil in zip(input_size, kernel_size, stride, padding, dilation))
+        for size, k, st, pad, dil in zip(input_size, kernel_size, stride, padding, dilation)
+    )
 
 
 def original_stride_read(tensor, output_size):
@@ -38,23 +40,26 @@ def original_stride_read(tensor, output_size):
     ho, wo = output_size
     if ho * wo > hi * wi:
         raise ValueError(
-            f"original_stride_read: the offset/mask map {hi}x{wi} is smaller than the output "
-            f"{ho}x{wo}; this read only makes sense for input-resolution maps of a strided conv.")
+            f'original_stride_read: the offset/mask map {hi}x{wi} is smaller than the output '
+            f'{ho}x{wo}; this read only makes sense for input-resolution maps of a strided conv.'
+        )
     per_sample = tensor.reshape(n, c * hi * wi)
-    return per_sample[:, :c * ho * wo].view(n, c, ho, wo)
+    return per_sample[:, : c * ho * wo].view(n, c, ho, wo)
 
 
 def _check_map(name, tensor, batch, channels, output_size):
     expected = (batch, channels) + tuple(output_size)
     if tuple(tensor.shape) != expected:
         raise ValueError(
-            f"deformable conv: {name} has shape {tuple(tensor.shape)} but {expected} is needed "
+            f'deformable conv: {name} has shape {tuple(tensor.shape)} but {expected} is needed '
             f"(batch, channels, output height, output width); compute it with the conv's stride "
-            f"or read it with assets.ops.dcn.original_stride_read.")
+            f'or read it with assets.ops.dcn.original_stride_read.'
+        )
 
 
-def deform_conv(input, offset, weight, stride=1, padding=0, dilation=1, groups=1,
-                deformable_groups=1, bias=None, mask=None):
+def deform_conv(
+    input, offset, weight, stride=1, padding=0, dilation=1, groups=1, deformable_groups=1, bias=None, mask=None
+):
     """Deformable convolution of ``input`` (N, Cin, H, W) -> (N, Cout, Ho, Wo).
 
     offset: (N, deformable_groups * 2 * kh * kw, Ho, Wo), (dy, dx) per tap; mask (modulated
@@ -65,32 +70,46 @@ def deform_conv(input, offset, weight, stride=1, padding=0, dilation=1, groups=1
     kh, kw = weight.shape[2:]
     if input.shape[1] != weight.shape[1] * groups:
         raise ValueError(
-            f"deformable conv: input has {input.shape[1]} channels but the weight expects "
-            f"{weight.shape[1] * groups} ({weight.shape[1]} per group x {groups} groups).")
+            f'deformable conv: input has {input.shape[1]} channels but the weight expects '
+            f'{weight.shape[1] * groups} ({weight.shape[1]} per group x {groups} groups).'
+        )
     output_size = conv_output_size(input.shape[2:], (kh, kw), stride, padding, dilation)
     _check_map('offset', offset, input.shape[0], deformable_groups * 2 * kh * kw, output_size)
     if mask is not None:
         _check_map('mask', mask, input.shape[0], deformable_groups * kh * kw, output_size)
-    return deform_conv2d(input, offset, weight, bias=bias, stride=stride, padding=padding,
-                         dilation=dilation, mask=mask)
+    return deform_conv2d(input, offset, weight, bias=bias, stride=stride, padding=padding, dilation=dilation, mask=mask)
 
 
-def modulated_deform_conv(input, offset, mask, weight, bias=None, stride=1, padding=0,
-                          dilation=1, groups=1, deformable_groups=1):
+def modulated_deform_conv(
+    input, offset, mask, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, deformable_groups=1
+):
     """Modulated deformable convolution (DCNv2); argument order of the original function."""
-    return deform_conv(input, offset, weight, stride=stride, padding=padding, dilation=dilation,
-                       groups=groups, deformable_groups=deformable_groups, bias=bias, mask=mask)
+    return deform_conv(
+        input,
+        offset,
+        weight,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        deformable_groups=deformable_groups,
+        bias=bias,
+        mask=mask,
+    )
 
 
 class _DeformConvBase(nn.Module):
     """Arguments, ``weight`` and optional ``bias`` shared by both deformable convs."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                 groups, deformable_groups, bias):
+    def __init__(
+        self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, deformable_groups, bias
+    ):
         super().__init__()
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{type(self).__name__}: in_channels {in_channels} and out_channels "
-                             f"{out_channels} must both be divisible by groups {groups}.")
+            raise ValueError(
+                f'{type(self).__name__}: in_channels {in_channels} and out_channels '
+                f'{out_channels} must both be divisible by groups {groups}.'
+            )
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = _pair(kernel_size)
@@ -100,8 +119,7 @@ class _DeformConvBase(nn.Module):
         self.groups = groups
         self.deformable_groups = deformable_groups
         self.with_bias = bias
-        self.weight = nn.Parameter(
-            torch.empty(out_channels, in_channels // groups, *self.kernel_size))
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
         if bias:
             self.bias = nn.Parameter(torch.empty(out_channels))
         else:
@@ -110,7 +128,7 @@ class _DeformConvBase(nn.Module):
 
     def reset_parameters(self):
         """The original's init: uniform(+-1/sqrt(fan_in)) weight, zero bias."""
-        stdv = 1. / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
+        stdv = 1.0 / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
         with torch.no_grad():
             self.weight.uniform_(-stdv, stdv)
         if self.bias is not None:
@@ -121,7 +139,11 @@ class _DeformConvBase(nn.Module):
         conv = nn.Conv2d(
             self.in_channels,
             self.deformable_groups * values_per_tap * self.kernel_size[0] * self.kernel_size[1],
-            kernel_size=self.kernel_size, stride=self.stride, padding=self.padding, bias=True)
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            bias=True,
+        )
         nn.init.zeros_(conv.weight)
         nn.init.zeros_(conv.bias)
         return conv
@@ -134,17 +156,31 @@ class DeformConv(_DeformConvBase):
     -> (N, out_channels, Ho, Wo). Parameter: ``weight`` (out, in // groups, kh, kw).
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, deformable_groups=1, bias=False):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        deformable_groups=1,
+        bias=False,
+    ):
         if bias:
-            raise ValueError("DeformConv: bias=True is not supported (as in the original); "
-                             "use ModulatedDeformConv or add a bias after the conv.")
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, deformable_groups, bias)
+            raise ValueError(
+                'DeformConv: bias=True is not supported (as in the original); '
+                'use ModulatedDeformConv or add a bias after the conv.'
+            )
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, deformable_groups, bias
+        )
 
     def forward(self, x, offset):
-        return deform_conv(x, offset, self.weight, self.stride, self.padding, self.dilation,
-                           self.groups, self.deformable_groups)
+        return deform_conv(
+            x, offset, self.weight, self.stride, self.padding, self.dilation, self.groups, self.deformable_groups
+        )
 
 
 class DeformConvPack(DeformConv):
@@ -169,15 +205,35 @@ class ModulatedDeformConv(_DeformConvBase):
     Parameters: ``weight`` (out, in // groups, kh, kw) and ``bias`` (out,) when bias=True.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, deformable_groups=1, bias=True):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, deformable_groups, bias)
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        deformable_groups=1,
+        bias=True,
+    ):
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, deformable_groups, bias
+        )
 
     def forward(self, x, offset, mask):
-        return modulated_deform_conv(x, offset, mask, self.weight, self.bias, self.stride,
-                                     self.padding, self.dilation, self.groups,
-                                     self.deformable_groups)
+        return modulated_deform_conv(
+            x,
+            offset,
+            mask,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.deformable_groups,
+        )
 
 
 class ModulatedDeformConvPack(ModulatedDeformConv):
