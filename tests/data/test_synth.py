@@ -74,3 +74,29 @@ def test_db_layout_round_trip(tmp_path):
             assert [line['text'] for line in read['lines']] == [line['text'] for line in made['lines']]
             for got, want in zip(read['lines'], made['lines']):
                 assert np.abs(np.array(got['poly']) - np.array(want['poly'])).max() <= 0.051
+
+
+# Checksums of the existing presets, recorded before the 'photo' preset was added: adding presets and
+# ingredients must not change a single byte of the images the quick start (and 'medium' / 'hard') train on.
+PRESET_CHECKSUMS = {
+    'easy': '1b0a011ae76457d867fe29994e04ab8c8387d6a44d1685ac597ee714673aaf58',
+    'medium': '7b93fb9d54b0409d3fe26fe1a1794c425fb736dceb0d6ff85158c5fef599bc62',
+    'hard': 'ffe919b84759af2600db5c0ccc6dc68e84a31583c0d4bd3d6f30c52e226435d1',
+}
+CHECKSUM_VERSIONS = ('5.', '2.')  # OpenCV (Hershey drawing) and NumPy (random streams) the checksums were made with
+
+
+@pytest.mark.parametrize('difficulty', sorted(PRESET_CHECKSUMS))
+def test_existing_presets_unchanged_bit_for_bit(difficulty):
+    import hashlib
+    import json
+    if not (cv2.__version__.startswith(CHECKSUM_VERSIONS[0]) and np.__version__.startswith(CHECKSUM_VERSIONS[1])):
+        pytest.skip(f'checksums recorded with OpenCV {CHECKSUM_VERSIONS[0]} / NumPy {CHECKSUM_VERSIONS[1]}')
+    dataset = SyntheticTextDataset(num_samples=6, seed=3, image_size=(96, 128), difficulty=difficulty, fonts='hershey')
+    digest = hashlib.sha256()
+    for index in range(6):
+        sample = dataset.generate(index)
+        digest.update(sample['image'].tobytes())
+        digest.update(json.dumps(sample['lines']).encode())
+        digest.update(sample['ink'].tobytes())
+    assert digest.hexdigest() == PRESET_CHECKSUMS[difficulty]
