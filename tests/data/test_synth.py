@@ -15,7 +15,7 @@ def ink_inside_fraction(sample):
     return float(inside[ink].mean()) if ink.any() else 1.0
 
 
-@pytest.mark.parametrize('difficulty', ['easy', 'medium', 'hard'])
+@pytest.mark.parametrize('difficulty', ['easy', 'medium', 'hard', 'photo'])
 def test_polygons_cover_the_ink(difficulty):
     dataset = SyntheticTextDataset(num_samples=6, seed=11, difficulty=difficulty)
     fractions, words = [], 0
@@ -100,3 +100,34 @@ def test_existing_presets_unchanged_bit_for_bit(difficulty):
         digest.update(json.dumps(sample['lines']).encode())
         digest.update(sample['ink'].tobytes())
     assert digest.hexdigest() == PRESET_CHECKSUMS[difficulty]
+
+
+def test_photo_preset_is_deterministic_and_each_ingredient_switches_off():
+    a = SyntheticTextDataset(num_samples=4, seed=7, image_size=(128, 160), difficulty='photo')
+    b = SyntheticTextDataset(num_samples=4, seed=7, image_size=(128, 160), difficulty='photo')
+    for index in (3, 1):
+        sa, sb = a.generate(index), b.generate(index)
+        assert sa['lines'] == sb['lines'] and np.array_equal(sa['image'], sb['image'])
+    # every ingredient forced on covers the ink; switched off it draws nothing (so it changes the image)
+    ingredients = {'surface_prob': 1.0, 'multiline_prob': 0.5, 'panel_prob': 1.0, 'shadow_prob': 1.0,
+                   'defocus_prob': 1.0, 'motion_blur_prob': 1.0, 'jpeg_prob': 1.0}
+    forced = SyntheticTextDataset(num_samples=3, seed=2, image_size=(160, 192), difficulty='photo',
+                                  options=ingredients)
+    samples = [forced.generate(i) for i in range(3)]
+    assert min(ink_inside_fraction(s) for s in samples) >= 0.95
+    assert sum(len(s['lines']) for s in samples) >= 6
+    for name in ingredients:
+        off = SyntheticTextDataset(num_samples=1, seed=2, image_size=(160, 192), difficulty='photo',
+                                   options=dict(ingredients, **{name: 0.0}))
+        assert not np.array_equal(off.generate(0)['image'], samples[0]['image']), name
+
+
+@pytest.mark.parametrize('background', ['photo', 'texture', 'facade', 'packaging'])
+def test_new_backgrounds(background):
+    dataset = SyntheticTextDataset(num_samples=2, seed=4, image_size=(96, 128), difficulty='photo',
+                                   options={'backgrounds': (background,), 'surface_prob': 0.0})
+    image = dataset.generate(1)['image']
+    assert image.shape == (96, 128, 3) and image.dtype == np.uint8 and image.std() > 3
+    with pytest.raises(ValueError, match='no photo'):
+        SyntheticTextDataset(num_samples=1, difficulty='photo',
+                             options={'backgrounds': ('photo',), 'photos': ('nonexistent',)}).generate(0)
