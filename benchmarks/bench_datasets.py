@@ -1,21 +1,22 @@
 """Data-side speed: synthetic generation per difficulty and ImageDataset loading, in ms per image.
 
-    python -m benchmarks.bench_datasets [--num 100]
+python -m benchmarks.bench_datasets [--num 100]
 """
+
 import argparse
 import os
 import tempfile
 import time
 
 from data.image_dataset import ImageDataset
-from data.synth import SyntheticTextDataset, write_db_layout
+from data.synth import DIFFICULTIES, SyntheticTextDataset, write_db_layout
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--num', type=int, default=100)
     args = parser.parse_args()
-    for difficulty in ('easy', 'medium', 'hard'):
+    for difficulty in DIFFICULTIES:
         dataset = SyntheticTextDataset(num_samples=args.num, seed=0, difficulty=difficulty)
         dataset.generate(0)
         start = time.perf_counter()

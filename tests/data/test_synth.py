@@ -1,4 +1,5 @@
 """SyntheticTextDataset: determinism, polygons covering the ink, don't cares, and the DB-layout round trip."""
+
 import cv2
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ def ink_inside_fraction(sample):
     return float(inside[ink].mean()) if ink.any() else 1.0
 
 
-@pytest.mark.parametrize('difficulty', ['easy', 'medium', 'hard'])
+@pytest.mark.parametrize('difficulty', ['easy', 'medium', 'hard', 'photo'])
 def test_polygons_cover_the_ink(difficulty):
     dataset = SyntheticTextDataset(num_samples=6, seed=11, difficulty=difficulty)
     fractions, words = [], 0
@@ -39,10 +40,20 @@ def test_same_seed_same_sample_other_seed_differs():
 
 
 def test_sample_dict_processes_and_curved_dont_care_options():
-    dataset = SyntheticTextDataset(num_samples=4, seed=1, image_size=(96, 128), fonts='hershey',
-                                   processes=[lambda d: dict(d, seen=True)],
-                                   options={'curve_prob': 1.0, 'curve_amount': 0.8, 'dont_care_prob': 0.5,
-                                            'num_words': (4, 4), 'x_height': (10, 14)})
+    dataset = SyntheticTextDataset(
+        num_samples=4,
+        seed=1,
+        image_size=(96, 128),
+        fonts='hershey',
+        processes=[lambda d: dict(d, seen=True)],
+        options={
+            'curve_prob': 1.0,
+            'curve_amount': 0.8,
+            'dont_care_prob': 0.5,
+            'num_words': (4, 4),
+            'x_height': (10, 14),
+        },
+    )
     sample = dataset[0]
     assert set(sample) == {'image', 'lines', 'filename', 'data_id', 'is_training', 'seen'}
     assert sample['image'].shape == (96, 128, 3) and sample['image'].dtype == np.uint8
@@ -74,3 +85,74 @@ def test_db_layout_round_trip(tmp_path):
             assert [line['text'] for line in read['lines']] == [line['text'] for line in made['lines']]
             for got, want in zip(read['lines'], made['lines']):
                 assert np.abs(np.array(got['poly']) - np.array(want['poly'])).max() <= 0.051
+
+
+# Checksums of the existing presets, recorded before the 'photo' preset was added: adding presets and
+# ingredients must not change a single byte of the images the quick start (and 'medium' / 'hard') train on.
+PRESET_CHECKSUMS = {
+    'easy': '1b0a011ae76457d867fe29994e04ab8c8387d6a44d1685ac597ee714673aaf58',
+    'medium': '7b93fb9d54b0409d3fe26fe1a1794c425fb736dceb0d6ff85158c5fef599bc62',
+    'hard': 'ffe919b84759af2600db5c0ccc6dc68e84a31583c0d4bd3d6f30c52e226435d1',
+}
+CHECKSUM_VERSIONS = ('5.', '2.')  # OpenCV (Hershey drawing) and NumPy (random streams) the checksums were made with
+
+
+@pytest.mark.parametrize('difficulty', sorted(PRESET_CHECKSUMS))
+def test_existing_presets_unchanged_bit_for_bit(difficulty):
+    import hashlib
+    import json
+
+    if not (cv2.__version__.startswith(CHECKSUM_VERSIONS[0]) and np.__version__.startswith(CHECKSUM_VERSIONS[1])):
+        pytest.skip(f'checksums recorded with OpenCV {CHECKSUM_VERSIONS[0]} / NumPy {CHECKSUM_VERSIONS[1]}')
+    dataset = SyntheticTextDataset(num_samples=6, seed=3, image_size=(96, 128), difficulty=difficulty, fonts='hershey')
+    digest = hashlib.sha256()
+    for index in range(6):
+        sample = dataset.generate(index)
+        digest.update(sample['image'].tobytes())
+        digest.update(json.dumps(sample['lines']).encode())
+        digest.update(sample['ink'].tobytes())
+    assert digest.hexdigest() == PRESET_CHECKSUMS[difficulty]
+
+
+def test_photo_preset_is_deterministic_and_each_ingredient_switches_off():
+    a = SyntheticTextDataset(num_samples=4, seed=7, image_size=(128, 160), difficulty='photo')
+    b = SyntheticTextDataset(num_samples=4, seed=7, image_size=(128, 160), difficulty='photo')
+    for index in (3, 1):
+        sa, sb = a.generate(index), b.generate(index)
+        assert sa['lines'] == sb['lines'] and np.array_equal(sa['image'], sb['image'])
+    # every ingredient forced on covers the ink; switched off it draws nothing (so it changes the image)
+    ingredients = {
+        'surface_prob': 1.0,
+        'multiline_prob': 0.5,
+        'panel_prob': 1.0,
+        'shadow_prob': 1.0,
+        'defocus_prob': 1.0,
+        'motion_blur_prob': 1.0,
+        'jpeg_prob': 1.0,
+    }
+    forced = SyntheticTextDataset(num_samples=3, seed=2, image_size=(160, 192), difficulty='photo', options=ingredients)
+    samples = [forced.generate(i) for i in range(3)]
+    assert min(ink_inside_fraction(s) for s in samples) >= 0.95
+    assert sum(len(s['lines']) for s in samples) >= 6
+    for name in ingredients:
+        off = SyntheticTextDataset(
+            num_samples=1, seed=2, image_size=(160, 192), difficulty='photo', options=dict(ingredients, **{name: 0.0})
+        )
+        assert not np.array_equal(off.generate(0)['image'], samples[0]['image']), name
+
+
+@pytest.mark.parametrize('background', ['photo', 'texture', 'facade', 'packaging'])
+def test_new_backgrounds(background):
+    dataset = SyntheticTextDataset(
+        num_samples=2,
+        seed=4,
+        image_size=(96, 128),
+        difficulty='photo',
+        options={'backgrounds': (background,), 'surface_prob': 0.0},
+    )
+    image = dataset.generate(1)['image']
+    assert image.shape == (96, 128, 3) and image.dtype == np.uint8 and image.std() > 3
+    with pytest.raises(ValueError, match='no photo'):
+        SyntheticTextDataset(
+            num_samples=1, difficulty='photo', options={'backgrounds': ('photo',), 'photos': ('nonexistent',)}
+        ).generate(0)

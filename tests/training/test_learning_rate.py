@@ -29,6 +29,9 @@ def test_every_experiment_states_its_schedule_lr_and_trains_at_it(path, monkeypa
         scheduler = config.build('Experiment.train.scheduler')
     assert not [record for record in caplog.records if 'has no lr of its own' in record.getMessage()]
     optimizer = scheduler.create_optimizer([torch.nn.Parameter(torch.zeros(1))])
+    schedule = config.get('Experiment.train.scheduler.learning_rate').args
+    if schedule.get('warmup_iters'):  # a warm-up starts at warmup_ratio times the stated rate
+        stated = stated * schedule.get('warmup_ratio', DecayLearningRate().warmup_ratio)
     assert scheduler.update(optimizer, epoch=0, step=0, steps_per_epoch=10) == pytest.approx(stated, abs=0)
     assert optimizer.param_groups[0]['lr'] == stated
 
