@@ -91,21 +91,14 @@ def result_name(image_path: str, root: str) -> str:
     return relative.replace(os.sep, '_')
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
-    log = logging.getLogger('dbnet')
-    # Imported here so that `--help` and path errors answer quickly (and, with --onnx, torch is never imported).
-    from concern.result_files import write_result_file
-    from data.image_io import ImageReadError, find_images, read_image
-    from structure.visualizers import draw_polygons
-
+def build_detector(args):
+    """Set-up, once per run: the detector of ``args`` (the PyTorch model from the experiment and checkpoint, or
+    the ONNX file) and the box_thresh it uses. Returns (detector, box_thresh)."""
     if args.onnx is not None:
         from concern.errors import import_optional
         from deploy.onnx_predictor import OnnxDetector
 
         import_optional('onnxruntime', 'demo.py --onnx')
-        images = find_images(args.image_path)
         detector = OnnxDetector(
             args.onnx,
             image_short_side=args.image_short_side,
@@ -118,36 +111,45 @@ def main(argv=None) -> int:
         box_thresh = detector.representer.box_thresh
         source = '--box_thresh' if args.box_thresh is not None else f'the metadata of {args.onnx}'
         print(f'box_thresh {box_thresh} (from {source})', flush=True)
-    else:
-        import torch  # noqa: F401
+        return detector, box_thresh
+    import torch  # noqa: F401
 
-        from concern.distributed import choose_device
-        from concern.runtime import build_model_with_weights, load_experiment_for_inference
-        from structure.predictor import Detector, torch_forward
+    from concern.distributed import choose_device
+    from concern.runtime import build_model_with_weights, load_experiment_for_inference
+    from structure.predictor import Detector, torch_forward
 
-        images = find_images(args.image_path)
-        config = load_experiment_for_inference(args.exp, args.opt)
-        box_thresh, source = resolve_box_thresh(args.box_thresh, config)
-        print(f'box_thresh {box_thresh} (from {source})', flush=True)
-        structure = config.build('Experiment.structure')
-        device = choose_device(args.device)
-        check_precision_device(args.precision, device.type)
-        model = build_model_with_weights(structure, args.resume, device, strict=not args.non_strict)
-        model = apply_inference_options(model, args, device)
-        representer = structure.representer
-        representer.box_thresh = box_thresh
-        if args.thresh is not None:
-            representer.thresh = args.thresh
-        detector = Detector(
-            torch_forward(model, device),
-            representer,
-            args.image_short_side,
-            is_output_polygon=args.polygon,
-            batch_size=args.batch_size,
-            pipeline=args.pipeline,
-        )
+    config = load_experiment_for_inference(args.exp, args.opt)
+    box_thresh, source = resolve_box_thresh(args.box_thresh, config)
+    print(f'box_thresh {box_thresh} (from {source})', flush=True)
+    structure = config.build('Experiment.structure')
+    device = choose_device(args.device)
+    check_precision_device(args.precision, device.type)
+    model = build_model_with_weights(structure, args.resume, device, strict=not args.non_strict)
+    model = apply_inference_options(model, args, device)
+    representer = structure.representer
+    representer.box_thresh = box_thresh
+    if args.thresh is not None:
+        representer.thresh = args.thresh
+    detector = Detector(
+        torch_forward(model, device),
+        representer,
+        args.image_short_side,
+        is_output_polygon=args.polygon,
+        batch_size=args.batch_size,
+        pipeline=args.pipeline,
+    )
+    return detector, box_thresh
+
+
+def detect_images(args, images: list[str], detector, box_thresh: float) -> tuple[dict, list[str]]:
+    """The per-image work: reads each of ``images``, detects, writes ``res_<name>.txt`` (and ``<name>.jpg`` with
+    --visualize) into ``args.result_dir``, then ``results.json``. Returns (results by path, unreadable paths)."""
+    from concern.result_files import write_result_file
+    from data.image_io import ImageReadError, read_image
+    from structure.visualizers import draw_polygons
+
+    log = logging.getLogger('dbnet')
     os.makedirs(args.result_dir, exist_ok=True)
-
     results, failed, decoded = {}, [], deque()
 
     def read_images():
@@ -188,6 +190,18 @@ def main(argv=None) -> int:
             handle,
             indent=1,
         )
+    return results, failed
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
+    # Imported here so that `--help` and path errors answer quickly (and, with --onnx, torch is never imported).
+    from data.image_io import find_images
+
+    images = find_images(args.image_path)  # before the model is built, so that a wrong path is reported at once
+    detector, box_thresh = build_detector(args)
+    results, failed = detect_images(args, images, detector, box_thresh)
     print(f'{len(results)} images processed, {len(failed)} skipped; results in {args.result_dir}')
     for path in failed:
         print(f'  skipped (unreadable): {path}')
