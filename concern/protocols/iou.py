@@ -8,10 +8,10 @@ from concern.protocols import polygons as P
 class DetectionIoUEvaluator:
     """IoU protocol of the original release, for quadrilaterals and arbitrary polygons.
 
-    Rules (REFERENCE.md "Evaluation"): ground truth and detections that are invalid or self-intersecting,
-    have fewer than 3 points or non-finite coordinates are skipped (listed in 'invalid_gt' / 'invalid_det',
-    counted nowhere); a detection whose intersection with a don't-care ground truth exceeds
-    `area_precision_constraint` of its own area is don't care; then ground truth (in index order) is
+    Rules (docs/reference.md, "Post-processing and evaluation"): ground truth and detections that are invalid
+    or self-intersecting, have fewer than 3 points or non-finite coordinates are skipped (listed in
+    'invalid_gt' / 'invalid_det', counted nowhere); a detection whose intersection with a don't-care ground
+    truth exceeds `area_precision_constraint` of its own area is don't care; then ground truth (in index order) is
     matched greedily, one-to-one, to the first free detection (in index order) with IoU > `iou_constraint`.
 
     evaluate_image(gt, pred):
