@@ -1,14 +1,13 @@
 """The training loop: exact resumption, DDP equivalence with one process, non-finite steps, signals."""
 
 import os
-import socket
 
 import numpy as np
 import torch
 import torch.multiprocessing as mp
 
 from concern.checkpoint_io import load_checkpoint
-from concern.distributed import DistributedContext
+from concern.distributed import DistributedContext, free_port
 from concern.log import Logger
 from experiment import TrainSettings
 from training import DecayLearningRate, ModelSaver, OptimizerScheduler
@@ -192,12 +191,6 @@ def test_nonfinite_steps_are_skipped_then_training_stops(tmp_path):
     assert not (tmp_path / 'stuck' / 'model' / 'model_latest').exists()  # nothing bad was saved
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def _ddp_worker(rank, world_size, port, workspace, queue, poisoned_rank=None):
     os.environ.update(
         MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank)
@@ -224,7 +217,7 @@ def run_two_process_gloo(workspace, poisoned_rank=None):
     """{rank: (weights, skipped steps)} of a 2-process gloo DDP run of 4 iterations with batch 4."""
     context = mp.get_context('spawn')
     queue = context.Queue()
-    port = _free_port()
+    port = free_port()
     processes = [
         context.Process(target=_ddp_worker, args=(rank, 2, port, str(workspace), queue, poisoned_rank))
         for rank in range(2)
