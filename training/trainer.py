@@ -350,7 +350,11 @@ class Trainer:
                 dynamic_ncols=True,
             )
             started, steps_since_start = time.time(), 0
+            # the share of wall time spent waiting for the data loader since the last log line (step time includes
+            # the GPU: reading the loss synchronises every step)
+            window_start, window_wait, fetch_start = time.time(), 0.0, time.time()
             for batch in progress:
+                window_wait += time.time() - fetch_start
                 self.count_skipped(batch)
                 lr = self.scheduler.update(self.optimizer, self.epoch, self.step, steps_per_epoch)
                 self._in_step = True
@@ -396,9 +400,12 @@ class Trainer:
                     )
                     if self.step % max(1, logger.log_interval) == 0:
                         skipped = f', skipped samples {self.skipped_samples}' if self.skipped_samples else ''
+                        data_wait = window_wait / max(1e-9, time.time() - window_start)
+                        window_start, window_wait = time.time(), 0.0
                         logger.info(
                             f'epoch {self.epoch} iteration {self.step}: loss {loss:.4f}, lr {lr:.6f}, '
                             + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items())
+                            + f', {rate:.1f} images/s, data wait {100 * data_wait:.0f}%'
                             + skipped
                         )
                         logger.report(
@@ -407,6 +414,7 @@ class Trainer:
                                 'loss': loss,
                                 'lr': lr,
                                 'images_per_s': rate,
+                                'data_wait_share': data_wait,
                                 'skipped_samples': self.skipped_samples,
                                 **metrics,
                             },
@@ -420,6 +428,7 @@ class Trainer:
                 stop_now = broadcast_flag(stop.requested is not None, self.context, self.device)
                 if stop_now or (options.max_iterations and self.step >= options.max_iterations):
                     return stop.requested or ('SIGTERM' if stop_now else 'max_iterations')
+                fetch_start = time.time()
             self.epoch += 1
             self.epoch_step = 0
         return 'finished'

@@ -71,6 +71,10 @@ def test_train_writes_checkpoints_logs_and_loss_falls(trained):
     losses = [record['loss'] for record in records if record['split'] == 'train']
     assert len(losses) == 12 and np.isfinite(losses).all()
     assert np.mean(losses[-4:]) < np.mean(losses[:4])
+    # throughput and the share of wall time spent waiting for data, logged with every training record
+    train = [record for record in records if record['split'] == 'train']
+    assert all(record['images_per_s'] > 0 and 0 <= record['data_wait_share'] <= 1 for record in train)
+    assert 'images/s, data wait' in (trained / 'output.log').read_text()
 
 
 def test_eval_prints_precision_recall_f_and_writes_results(trained, tmp_path):
