@@ -11,6 +11,11 @@ reading (ground truth + JPEG decode), every process (AugmentDetectionData also p
 into batches of ``--batch``. Every repeat replays the same random draws (numpy / random seeded alike), so the
 repeats differ only by machine noise; the figures are the medians over repeats.
 
+Both paths of the geometric augmentation are timed, before / after: the experiment's own processes, and the
+same pipeline with AugmentDetectionData + RandomCropData replaced by AugmentCropData built from their
+arguments (the one-warp fast path: same draws, polygons and label maps) - or the other way round when the
+experiment already uses AugmentCropData. ``--paths`` picks one of them.
+
 Cores needed = ``--gpu_images_per_s`` / (images/s per core). The default, 250 images/s, is an ESTIMATE for
 deformable ResNet-18 training at 640x640 batch 16 on an H100 (float32 / TF32), not a measurement: the
 inference speed measured in docs/deployment.md (481 images/s at 800x800 batch 8, forward only), scaled by the
@@ -34,6 +39,7 @@ import torch
 from torch.utils.data import default_collate
 
 from concern.config import load_config
+from data.processes import AugmentCropData, AugmentDetectionData, RandomCropData
 
 DEFAULT_EXPERIMENT = 'experiments/seg_detector/ic15_resnet18_deform_thre.yaml'
 
@@ -59,6 +65,44 @@ def build_dataset(experiment: str, dataset_dir: str, list_path: str, overrides=(
     return config.build('train_data')
 
 
+def fused_processes(processes: list) -> list:
+    """``processes`` with each training AugmentDetectionData directly followed by RandomCropData replaced by the
+    equivalent AugmentCropData."""
+    out = []
+    for process in processes:
+        previous = out[-1] if out else None
+        if (
+            isinstance(process, RandomCropData)
+            and not process.require_original_image
+            and isinstance(previous, AugmentDetectionData)
+            and not previous.only_resize
+        ):
+            out[-1] = AugmentCropData(
+                augmenter_args=previous.augmenter_args,
+                size=process.size,
+                max_tries=process.max_tries,
+                min_crop_side_ratio=process.min_crop_side_ratio,
+            )
+        else:
+            out.append(process)
+    return out
+
+
+def unfused_processes(processes: list) -> list:
+    """``processes`` with each AugmentCropData replaced by the two processes it stands for."""
+    out = []
+    for process in processes:
+        if isinstance(process, AugmentCropData):
+            crop = process.crop
+            out += [
+                AugmentDetectionData(augmenter_args=process.augment.augmenter_args),
+                RandomCropData(size=crop.size, max_tries=crop.max_tries, min_crop_side_ratio=crop.min_crop_side_ratio),
+            ]
+        else:
+            out.append(process)
+    return out
+
+
 def run_once(dataset, indices, batch_size: int, seed: int) -> dict:
     """Seconds spent per stage over ``indices`` (one pass, with the random draws seeded by ``seed``)."""
     totals = defaultdict(float)
@@ -66,7 +110,7 @@ def run_once(dataset, indices, batch_size: int, seed: int) -> dict:
     for process in dataset.processes:
         name = type(process).__name__
         stages.append((name, process))
-        if hasattr(process, 'augmenter'):
+        if isinstance(process, AugmentDetectionData):
             augmenters = process.augmenter.augmenters
             originals = list(augmenters)
             augmenters[:] = [Timed(f'  {name}.{type(a).__name__}', a, defaultdict(float)) for a in originals]
@@ -90,7 +134,7 @@ def run_once(dataset, indices, batch_size: int, seed: int) -> dict:
     if num_collated:
         totals[f'collate (batches of {batch_size})'] *= len(samples) / num_collated  # per sample as if all were
     for _, process in stages:
-        if hasattr(process, 'augmenter'):
+        if isinstance(process, AugmentDetectionData):
             for timed in process.augmenter.augmenters:
                 totals[timed.name] = timed.totals[timed.name]
             process.augmenter.augmenters[:] = [timed.function for timed in process.augmenter.augmenters]
@@ -135,6 +179,12 @@ def main(argv=None) -> int:
         default=250.0,
         help='training images/s of the GPU (default 250: an estimate for an H100, see the doc)',
     )
+    parser.add_argument(
+        '--paths',
+        choices=['both', 'two', 'fused'],
+        default='both',
+        help='time the two-process augmentation + crop, the fused AugmentCropData, or both (default)',
+    )
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='config override')
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
@@ -148,9 +198,29 @@ def main(argv=None) -> int:
         f'1 thread; machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} '
         f'at start'
     )
-    run_once(dataset, indices[:2], args.batch, seed=1)  # warm-up (imports, caches)
-    runs = [run_once(dataset, indices, args.batch, seed=0) for _ in range(args.repeats)]
-    print(report(runs, len(indices), args.gpu_images_per_s, args.batch))
+    own = list(dataset.processes)
+    paths = {
+        'two processes (AugmentDetectionData + RandomCropData)': unfused_processes(own),
+        'fused (AugmentCropData)': fused_processes(own),
+    }
+    totals = {}
+    for name, processes in paths.items():
+        if args.paths != 'both' and not name.startswith(args.paths):
+            continue
+        dataset.processes = processes
+        run_once(dataset, indices[:2], args.batch, seed=1)  # warm-up (imports, caches)
+        runs = [run_once(dataset, indices, args.batch, seed=0) for _ in range(args.repeats)]
+        print(f'\n== {name} ==')
+        print(report(runs, len(indices), args.gpu_images_per_s, args.batch))
+        totals[name] = statistics.median(sum(v for k, v in run.items() if not k.startswith('  ')) for run in runs)
+    dataset.processes = own
+    if len(totals) == 2:
+        before, after = (total / len(indices) * 1000 for total in totals.values())
+        print(
+            f'\nbefore -> after: {before:.1f} -> {after:.1f} ms/sample ({before / after:.2f}x); cores to feed '
+            f'{args.gpu_images_per_s:g} images/s: {args.gpu_images_per_s * before / 1000:.1f} -> '
+            f'{args.gpu_images_per_s * after / 1000:.1f}'
+        )
     load = os.getloadavg()
     print(
         f'load average at end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (above the core count: figures are '

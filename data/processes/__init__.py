@@ -1,3 +1,4 @@
+from .augment_crop_data import AugmentCropData
 from .augment_data import AugmentDetectionData, OpenCVAugmenter
 from .data_process import DataProcess
 from .filter_keys import FilterKeys

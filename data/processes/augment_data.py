@@ -17,26 +17,49 @@ def _range(value, name):
     raise ValueError(f"augmenter_args: '{name}' must be a number or [low, high], not {value!r}.")
 
 
+def apply_matrix(points, matrix):
+    """(K, 2) points through the affine part of a 3 x 3 (or 2 x 3) matrix."""
+    return points @ matrix[:2, :2].T + matrix[:2, 2]
+
+
 class Flip:
     """Mirrors along ``axis`` (1: left-right, 0: top-bottom) with probability ``p``; a point
-    coordinate c on that axis goes to (size - 1) - c."""
+    coordinate c on that axis goes to (size - 1) - c.
+
+    Like every geometric augmenter: ``sample(h, w)`` makes the random draws and returns (3 x 3 matrix on
+    pixel coordinates, (h, w) of the output); ``move(polygons, matrix)`` moves the polygons with it;
+    calling it does both and transforms the image (what AugmentCropData composes into one warp).
+    """
 
     axis = 1
 
     def __init__(self, p=1.0):
         self.p = float(p)
 
-    def __call__(self, image, polygons):
-        if np.random.random() >= self.p:
-            return image, polygons
-        size = image.shape[self.axis]
-        column = 1 - self.axis  # x is column 0 of a polygon and axis 1 of an image
+    def sample(self, h, w):
+        matrix = np.eye(3)
+        if np.random.random() < self.p:
+            column = 1 - self.axis  # x is column 0 of a polygon and axis 1 of an image
+            matrix[column, column] = -1.0
+            matrix[column, 2] = (h, w)[self.axis] - 1
+        return matrix, (h, w)
+
+    def move(self, polygons, matrix):
+        column = 1 - self.axis
+        if matrix[column, column] == 1.0:
+            return polygons
         flipped = []
         for polygon in polygons:
             polygon = polygon.copy()
-            polygon[:, column] = size - 1 - polygon[:, column]
+            polygon[:, column] = matrix[column, 2] - polygon[:, column]
             flipped.append(polygon)
-        return cv2.flip(image, self.axis), flipped  # OpenCV's flip code = axis: 1 left-right, 0 top-bottom
+        return flipped
+
+    def __call__(self, image, polygons):
+        matrix, _ = self.sample(*image.shape[:2])
+        if matrix[1 - self.axis, 1 - self.axis] == 1.0:
+            return image, polygons
+        return cv2.flip(image, self.axis), self.move(polygons, matrix)  # OpenCV's flip code = axis
 
 
 class Fliplr(Flip):
@@ -55,22 +78,29 @@ class Affine:
     """Rotates (degrees, clockwise on screen as imgaug) and scales about the image centre, same size.
 
     ``rotate`` and ``scale`` are numbers or [low, high] ranges drawn uniformly. Bilinear
-    interpolation, zero border; the polygons go through the same matrix.
+    interpolation, zero border; the polygons go through the same matrix. ``sample`` / ``move``: see Flip.
     """
 
     def __init__(self, rotate=0.0, scale=1.0):
         self.rotate = _range(rotate, 'rotate')
         self.scale = _range(scale, 'scale')
 
-    def __call__(self, image, polygons):
+    def sample(self, h, w):
         angle = np.random.uniform(*self.rotate)
         scale = np.random.uniform(*self.scale)
-        h, w = image.shape[:2]
         matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), -angle, scale)
+        return np.vstack([matrix, [0.0, 0.0, 1.0]]), (h, w)
+
+    def move(self, polygons, matrix):
+        return [apply_matrix(p, matrix) for p in polygons]
+
+    def __call__(self, image, polygons):
+        h, w = image.shape[:2]
+        matrix, _ = self.sample(h, w)
         image = cv2.warpAffine(
-            image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+            image, matrix[:2], (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
         )
-        return image, [p @ matrix[:, :2].T + matrix[:, 2] for p in polygons]
+        return image, self.move(polygons, matrix)
 
 
 INTERPOLATIONS = {
@@ -83,8 +113,9 @@ INTERPOLATIONS = {
 
 class Resize:
     """Resizes the image: ``size`` is a factor, a [low, high] factor range (one factor for both
-    sides) or {'width': W, 'height': H}. Polygons follow OpenCV's pixel-centre mapping.
-    ``interpolation`` (nearest, linear, area, cubic) defaults to cubic, imgaug's default."""
+    sides) or {'width': W, 'height': H}. Polygons follow OpenCV's pixel-centre mapping
+    x' = (x + 0.5) * W' / W - 0.5. ``interpolation`` (nearest, linear, area, cubic) defaults to cubic,
+    imgaug's default. ``sample`` / ``move``: see Flip."""
 
     def __init__(self, size, interpolation='cubic'):
         if interpolation not in INTERPOLATIONS:
@@ -109,12 +140,20 @@ class Resize:
         factor = np.random.uniform(*self.factor)
         return max(1, int(round(w * factor))), max(1, int(round(h * factor)))
 
-    def __call__(self, image, polygons):
-        h, w = image.shape[:2]
+    def sample(self, h, w):
         new_w, new_h = self.target_size(h, w)
+        fx, fy = new_w / w, new_h / h
+        matrix = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
+        return matrix, (new_h, new_w)
+
+    def move(self, polygons, matrix):
+        factor = np.array([matrix[0, 0], matrix[1, 1]])
+        return [(p + 0.5) * factor - 0.5 for p in polygons]
+
+    def __call__(self, image, polygons):
+        matrix, (new_h, new_w) = self.sample(*image.shape[:2])
         image = cv2.resize(image, (new_w, new_h), interpolation=self.interpolation)
-        factor = np.array([new_w / w, new_h / h])
-        return image, [(p + 0.5) * factor - 0.5 for p in polygons]
+        return image, self.move(polygons, matrix)
 
 
 class ColorJitter:
@@ -218,18 +257,27 @@ class AugmentDetectionData(DataProcess):
 
     def process(self, data):
         image = np.asarray(data['image'], dtype=np.float32)  # as the original: every resize on the float image
-        h, w = image.shape[:2]
-        lines = data['lines']
-        polygons = [np.asarray(line['poly'], dtype=np.float64).reshape(-1, 2) for line in lines]
+        polygons = self.polygons(data['lines'])
         if self.only_resize:
-            data['image'] = cv2.resize(image, self.resize_shape(h, w))
+            data['image'] = cv2.resize(image, self.resize_shape(*image.shape[:2]))
         elif self.augmenter.augmenters:
             data['image'], polygons = self.augmenter(image, polygons)
+        return self.annotate(data, polygons, image.shape[:2], is_training=not self.only_resize)
+
+    @staticmethod
+    def polygons(lines):
+        """The (K, 2) float64 points of every annotation line."""
+        return [np.asarray(line['poly'], dtype=np.float64).reshape(-1, 2) for line in lines]
+
+    @staticmethod
+    def annotate(data, polygons, shape, is_training):
+        """Writes ``polys`` (the moved ``polygons`` with the lines' texts), ``filename``, ``shape`` (h, w of the
+        image before augmentation) and ``is_training`` into ``data``; returns it."""
         data['polys'] = [
             {'points': points, 'ignore': line['text'] == '###', 'text': line['text']}
-            for points, line in zip(polygons, lines)
+            for points, line in zip(polygons, data['lines'])
         ]
         data['filename'] = data.get('filename', data.get('data_id', ''))
-        data['shape'] = (h, w)
-        data['is_training'] = not self.only_resize
+        data['shape'] = tuple(shape)
+        data['is_training'] = is_training
         return data

@@ -23,8 +23,7 @@ class NormalizeImage(DataProcess):
             raise KeyError(
                 "NormalizeImage needs the key 'image' in the sample; put it after the dataset / augmentation processes."
             )
-        image = normalize(data['image'])
-        data['image'] = torch.from_numpy(image).permute(2, 0, 1).contiguous()
+        data['image'] = torch.from_numpy(normalize(data['image'], channels_first=True))
         return data
 
     @classmethod

@@ -32,28 +32,48 @@ class RandomCropData(DataProcess):
 
     def process(self, data):
         image = data['image']
-        care_polys = [
-            np.asarray(line['points'], dtype=np.float64).reshape(-1, 2) for line in data['polys'] if not line['ignore']
-        ]
-        crop_x, crop_y, crop_w, crop_h = self.crop_area(image, care_polys)
-        scale = min(self.size[0] / crop_w, self.size[1] / crop_h)
-        h, w = max(1, int(crop_h * scale)), max(1, int(crop_w * scale))
+        crop = self.crop_area(image.shape[:2], self.care_polygons(data['polys']))
+        crop_x, crop_y, crop_w, crop_h = crop
+        scale, w, h = self.fit(crop_w, crop_h)
         canvas = np.zeros((self.size[1], self.size[0]) + image.shape[2:], image.dtype)
         canvas[:h, :w] = cv2.resize(image[crop_y : crop_y + crop_h, crop_x : crop_x + crop_w], (w, h))
-
-        factor = np.array([w / crop_w, h / crop_h])
-        lines = []
-        for line in data['polys']:
-            points = np.asarray(line['points'], dtype=np.float64).reshape(-1, 2)
-            points = (points - (crop_x, crop_y) + 0.5) * factor - 0.5
-            if points.shape[0] and not self.is_poly_outside_rect(points, 0, 0, w, h):
-                lines.append({**line, 'points': points})
-        data['polys'] = lines
+        data['polys'] = self.move_polys(data['polys'], crop)
         if not self.require_original_image:
             data['image'] = canvas
         data['scale_w'] = scale
         data['scale_h'] = scale
         return data
+
+    @staticmethod
+    def care_polygons(polys):
+        """The (K, 2) float64 points of the cared-for ('ignore' False) entries of ``polys``."""
+        return [np.asarray(line['points'], dtype=np.float64).reshape(-1, 2) for line in polys if not line['ignore']]
+
+    def fit(self, crop_w, crop_h):
+        """(scale, w, h): the crop is resized by ``scale`` (keeping its ratio) to w x h, inside ``size``."""
+        scale = min(self.size[0] / crop_w, self.size[1] / crop_h)
+        return scale, max(1, int(crop_w * scale)), max(1, int(crop_h * scale))
+
+    def crop_matrix(self, crop):
+        """3 x 3 matrix taking a pixel coordinate of the uncropped image into the canvas (what ``move_polys``
+        does to the points): x' = (x - crop_x + 0.5) * w / crop_w - 0.5."""
+        crop_x, crop_y, crop_w, crop_h = crop
+        _, w, h = self.fit(crop_w, crop_h)
+        fx, fy = w / crop_w, h / crop_h
+        return np.array([[fx, 0.0, (0.5 - crop_x) * fx - 0.5], [0.0, fy, (0.5 - crop_y) * fy - 0.5], [0, 0, 1.0]])
+
+    def move_polys(self, polys, crop):
+        """``polys`` moved into the canvas for ``crop`` (x, y, width, height); those wholly outside it dropped."""
+        crop_x, crop_y, crop_w, crop_h = crop
+        _, w, h = self.fit(crop_w, crop_h)
+        factor = np.array([w / crop_w, h / crop_h])
+        lines = []
+        for line in polys:
+            points = np.asarray(line['points'], dtype=np.float64).reshape(-1, 2)
+            points = (points - (crop_x, crop_y) + 0.5) * factor - 0.5
+            if points.shape[0] and not self.is_poly_outside_rect(points, 0, 0, w, h):
+                lines.append({**line, 'points': points})
+        return lines
 
     @staticmethod
     def is_poly_outside_rect(poly, x, y, w, h):
@@ -79,9 +99,10 @@ class RandomCropData(DataProcess):
         picked = [int(np.random.choice(regions[index])) for index in np.random.choice(len(regions), 2)]
         return min(picked), max(picked)
 
-    def crop_area(self, image, polys):
-        """Returns (x, y, width, height) of the crop."""
-        h, w = image.shape[:2]
+    def crop_area(self, shape, polys):
+        """(x, y, width, height) of the crop of an image of ``shape`` (h, w) holding the cared-for ``polys``
+        (a list of (K, 2) arrays): the random draws need only the polygons and the size, no pixels."""
+        h, w = shape
         covered_rows = np.zeros(h, dtype=bool)
         covered_cols = np.zeros(w, dtype=bool)
         for points in polys:

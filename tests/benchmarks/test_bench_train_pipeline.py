@@ -5,7 +5,8 @@ import re
 import subprocess
 import sys
 
-from benchmarks.bench_train_pipeline import report
+from benchmarks.bench_train_pipeline import fused_processes, report, unfused_processes
+from data.processes import AugmentCropData, AugmentDetectionData, MakeICDARData, RandomCropData
 from data.synth import write_db_layout
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -45,6 +46,8 @@ def test_runs_the_experiment_pipeline_on_a_tiny_dataset(tmp_path):
     ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    two, fused = result.stdout.split('== fused (AugmentCropData) ==')
+    assert '== two processes (AugmentDetectionData + RandomCropData) ==' in two
     for stage in (
         'read (gt + JPEG decode)',
         'AugmentDetectionData',
@@ -55,7 +58,30 @@ def test_runs_the_experiment_pipeline_on_a_tiny_dataset(tmp_path):
         'collate (batches of 2)',
         'AugmentDetectionData.Resize',
     ):
-        assert stage in result.stdout
-    per_core = float(re.search(r'images/s per core: ([\d.]+)', result.stdout).group(1))
-    cores = float(re.search(r'to feed 50 images/s .*: ([\d.]+) ->', result.stdout).group(1))
-    assert abs(cores - 50 / per_core) < 0.06
+        assert stage in two
+    assert re.search(r'^AugmentCropData\s', fused, re.M) and 'RandomCropData' not in fused
+    per_core = [float(value) for value in re.findall(r'images/s per core: ([\d.]+)', result.stdout)]
+    cores = [float(value) for value in re.findall(r'to feed 50 images/s .*: ([\d.]+) ->', result.stdout)]
+    assert len(per_core) == len(cores) == 2
+    for speed, needed in zip(per_core, cores):
+        assert abs(needed - 50 / speed) < 0.06
+    before, after = re.search(r'before -> after: ([\d.]+) -> ([\d.]+) ms/sample', result.stdout).groups()
+    assert abs(1000 / float(before) - per_core[0]) < 0.02 * per_core[0]
+
+
+def test_fused_and_unfused_processes_swap_the_augmentation_and_crop():
+    two = [
+        AugmentDetectionData(augmenter_args=[['Fliplr', 0.5], ['Resize', [0.5, 3.0]]]),
+        RandomCropData(size=[320, 160], max_tries=7, min_crop_side_ratio=0.2),
+        MakeICDARData(),
+    ]
+    fused = fused_processes(two)
+    assert [type(process) for process in fused] == [AugmentCropData, MakeICDARData] and fused[1] is two[2]
+    assert fused[0].augment.augmenter_args == two[0].augmenter_args
+    assert (fused[0].crop.size, fused[0].crop.max_tries, fused[0].crop.min_crop_side_ratio) == ((320, 160), 7, 0.2)
+    back = unfused_processes(fused)
+    assert [type(process) for process in back] == [AugmentDetectionData, RandomCropData, MakeICDARData]
+    assert back[0].augmenter_args == two[0].augmenter_args and back[1].size == (320, 160)
+    assert back[1].max_tries == 7 and back[1].min_crop_side_ratio == 0.2
+    validation = [AugmentDetectionData(augmenter_args=[['Resize', {'width': 64, 'height': 64}]], only_resize=True)]
+    assert fused_processes(validation + [RandomCropData()])[0] is validation[0]  # only a training augmentation

@@ -144,6 +144,21 @@ def test_normalize_image_and_restore():
     assert np.array_equal(NormalizeImage.restore(tensor), image)
 
 
+def test_normalize_image_is_bit_identical_to_normalize_then_transpose():
+    from data.normalization import normalize
+
+    for dtype in (np.uint8, np.float32):
+        image = (np.random.RandomState(1).rand(9, 13, 3) * 255).astype(dtype)
+        kept = image.copy()
+        expected = torch.from_numpy(normalize(image)).permute(2, 0, 1).contiguous()  # the original's order of steps
+        tensor = NormalizeImage()(dict(image=image))['image']
+        assert tensor.is_contiguous() and torch.equal(tensor, expected)
+        assert np.array_equal(image, kept)  # the sample's image is not normalised in place
+    single = np.full((1, 1, 3), 100, np.float32)
+    normalize(single, channels_first=True)
+    assert single.min() == 100  # even a 1 x 1 image (whose transpose is contiguous) is copied
+
+
 def test_filter_keys():
     data = FilterKeys(superfluous=['polygons', 'shape', 'absent'])(dict(image=1, polygons=2, shape=3, gt=4))
     assert data == dict(image=1, gt=4)
