@@ -130,11 +130,12 @@ import os, sys, torch
 state = torch.load(sys.argv[1], weights_only=True)
 parts, part, size = [], {}, 0
 for key, value in state.items():
-    part[key] = value.half() if value.is_floating_point() else value
-    size += part[key].numel() * part[key].element_size()
-    if size > 15e6:
+    value = value.half() if value.is_floating_point() else value
+    nbytes = value.numel() * value.element_size()
+    if part and size + nbytes > 14e6:
         parts.append(part)
         part, size = {}, 0
+    part[key], size = value, size + nbytes
 parts.append(part)
 os.makedirs(sys.argv[2], exist_ok=True)
 for index, part in enumerate(parts):
@@ -165,7 +166,7 @@ finetune)
         photo_scale3) recipe rec_photo_scale3 "$WS/pre_photo.weights" \
                           --opt "train_data.processes.0.augmenter_args.2=['Resize', [0.5, 3.0]]" & ;;
         photo_crop320_b16) BATCH=16 recipe rec_photo_crop320_b16 "$WS/pre_photo.weights" --batch_size 16 \
-                               --opt "train_data.processes.1.size=[320, 320]" & ;;
+                               --opt "train_data.processes.0.size=[320, 320]" & ;;
         *) echo "unknown recipe variant $variant" ;;
         esac
     done
