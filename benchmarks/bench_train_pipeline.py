@@ -14,13 +14,14 @@ repeats differ only by machine noise; the figures are the medians over repeats.
 Both paths of the geometric augmentation are timed, before / after: the experiment's own processes, and the
 same pipeline with AugmentDetectionData + RandomCropData replaced by AugmentCropData built from their
 arguments (the one-warp fast path: same draws, polygons and label maps) - or the other way round when the
-experiment already uses AugmentCropData. ``--paths`` picks one of them.
+experiment already uses AugmentCropData; the two alternate repeat by repeat, so that a change in the machine's
+load hits both. ``--paths`` picks one of them.
 
 Cores needed = ``--gpu_images_per_s`` / (images/s per core). The default, 250 images/s, is an ESTIMATE for
 deformable ResNet-18 training at 640x640 batch 16 on an H100 (float32 / TF32), not a measurement: the
 inference speed measured in docs/deployment.md (481 images/s at 800x800 batch 8, forward only), scaled by the
-pixel count (x 800^2 / 640^2) and divided by 3 for forward + backward. Measure the real step time on the GPU
-and pass it.
+pixel count (x 800^2 / 640^2) and divided by 3 for forward + backward. Measure the real figure on the GPU with
+``python -m benchmarks.bench_train_step --device cuda`` and pass it.
 """
 
 from __future__ import annotations
@@ -203,16 +204,20 @@ def main(argv=None) -> int:
         'two processes (AugmentDetectionData + RandomCropData)': unfused_processes(own),
         'fused (AugmentCropData)': fused_processes(own),
     }
+    paths = {name: processes for name, processes in paths.items() if args.paths in ('both', name.split()[0])}
+    runs = {name: [] for name in paths}
+    for repeat in range(-1, args.repeats):  # the paths alternate, so that a change in the machine's load hits both
+        for name, processes in paths.items():
+            dataset.processes = processes
+            if repeat < 0:
+                run_once(dataset, indices[:2], args.batch, seed=1)  # warm-up (imports, caches)
+            else:
+                runs[name].append(run_once(dataset, indices, args.batch, seed=0))
     totals = {}
-    for name, processes in paths.items():
-        if args.paths != 'both' and not name.startswith(args.paths):
-            continue
-        dataset.processes = processes
-        run_once(dataset, indices[:2], args.batch, seed=1)  # warm-up (imports, caches)
-        runs = [run_once(dataset, indices, args.batch, seed=0) for _ in range(args.repeats)]
+    for name in paths:
         print(f'\n== {name} ==')
-        print(report(runs, len(indices), args.gpu_images_per_s, args.batch))
-        totals[name] = statistics.median(sum(v for k, v in run.items() if not k.startswith('  ')) for run in runs)
+        print(report(runs[name], len(indices), args.gpu_images_per_s, args.batch))
+        totals[name] = statistics.median(sum(v for k, v in run.items() if not k.startswith('  ')) for run in runs[name])
     dataset.processes = own
     if len(totals) == 2:
         before, after = (total / len(indices) * 1000 for total in totals.values())
