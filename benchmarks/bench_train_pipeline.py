@@ -160,7 +160,7 @@ def report(runs: list, num: int, gpu_images_per_s: float, batch_size: int) -> st
         f'{"total":42s} {total:10.2f} (repeats: {", ".join(f"{t:.1f}" for t in spread)} ms)',
         f'images/s per core: {per_core:.2f}; slowest stage: {slowest.strip()} '
         f'({median_ms[slowest] / total * 100:.0f}%)',
-        f'cores to feed {gpu_images_per_s:g} images/s (ResNet-18 640x640 batch {batch_size} on the GPU): '
+        f'cores to feed {gpu_images_per_s:g} images/s (the GPU training speed, --gpu_images_per_s): '
         f'{cores:.1f} -> {math.ceil(cores)} data workers',
     ]
     return '\n'.join(lines)
