@@ -1,5 +1,6 @@
 """Image normalisation to the network's input tensor, and its inverse."""
 
+import cv2
 import numpy as np
 import torch
 
@@ -33,8 +34,8 @@ class NormalizeImage(DataProcess):
                 "NormalizeImage needs the key 'image' in the sample; put it after the dataset / augmentation processes."
             )
         if self.on_device:
-            image = torch.from_numpy(np.asarray(data['image'])).round().clamp_(0, 255).to(torch.uint8)
-            data['image'] = image.permute(2, 0, 1).contiguous()
+            image = cv2.convertScaleAbs(np.clip(data['image'], 0, 255))  # rounded half to even, as np.rint
+            data['image'] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         else:
             data['image'] = torch.from_numpy(normalize(data['image'], channels_first=True))
         return data
