@@ -11,16 +11,17 @@ reading (ground truth + JPEG decode), every process (AugmentDetectionData also p
 into batches of ``--batch``. Every repeat replays the same random draws (numpy / random seeded alike), so the
 repeats differ only by machine noise; the figures are the medians over repeats.
 
-Both paths of the geometric augmentation are timed, before / after: the experiment's own processes, and the
-same pipeline with AugmentDetectionData + RandomCropData replaced by AugmentCropData built from their
-arguments (the one-warp fast path: same draws, polygons and label maps) - or the other way round when the
-experiment already uses AugmentCropData. ``--paths`` picks one of them.
+Three paths are timed: ``two``, the pipeline with AugmentDetectionData + RandomCropData (the experiment's own, or
+AugmentCropData split back into them); ``fused``, the same with AugmentCropData built from their arguments (the
+one-warp fast path: same draws, polygons and label maps) and NormalizeImage writing float32; ``uint8``, the fused
+one with NormalizeImage(on_device=True) (a uint8 image through collation, normalised by the model on the GPU).
+They alternate repeat by repeat, so that a change in the machine's load hits all; ``--paths`` picks one.
 
 Cores needed = ``--gpu_images_per_s`` / (images/s per core). The default, 250 images/s, is an ESTIMATE for
 deformable ResNet-18 training at 640x640 batch 16 on an H100 (float32 / TF32), not a measurement: the
 inference speed measured in docs/deployment.md (481 images/s at 800x800 batch 8, forward only), scaled by the
-pixel count (x 800^2 / 640^2) and divided by 3 for forward + backward. Measure the real step time on the GPU
-and pass it.
+pixel count (x 800^2 / 640^2) and divided by 3 for forward + backward. Measure the real figure on the GPU with
+``python -m benchmarks.bench_train_step --device cuda`` and pass it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import torch
 from torch.utils.data import default_collate
 
 from concern.config import load_config
-from data.processes import AugmentCropData, AugmentDetectionData, RandomCropData
+from data.processes import AugmentCropData, AugmentDetectionData, NormalizeImage, RandomCropData
 
 DEFAULT_EXPERIMENT = 'experiments/seg_detector/ic15_resnet18_deform_thre.yaml'
 
@@ -65,13 +66,15 @@ def build_dataset(experiment: str, dataset_dir: str, list_path: str, overrides=(
     return config.build('train_data')
 
 
-def fused_processes(processes: list) -> list:
+def fused_processes(processes: list, on_device=None) -> list:
     """``processes`` with each training AugmentDetectionData directly followed by RandomCropData replaced by the
-    equivalent AugmentCropData."""
+    equivalent AugmentCropData; ``on_device`` True / False replaces each NormalizeImage by one with that option."""
     out = []
     for process in processes:
         previous = out[-1] if out else None
-        if (
+        if isinstance(process, NormalizeImage) and on_device is not None:
+            out.append(NormalizeImage(on_device=on_device))
+        elif (
             isinstance(process, RandomCropData)
             and not process.require_original_image
             and isinstance(previous, AugmentDetectionData)
@@ -159,7 +162,7 @@ def report(runs: list, num: int, gpu_images_per_s: float, batch_size: int) -> st
         f'{"total":42s} {total:10.2f} (repeats: {", ".join(f"{t:.1f}" for t in spread)} ms)',
         f'images/s per core: {per_core:.2f}; slowest stage: {slowest.strip()} '
         f'({median_ms[slowest] / total * 100:.0f}%)',
-        f'cores to feed {gpu_images_per_s:g} images/s (ResNet-18 640x640 batch {batch_size} on the GPU): '
+        f'cores to feed {gpu_images_per_s:g} images/s (the GPU training speed, --gpu_images_per_s): '
         f'{cores:.1f} -> {math.ceil(cores)} data workers',
     ]
     return '\n'.join(lines)
@@ -181,9 +184,10 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         '--paths',
-        choices=['both', 'two', 'fused'],
-        default='both',
-        help='time the two-process augmentation + crop, the fused AugmentCropData, or both (default)',
+        choices=['all', 'two', 'fused', 'uint8'],
+        default='all',
+        help='time the two-process augmentation + crop, the fused AugmentCropData, the fused one with '
+        'NormalizeImage(on_device=True), or all three (default)',
     )
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='config override')
     args = parser.parse_args(argv)
@@ -200,26 +204,31 @@ def main(argv=None) -> int:
     )
     own = list(dataset.processes)
     paths = {
-        'two processes (AugmentDetectionData + RandomCropData)': unfused_processes(own),
-        'fused (AugmentCropData)': fused_processes(own),
+        'two processes (AugmentDetectionData + RandomCropData)': unfused_processes(fused_processes(own, False)),
+        'fused (AugmentCropData)': fused_processes(own, on_device=False),
+        'uint8 (AugmentCropData, NormalizeImage on_device)': fused_processes(own, on_device=True),
     }
+    paths = {name: processes for name, processes in paths.items() if args.paths in ('all', name.split()[0])}
+    runs = {name: [] for name in paths}
+    for repeat in range(-1, args.repeats):  # the paths alternate, so that a change in the machine's load hits both
+        for name, processes in paths.items():
+            dataset.processes = processes
+            if repeat < 0:
+                run_once(dataset, indices[:2], args.batch, seed=1)  # warm-up (imports, caches)
+            else:
+                runs[name].append(run_once(dataset, indices, args.batch, seed=0))
     totals = {}
-    for name, processes in paths.items():
-        if args.paths != 'both' and not name.startswith(args.paths):
-            continue
-        dataset.processes = processes
-        run_once(dataset, indices[:2], args.batch, seed=1)  # warm-up (imports, caches)
-        runs = [run_once(dataset, indices, args.batch, seed=0) for _ in range(args.repeats)]
+    for name in paths:
         print(f'\n== {name} ==')
-        print(report(runs, len(indices), args.gpu_images_per_s, args.batch))
-        totals[name] = statistics.median(sum(v for k, v in run.items() if not k.startswith('  ')) for run in runs)
+        print(report(runs[name], len(indices), args.gpu_images_per_s, args.batch))
+        totals[name] = statistics.median(sum(v for k, v in run.items() if not k.startswith('  ')) for run in runs[name])
     dataset.processes = own
-    if len(totals) == 2:
-        before, after = (total / len(indices) * 1000 for total in totals.values())
+    if len(totals) > 1:
+        ms = [total / len(indices) * 1000 for total in totals.values()]
         print(
-            f'\nbefore -> after: {before:.1f} -> {after:.1f} ms/sample ({before / after:.2f}x); cores to feed '
-            f'{args.gpu_images_per_s:g} images/s: {args.gpu_images_per_s * before / 1000:.1f} -> '
-            f'{args.gpu_images_per_s * after / 1000:.1f}'
+            f'\n{" -> ".join(name.split()[0] for name in totals)}: {" -> ".join(f"{t:.1f}" for t in ms)} ms/sample '
+            f'({ms[0] / ms[-1]:.2f}x); cores to feed {args.gpu_images_per_s:g} images/s: '
+            f'{" -> ".join(f"{args.gpu_images_per_s * t / 1000:.1f}" for t in ms)}'
         )
     load = os.getloadavg()
     print(

@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/gpu_checks.sh tests [cuda-only]  # CUDA tests (+ the whole suite) on the GPU machine's Python
 #   bash benchmarks/gpu_checks.sh train [train.py flags]  # quick start trained on the GPU, then F / speed per precision
-#   bash benchmarks/gpu_checks.sh speed       # bench_dcn + bench_inference speed mode on the GPU
+#   bash benchmarks/gpu_checks.sh speed       # bench_dcn, bench_train_step, bench_inference speed mode on the GPU
 #
 # Logs go to $LOG_DIR (default ./gpu_logs). Wheels in .whl/ (shapely, pyclipper, ...) are installed into the
 # running Python first when present, for machines without a package index.
@@ -43,6 +43,9 @@ train)
     ;;
 speed)
     python3 -m benchmarks.bench_dcn --device cuda --size 1024 --repeat 50 2>&1 | tee "$LOG_DIR/bench_dcn.txt"
+    for amp in "" --amp; do  # training images/s at 640x640 batch 16: bench_train_pipeline's --gpu_images_per_s
+        python3 -m benchmarks.bench_train_step --device cuda --cudnn_benchmark $amp 2>&1 | tee -a "$LOG_DIR/bench_train_step.txt"
+    done
     for batch in 1 8; do
         python3 -m benchmarks.bench_inference --device cuda --variants plain,optimized,fp16,bf16 --batch $batch \
             --repeats 30 --e2e_repeats 5 --cudnn_benchmark 2>&1 | tee "$LOG_DIR/bench_inference_b$batch.txt"

@@ -10,6 +10,7 @@ import backbones
 import decoders
 from concern.config import ConfigError
 from concern.registry import lookup
+from data.processes.normalize_image import NormalizeImage
 
 
 class ModuleHolder(nn.Module):
@@ -57,7 +58,8 @@ class SegDetectorModel(nn.Module):
     args: the YAML's model_args {backbone, backbone_args, decoder, decoder_args, loss_class,
     loss_args, loss_kwargs}; without loss_class the model can only run inference.
     forward(batch, training=None): batch is a dict with 'image' (N, 3, H, W) (or the image
-    tensor); training defaults to ``self.training`` (``model.train()`` / ``model.eval()``), as in the
+    tensor): float32 normalised, or uint8 from NormalizeImage(on_device=True), normalised here on the
+    model's device; training defaults to ``self.training`` (``model.train()`` / ``model.eval()``), as in the
     original. training=True returns (loss, pred, metrics) with pred = {'binary', 'thresh',
     'thresh_binary'} each (N, 1, H, W); training=False returns the probability map (N, 1, H, W).
     """
@@ -94,7 +96,9 @@ class SegDetectorModel(nn.Module):
             training = self.training
         device = self.device
         data = batch['image'] if isinstance(batch, dict) else batch
-        data = data.to(device).float()
+        data = data.to(device)
+        # a uint8 image is NormalizeImage(on_device=True)'s: normalised here, on the model's device
+        data = NormalizeImage.normalize_tensor(data) if data.dtype == torch.uint8 else data.float()
         pred = self.model(data, training=training)
         if not training:
             return pred

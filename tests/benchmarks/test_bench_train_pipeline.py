@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from benchmarks.bench_train_pipeline import fused_processes, report, unfused_processes
-from data.processes import AugmentCropData, AugmentDetectionData, MakeICDARData, RandomCropData
+from data.processes import AugmentCropData, AugmentDetectionData, MakeICDARData, NormalizeImage, RandomCropData
 from data.synth import write_db_layout
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -46,7 +46,8 @@ def test_runs_the_experiment_pipeline_on_a_tiny_dataset(tmp_path):
     ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    two, fused = result.stdout.split('== fused (AugmentCropData) ==')
+    two, rest = result.stdout.split('== fused (AugmentCropData) ==')
+    fused, uint8 = rest.split('== uint8 (AugmentCropData, NormalizeImage on_device) ==')
     assert '== two processes (AugmentDetectionData + RandomCropData) ==' in two
     for stage in (
         'read (gt + JPEG decode)',
@@ -59,14 +60,16 @@ def test_runs_the_experiment_pipeline_on_a_tiny_dataset(tmp_path):
         'AugmentDetectionData.Resize',
     ):
         assert stage in two
-    assert re.search(r'^AugmentCropData\s', fused, re.M) and 'RandomCropData' not in fused
+    for part in (fused, uint8):
+        assert re.search(r'^AugmentCropData\s', part, re.M) and 'RandomCropData' not in part
     per_core = [float(value) for value in re.findall(r'images/s per core: ([\d.]+)', result.stdout)]
     cores = [float(value) for value in re.findall(r'to feed 50 images/s .*: ([\d.]+) ->', result.stdout)]
-    assert len(per_core) == len(cores) == 2
+    assert len(per_core) == len(cores) == 3
     for speed, needed in zip(per_core, cores):
         assert abs(needed - 50 / speed) < 0.06
-    before, after = re.search(r'before -> after: ([\d.]+) -> ([\d.]+) ms/sample', result.stdout).groups()
-    assert abs(1000 / float(before) - per_core[0]) < 0.02 * per_core[0]
+    totals = re.search(r'^two -> fused -> uint8: ([\d.]+) -> ([\d.]+) -> ([\d.]+) ms/sample', result.stdout, re.M)
+    for total, speed in zip(totals.groups(), per_core):
+        assert abs(1000 / float(total) - speed) < 0.02 * speed
 
 
 def test_fused_and_unfused_processes_swap_the_augmentation_and_crop():
@@ -83,5 +86,7 @@ def test_fused_and_unfused_processes_swap_the_augmentation_and_crop():
     assert [type(process) for process in back] == [AugmentDetectionData, RandomCropData, MakeICDARData]
     assert back[0].augmenter_args == two[0].augmenter_args and back[1].size == (320, 160)
     assert back[1].max_tries == 7 and back[1].min_crop_side_ratio == 0.2
+    normalize = fused_processes([NormalizeImage()], on_device=True)[0]
+    assert isinstance(normalize, NormalizeImage) and normalize.on_device
     validation = [AugmentDetectionData(augmenter_args=[['Resize', {'width': 64, 'height': 64}]], only_resize=True)]
     assert fused_processes(validation + [RandomCropData()])[0] is validation[0]  # only a training augmentation

@@ -159,6 +159,17 @@ def test_normalize_image_is_bit_identical_to_normalize_then_transpose():
     assert single.min() == 100  # even a 1 x 1 image (whose transpose is contiguous) is copied
 
 
+def test_normalize_image_on_device_leaves_rounded_uint8():
+    image = np.array([[[-3.2, 0.5, 1.5], [254.6, 300.0, 17.49]]], np.float32)  # 1 x 2 x 3
+    tensor = NormalizeImage(on_device=True)(dict(image=image))['image']
+    assert tensor.dtype == torch.uint8 and tensor.shape == (3, 1, 2) and tensor.is_contiguous()
+    assert tensor[:, 0, 0].tolist() == [0, 0, 2] and tensor[:, 0, 1].tolist() == [255, 255, 17]  # half to even
+    normalised = NormalizeImage.normalize_tensor(tensor[None])[0]
+    expected = NormalizeImage()(dict(image=tensor.permute(1, 2, 0).numpy()))['image']
+    assert normalised.dtype == torch.float32 and torch.equal(normalised, expected)
+    assert np.array_equal(NormalizeImage.restore(tensor), tensor.permute(1, 2, 0).numpy())
+
+
 def test_filter_keys():
     data = FilterKeys(superfluous=['polygons', 'shape', 'absent'])(dict(image=1, polygons=2, shape=3, gt=4))
     assert data == dict(image=1, gt=4)

@@ -194,3 +194,37 @@ def test_forward_follows_train_and_eval_mode_by_default():
     loss, pred, metrics = model(batch)
     assert loss.ndim == 0 and torch.isfinite(loss) and sorted(pred) == ['binary', 'thresh', 'thresh_binary']
     assert isinstance(model.eval()(batch, training=True), tuple)  # an explicit argument still wins
+
+
+def test_uint8_image_is_normalised_by_the_model_as_by_normalize_image():
+    """NormalizeImage(on_device=True) leaves a uint8 image; the model's forward normalises it with the very bits
+    NormalizeImage gives on the CPU, so the outputs are identical (training loss included)."""
+    import numpy as np
+
+    from data.processes import NormalizeImage
+
+    torch.manual_seed(0)
+    args = dict(
+        backbone='resnet18',
+        backbone_args=dict(pretrained=False),
+        decoder='SegDetector',
+        decoder_args=dict(adaptive=True, in_channels=[64, 128, 256, 512], k=50),
+        loss_class='L1BalanceCELoss',
+    )
+    model = SegDetectorModel(args).eval()
+    images = (np.random.RandomState(0).rand(2, 64, 64, 3) * 255).astype(np.float32)
+    on_device = torch.stack([NormalizeImage(on_device=True)(dict(image=image))['image'] for image in images])
+    on_cpu = torch.stack([NormalizeImage()(dict(image=np.rint(image)))['image'] for image in images])
+    assert on_device.dtype == torch.uint8 and on_cpu.dtype == torch.float32
+    with torch.no_grad():
+        assert torch.equal(model(on_device), model(on_cpu))
+        labels = dict(
+            gt=torch.zeros(2, 1, 64, 64),
+            mask=torch.ones(2, 64, 64),
+            thresh_map=torch.full((2, 64, 64), 0.3),
+            thresh_mask=torch.ones(2, 64, 64),
+        )
+        labels['gt'][:, :, 20:30, 10:50] = 1
+        loss_device, _, _ = model(dict(image=on_device, **labels), training=True)
+        loss_cpu, _, _ = model(dict(image=on_cpu, **labels), training=True)
+    assert torch.equal(loss_device, loss_cpu)
