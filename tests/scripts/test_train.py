@@ -94,3 +94,20 @@ def test_a_missing_data_list_is_one_sentence_not_a_traceback(tmp_path):
     assert result.returncode == 2, result.stderr[-3000:]
     assert 'Traceback' not in result.stderr
     assert f'cannot read data list {tmp_path / "no_list.txt"}' in result.stderr.strip().splitlines()[-1]
+
+
+def test_cpu_training_flushes_denormal_floats_unless_told_to_keep_them():
+    import torch
+
+    import train
+
+    denormal = torch.tensor([1e-39])  # below float32's smallest normal number, 1.18e-38
+    try:
+        assert train.flush_denormals(torch.device('cpu'), keep=True) is False
+        assert (denormal * 1.0).item() != 0.0
+        assert train.flush_denormals(torch.device('cuda')) is False  # CUDA keeps its own setting
+        assert (denormal * 1.0).item() != 0.0
+        assert train.flush_denormals(torch.device('cpu')) is True
+        assert (denormal * 1.0).item() == 0.0
+    finally:
+        torch.set_flush_denormal(False)
