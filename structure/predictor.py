@@ -94,6 +94,18 @@ class Detector:
         self.pipeline = pipeline
         self.max_pending = max(1, int(max_pending))
 
+    @classmethod
+    def from_experiment(cls, experiment: str, checkpoint: str, **options) -> Detector:
+        """The detector of an experiment YAML file and a checkpoint (this project's or the original's), on the
+        fastest path whose detections equal the plain model's: ONNX Runtime on a CPU (an export made once and
+        cached), the optimised PyTorch model on CUDA or without onnxruntime; ``plain=True`` runs the model as
+        built. ``options``: ``deploy.backend.detector_from_experiment``'s (device, plain, optimize, precision,
+        cache_dir, box_thresh, thresh, overrides, ...) and this class's (image_short_side, is_output_polygon,
+        batch_size, pipeline). Its ``path.description`` says which path runs and why."""
+        from deploy.backend import detector_from_experiment
+
+        return detector_from_experiment(experiment, checkpoint, **options)
+
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """HxWx3 BGR (uint8 or float32) -> (3, H', W') float32, resized and normalised as in the original demo:
         the image is converted to float32 first and the float image is resized (bilinear), as the original."""
