@@ -25,6 +25,7 @@ import os
 import sys
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
@@ -153,8 +154,9 @@ def detect_images(args, images: list[str], detector, box_thresh: float) -> tuple
     results, failed, decoded = {}, [], deque()
 
     def read_images():
-        """Decodes the images as the detector asks for them (a batch at a time, a few batches ahead with
-        --pipeline): bounded memory on folders of huge photos; unreadable files are reported and skipped."""
+        """Decodes the images as the detector asks for them (a batch at a time; with --pipeline in the detector's
+        reading thread, a few batches ahead): bounded memory on folders of huge photos; unreadable files are
+        reported and skipped."""
         for path in tqdm(images, desc='detecting', unit='image'):
             try:
                 decoded.append((path, read_image(path, max_pixels=args.max_pixels)))
@@ -164,19 +166,36 @@ def detect_images(args, images: list[str], detector, box_thresh: float) -> tuple
                 continue
             yield decoded[-1][1]
 
-    for polygons, scores in detector.detect_stream(read_images()):
-        path, image = decoded.popleft()  # results come in input order
-        name = result_name(path, args.image_path)
+    def write(name, image, polygons, scores):
         write_result_file(os.path.join(args.result_dir, f'res_{name}.txt'), polygons, scores)
         if args.visualize:
             import cv2
 
             cv2.imwrite(os.path.join(args.result_dir, f'{name}.jpg'), draw_polygons(image, polygons, scores))
-        results[path] = [
-            {'points': [[int(x), int(y)] for x, y in polygon], 'score': float(score)}
-            for polygon, score in zip(polygons, scores)
-        ]
-        del image  # released before the next image is decoded
+
+    # with --pipeline the files are written in a thread of their own too, at most 2 images behind
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix='dbnet-write') if args.pipeline else None
+    writes = deque()
+    try:
+        for polygons, scores in detector.detect_stream(read_images()):
+            path, image = decoded.popleft()  # results come in input order
+            name = result_name(path, args.image_path)
+            if writer is None:
+                write(name, image, polygons, scores)
+            else:
+                writes.append(writer.submit(write, name, image, polygons, scores))
+                while len(writes) > 2:
+                    writes.popleft().result()
+            results[path] = [
+                {'points': [[int(x), int(y)] for x, y in polygon], 'score': float(score)}
+                for polygon, score in zip(polygons, scores)
+            ]
+            del image  # released once written
+        while writes:
+            writes.popleft().result()
+    finally:
+        if writer is not None:
+            writer.shutdown(wait=True, cancel_futures=True)
     with open(os.path.join(args.result_dir, 'results.json'), 'w', encoding='utf-8') as handle:
         json.dump(
             {
