@@ -4,7 +4,7 @@
 The default is the fastest path whose detections equal the plain model's (probability maps within 1e-4):
 
 - on a CPU with onnxruntime installed: ONNX Runtime fp32 on an export of the checkpoint made once and cached
-  (``cached_onnx_export``; 3-3.5x faster than the plain model on a 2-core AVX-512 CPU);
+  (``cached_onnx_export``; 2.5-3.5x faster than the plain model on a 2-core AVX-512 CPU);
 - on a CPU without onnxruntime, and on CUDA: the optimised PyTorch model (``deploy.optimize``: BatchNorm folded,
   channels_last, inference mode; ONNX Runtime's CPU build does not use the GPU).
 
