@@ -75,13 +75,15 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def cpu_peak_gflops(threads: int) -> tuple[dict, str]:
-    """({'fp32', 'bf16', 'int8'}: GFLOP/s (int8: GOP/s), the formula) from /proc/cpuinfo's flags and clock."""
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as handle:
-            text = handle.read()
-    except OSError:
-        return {}, 'peak unknown (no /proc/cpuinfo)'
+def cpu_peak_gflops(threads: int, text: str | None = None) -> tuple[dict, str]:
+    """({'fp32', 'bf16', 'int8'}: GFLOP/s (int8: GOP/s), the formula) from the flags and clock of ``text``
+    (default: /proc/cpuinfo)."""
+    if text is None:
+        try:
+            with open('/proc/cpuinfo', encoding='utf-8') as handle:
+                text = handle.read()
+        except OSError:
+            return {}, 'peak unknown (no /proc/cpuinfo)'
     flags = set()
     mhz = []
     for line in text.splitlines():
