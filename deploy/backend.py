@@ -129,7 +129,8 @@ class InferencePath:
 
 class OnnxRuntimeModel(nn.Module):
     """An ONNX Runtime session behind the SegDetectorModel inference interface: forward(batch dict with 'image',
-    or an (N, 3, H, W) float32 tensor, training=False) -> (N, 1, H, W) float32 CPU tensor. ``session``: an
+    or an (N, 3, H, W) tensor, training=False) -> (N, 1, H, W) float32 CPU tensor. The image is float32 normalised,
+    or uint8 (a loader's NormalizeImage(on_device=True)), normalised here as SegDetectorModel does. ``session``: an
     ``onnxruntime.InferenceSession`` of an exported model (``deploy.onnx_export.export_onnx``)."""
 
     def __init__(self, session):
@@ -142,8 +143,12 @@ class OnnxRuntimeModel(nn.Module):
     def forward(self, data, training=False):
         if training:
             raise ValueError('OnnxRuntimeModel: inference only (training=False); train the PyTorch model.')
-        image = data['image'] if isinstance(data, dict) else data
-        return torch.from_numpy(self.run(image.detach().cpu().numpy()))
+        image = (data['image'] if isinstance(data, dict) else data).detach().cpu().numpy()
+        if image.dtype == np.uint8:  # the bits of data.normalization.normalize, as the PyTorch model computes them
+            from data.normalization import normalize
+
+            image = normalize(image.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        return torch.from_numpy(self.run(image))
 
 
 def file_sha256(path: str) -> str:

@@ -164,3 +164,16 @@ def test_each_built_path_gives_the_plain_probability_map(tiny, tmp_path):
         with torch.inference_mode():
             got = path.model({'image': torch.from_numpy(image)}, training=False).numpy()
         assert np.abs(got - expected).max() < 1e-4, name
+
+
+def test_the_onnx_model_normalises_a_uint8_batch_as_the_pytorch_model(tiny, tmp_path):
+    """eval.py feeds uint8 images when a test loader ends with NormalizeImage(on_device=True)."""
+    pytest.importorskip('onnxruntime')
+    from data.normalization import normalize
+
+    session = cached_onnx_export(tiny[0], 'e' * 64, str(tmp_path), 'small')[0]
+    raw = torch.randint(0, 256, (1, 3, 64, 96), generator=torch.Generator().manual_seed(3), dtype=torch.uint8)
+    normalised = normalize(raw.numpy().transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    with torch.inference_mode():
+        got = OnnxRuntimeModel(session)({'image': raw}).numpy()
+    assert np.abs(got - probability(tiny[0], np.ascontiguousarray(normalised))).max() < 1e-4
