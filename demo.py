@@ -7,6 +7,13 @@
 For each image it writes ``res_<name>.txt`` (one detection per line: x,y pairs then the score) and,
 with ``--visualize``, ``<name>.jpg`` with the detections drawn; ``results.json`` holds every result.
 An unreadable file is reported by name and skipped.
+
+The model runs on the fastest path whose detections equal the plain model's (deploy/backend.py; the first lines
+printed say which and why): on a CPU, ONNX Runtime on an export made once per checkpoint and cached in
+``--cache_dir`` (default ``$DBNET_CACHE_DIR``, else ``~/.cache/dbnet/onnx``); on CUDA, or without onnxruntime,
+the optimised PyTorch model. ``--plain`` runs the model as built. With more than one image, reading, resizing,
+post-processing and writing overlap with the forward passes (``--no-pipeline``: one after the other). The last
+line gives images/s and s/image, start-up excluded.
 """
 
 from __future__ import annotations
@@ -16,18 +23,14 @@ import json
 import logging
 import os
 import sys
+import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
 from concern.cli import run_main
-from deploy.cli import (
-    add_inference_arguments,
-    apply_inference_options,
-    check_precision_device,
-    resolve_box_thresh,
-    wants_optimized_model,
-)
+from deploy.cli import add_inference_arguments, wants_optimized_model
 
 
 def parse_args(argv=None):
@@ -59,8 +62,9 @@ def parse_args(argv=None):
     parser.add_argument('--batch_size', type=int, default=1, help='images per forward pass (same-size images)')
     parser.add_argument(
         '--pipeline',
-        action='store_true',
-        help='post-process in a second thread while the next batch runs through the model (same results)',
+        action=argparse.BooleanOptionalAction,
+        help='decode, resize, post-process and write in a second thread while the next batch runs through the '
+        'model (same results); default: on when there is more than one image (--no-pipeline: off)',
     )
     add_inference_arguments(parser)
     parser.add_argument('--visualize', action='store_true', help='write overlay images')
@@ -80,6 +84,8 @@ def parse_args(argv=None):
             '--optimize and --precision apply to the PyTorch model, not to --onnx '
             '(quantise an ONNX model with deploy.optimize.quantize_onnx instead).'
         )
+    if args.onnx is not None and args.plain:
+        parser.error('--plain runs the PyTorch model of the experiment and --resume; drop --onnx or --plain.')
     return args
 
 
@@ -106,39 +112,34 @@ def build_detector(args):
             batch_size=args.batch_size,
             thresh=args.thresh,
             box_thresh=args.box_thresh,
-            pipeline=args.pipeline,
+            pipeline=bool(args.pipeline),
         )
         box_thresh = detector.representer.box_thresh
         source = '--box_thresh' if args.box_thresh is not None else f'the metadata of {args.onnx}'
         print(f'box_thresh {box_thresh} (from {source})', flush=True)
+        print(f'path: onnxruntime (--onnx {args.onnx})', flush=True)
         return detector, box_thresh
-    import torch  # noqa: F401
+    from structure.predictor import Detector
 
-    from concern.distributed import choose_device
-    from concern.runtime import build_model_with_weights, load_experiment_for_inference
-    from structure.predictor import Detector, torch_forward
-
-    config = load_experiment_for_inference(args.exp, args.opt)
-    box_thresh, source = resolve_box_thresh(args.box_thresh, config)
-    print(f'box_thresh {box_thresh} (from {source})', flush=True)
-    structure = config.build('Experiment.structure')
-    device = choose_device(args.device)
-    check_precision_device(args.precision, device.type)
-    model = build_model_with_weights(structure, args.resume, device, strict=not args.non_strict)
-    model = apply_inference_options(model, args, device)
-    representer = structure.representer
-    representer.box_thresh = box_thresh
-    if args.thresh is not None:
-        representer.thresh = args.thresh
-    detector = Detector(
-        torch_forward(model, device),
-        representer,
-        args.image_short_side,
+    detector = Detector.from_experiment(
+        args.exp,
+        args.resume,
+        overrides=args.opt,
+        device=args.device,
+        plain=args.plain,
+        optimize=args.optimize,
+        precision=args.precision,
+        strict=not args.non_strict,
+        cache_dir=args.cache_dir,
+        box_thresh=args.box_thresh,
+        thresh=args.thresh,
+        announce=lambda line: print(line, flush=True),
+        image_short_side=args.image_short_side,
         is_output_polygon=args.polygon,
         batch_size=args.batch_size,
-        pipeline=args.pipeline,
+        pipeline=bool(args.pipeline),
     )
-    return detector, box_thresh
+    return detector, detector.box_thresh
 
 
 def detect_images(args, images: list[str], detector, box_thresh: float) -> tuple[dict, list[str]]:
@@ -153,8 +154,9 @@ def detect_images(args, images: list[str], detector, box_thresh: float) -> tuple
     results, failed, decoded = {}, [], deque()
 
     def read_images():
-        """Decodes the images as the detector asks for them (a batch at a time, a few batches ahead with
-        --pipeline): bounded memory on folders of huge photos; unreadable files are reported and skipped."""
+        """Decodes the images as the detector asks for them (a batch at a time; with --pipeline in the detector's
+        reading thread, a few batches ahead): bounded memory on folders of huge photos; unreadable files are
+        reported and skipped."""
         for path in tqdm(images, desc='detecting', unit='image'):
             try:
                 decoded.append((path, read_image(path, max_pixels=args.max_pixels)))
@@ -164,19 +166,36 @@ def detect_images(args, images: list[str], detector, box_thresh: float) -> tuple
                 continue
             yield decoded[-1][1]
 
-    for polygons, scores in detector.detect_stream(read_images()):
-        path, image = decoded.popleft()  # results come in input order
-        name = result_name(path, args.image_path)
+    def write(name, image, polygons, scores):
         write_result_file(os.path.join(args.result_dir, f'res_{name}.txt'), polygons, scores)
         if args.visualize:
             import cv2
 
             cv2.imwrite(os.path.join(args.result_dir, f'{name}.jpg'), draw_polygons(image, polygons, scores))
-        results[path] = [
-            {'points': [[int(x), int(y)] for x, y in polygon], 'score': float(score)}
-            for polygon, score in zip(polygons, scores)
-        ]
-        del image  # released before the next image is decoded
+
+    # with --pipeline the files are written in a thread of their own too, at most 2 images behind
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix='dbnet-write') if args.pipeline else None
+    writes = deque()
+    try:
+        for polygons, scores in detector.detect_stream(read_images()):
+            path, image = decoded.popleft()  # results come in input order
+            name = result_name(path, args.image_path)
+            if writer is None:
+                write(name, image, polygons, scores)
+            else:
+                writes.append(writer.submit(write, name, image, polygons, scores))
+                while len(writes) > 2:
+                    writes.popleft().result()
+            results[path] = [
+                {'points': [[int(x), int(y)] for x, y in polygon], 'score': float(score)}
+                for polygon, score in zip(polygons, scores)
+            ]
+            del image  # released once written
+        while writes:
+            writes.popleft().result()
+    finally:
+        if writer is not None:
+            writer.shutdown(wait=True, cancel_futures=True)
     with open(os.path.join(args.result_dir, 'results.json'), 'w', encoding='utf-8') as handle:
         json.dump(
             {
@@ -200,9 +219,18 @@ def main(argv=None) -> int:
     from data.image_io import find_images
 
     images = find_images(args.image_path)  # before the model is built, so that a wrong path is reported at once
+    if args.pipeline is None:
+        args.pipeline = len(images) > 1
     detector, box_thresh = build_detector(args)
+    start = time.perf_counter()  # start-up (model, export or cache) excluded: the per-image work only
     results, failed = detect_images(args, images, detector, box_thresh)
+    elapsed = time.perf_counter() - start
     print(f'{len(results)} images processed, {len(failed)} skipped; results in {args.result_dir}')
+    if results:
+        print(
+            f'speed: {len(results) / elapsed:.2f} images/s, {elapsed / len(results):.3f} s/image '
+            f'(reading, detecting, writing; start-up excluded; pipeline {"on" if args.pipeline else "off"})'
+        )
     for path in failed:
         print(f'  skipped (unreadable): {path}')
     return 0 if results else 1

@@ -9,7 +9,9 @@ Prints P / R / F and saves them to ``<result_dir>/metrics.json``; writes ``res_<
 the first line printed says which box_thresh is used and where it came from (``--box_thresh``, else the
 experiment's representer, else the original's 0.6); ``--box_thresh_sweep 0.3:0.9:0.05`` scores every threshold
 from one pass of the model and keeps the best (printed metrics, metrics.json and res_*.txt all describe it);
-``--speed`` reports model-only and end-to-end images per second.
+``--speed`` reports model-only and end-to-end images per second. The model runs on the fastest path whose
+detections equal the plain model's (ONNX Runtime on a CPU, on an export cached in ``--cache_dir``; the optimised
+PyTorch model on CUDA); ``--plain`` runs it as built (see demo.py and deploy/backend.py).
 """
 
 from __future__ import annotations
@@ -29,14 +31,7 @@ from concern.distributed import DistributedContext, choose_device
 from concern.errors import UserError
 from concern.evaluation import evaluate, shard_loader
 from concern.runtime import build_model_with_weights, load_experiment_for_inference
-from deploy.cli import (
-    add_inference_arguments,
-    apply_inference_options,
-    check_precision_device,
-    precision_of,
-    resolve_box_thresh,
-    wants_optimized_model,
-)
+from deploy.cli import add_inference_arguments, check_precision_device, inference_path_from_args, resolve_box_thresh
 
 
 def parse_args(argv=None):
@@ -148,7 +143,8 @@ def main(argv=None) -> int:
     device = choose_device(args.device)
     check_precision_device(args.precision, device.type)
     model = build_model_with_weights(structure, args.resume, device, strict=not args.non_strict)
-    model = apply_inference_options(model, args, device)
+    path = inference_path_from_args(model, structure, args, device)
+    model = path.model
     representer, measurer = structure.representer, structure.measurer
     if args.thresh is not None:
         representer.thresh = args.thresh
@@ -158,8 +154,9 @@ def main(argv=None) -> int:
         'experiment': args.exp,
         'checkpoint': args.resume,
         'polygon': args.polygon,
-        'optimized': wants_optimized_model(args),
-        'precision': precision_of(args),
+        'path': path.name,
+        'optimized': path.name == 'optimized',
+        'precision': path.precision,
         'box_thresh_source': '--box_thresh_sweep' if sweep else source,
         'datasets': {},
     }

@@ -1,5 +1,5 @@
-"""Command-line options shared by demo.py and eval.py: faster inference and the detection threshold. Imports no
-torch (demo.py --onnx runs without it)."""
+"""Command-line options shared by demo.py and eval.py: the forward path (deploy/backend.py) and the detection
+threshold. Imports no torch (demo.py --onnx runs without it)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ __all__ = [
     'add_inference_arguments',
     'wants_optimized_model',
     'check_precision_device',
-    'apply_inference_options',
+    'inference_path_from_args',
     'precision_of',
     'resolve_box_thresh',
     'ORIGINAL_BOX_THRESH',
@@ -23,19 +23,30 @@ ORIGINAL_BOX_THRESH = 0.6
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--optimize`` and ``--precision {fp32,bf16,fp16}`` to ``parser``."""
+    """Adds ``--plain``, ``--optimize``, ``--precision {fp32,bf16,fp16}`` and ``--cache_dir`` to ``parser``."""
+    parser.add_argument(
+        '--plain',
+        action='store_true',
+        help='run the model as built, in PyTorch (the original\'s path; slower). Default: the fastest path with '
+        'the same detections: ONNX Runtime on a CPU (an export cached in --cache_dir), the optimised PyTorch '
+        'model on CUDA or without onnxruntime',
+    )
+    parser.add_argument(
+        '--cache_dir',
+        help='folder of the cached ONNX exports of the default CPU path (default: $DBNET_CACHE_DIR, else '
+        '~/.cache/dbnet/onnx)',
+    )
     parser.add_argument(
         '--optimize',
         action='store_true',
-        help='BatchNorm folded into the convolutions, channels_last, inference mode '
-        '(deploy/optimize.py): the same maps within 1e-4, faster',
+        help='run the optimised PyTorch model: BatchNorm folded into the convolutions, channels_last, inference '
+        'mode (deploy/optimize.py): the same maps within 1e-4 (the default on CUDA)',
     )
     parser.add_argument(
         '--precision',
         choices=['fp32', 'bf16', 'fp16'],
-        help='autocast precision of the optimised model (any value implies --optimize; without it '
-        'the model runs as built, in fp32): fp16 / bf16 on a GPU, bf16 on a CPU with '
-        'AVX512-BF16 / AMX (elsewhere slower)',
+        help='autocast precision of the optimised PyTorch model (any value implies --optimize; without it the '
+        'model runs in fp32): fp16 / bf16 on a GPU, bf16 on a CPU with AVX512-BF16 / AMX (elsewhere slower)',
     )
 
 
@@ -49,14 +60,23 @@ def precision_of(args: argparse.Namespace) -> str:
     return args.precision or 'fp32'
 
 
-def apply_inference_options(model, args: argparse.Namespace, device):
-    """``model`` as ``--optimize`` / ``--precision`` ask: unchanged, or a ``deploy.optimize.InferenceModel`` over
-    its optimised copy (same call interface; torch is imported only then)."""
-    if not wants_optimized_model(args):
-        return model
-    from deploy.optimize import InferenceModel, optimize_for_inference
+def inference_path_from_args(model, structure, args: argparse.Namespace, device):
+    """The ``deploy.backend.InferencePath`` that ``--plain`` / ``--optimize`` / ``--precision`` / ``--cache_dir``
+    ask for over ``model`` (built from ``structure`` with ``args.resume``, on ``device``); prints its one line."""
+    from deploy.backend import build_inference_path, choose_path
 
-    return InferenceModel(optimize_for_inference(model), device, precision_of(args))
+    choice = choose_path(device.type, plain=args.plain, optimize=args.optimize, precision=args.precision)
+    path = build_inference_path(
+        model,
+        device,
+        choice,
+        checkpoint=args.resume,
+        builder=structure.builder,
+        strict=not args.non_strict,
+        cache_dir=args.cache_dir,
+    )
+    print(path.description, flush=True)
+    return path
 
 
 def check_precision_device(precision: str, device_type: str) -> None:

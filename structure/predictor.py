@@ -8,13 +8,17 @@ with the experiment's representer.
 With ``pipeline=True`` the post-processing runs in a second thread (producer / consumer): the calling
 thread runs the forward passes batch after batch while the consumer turns finished probability maps into
 polygons (OpenCV, numpy, ONNX Runtime and PyTorch release the GIL while they compute), so the polygons of
-one batch are found while the next batch goes through the model. The batches, the maps and the results are
-those of the sequential path, in input order; an exception in either thread propagates to the caller.
+one batch are found while the next batch goes through the model. ``detect_stream`` also reads its images
+(decoding, for demo.py's generator) and resizes / normalises them in a third thread, one chunk ahead of the
+forward passes. The batches, the maps and the results are those of the sequential path, in input order; an
+exception in any thread propagates to the caller.
 """
 
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -94,6 +98,18 @@ class Detector:
         self.pipeline = pipeline
         self.max_pending = max(1, int(max_pending))
 
+    @classmethod
+    def from_experiment(cls, experiment: str, checkpoint: str, **options) -> Detector:
+        """The detector of an experiment YAML file and a checkpoint (this project's or the original's), on the
+        fastest path whose detections equal the plain model's: ONNX Runtime on a CPU (an export made once and
+        cached), the optimised PyTorch model on CUDA or without onnxruntime; ``plain=True`` runs the model as
+        built. ``options``: ``deploy.backend.detector_from_experiment``'s (device, plain, optimize, precision,
+        cache_dir, box_thresh, thresh, overrides, ...) and this class's (image_short_side, is_output_polygon,
+        batch_size, pipeline). Its ``path.description`` says which path runs and why."""
+        from deploy.backend import detector_from_experiment
+
+        return detector_from_experiment(experiment, checkpoint, **options)
+
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """HxWx3 BGR (uint8 or float32) -> (3, H', W') float32, resized and normalised as in the original demo:
         the image is converted to float32 first and the float image is resized (bilinear), as the original."""
@@ -103,10 +119,14 @@ class Detector:
         resized = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
         return np.ascontiguousarray(normalize(resized).transpose(2, 0, 1))
 
-    def probability_maps(self, images: Sequence[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+    def probability_maps(
+        self, images: Sequence[np.ndarray], inputs: Sequence[np.ndarray] | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """``(index, (H', W') probability map)`` per image, batch after batch: images of the same resized size
-        share a batch of at most ``batch_size``, in order of first appearance."""
-        inputs = [self.preprocess(image) for image in images]
+        share a batch of at most ``batch_size``, in order of first appearance. ``inputs``: the images already
+        preprocessed (``preprocess``), else they are preprocessed here."""
+        if inputs is None:
+            inputs = [self.preprocess(image) for image in images]
         groups: dict = {}
         for index, tensor in enumerate(inputs):
             groups.setdefault(tensor.shape, []).append(index)
@@ -133,7 +153,8 @@ class Detector:
     def detect_stream(self, images: Iterable[np.ndarray]) -> Iterator[tuple[list, list]]:
         """``(polygons, scores)`` per image of ``images`` (any iterable, read ``batch_size`` images at a time,
         each chunk batched as ``detect`` batches it), in order. With ``pipeline`` the forward passes run
-        up to ``max_pending`` chunks ahead of the post-processing."""
+        up to ``max_pending`` chunks ahead of the post-processing, and a reading thread decodes and preprocesses
+        one chunk ahead of the forward passes (at most ``max_pending`` + 3 chunks read and not yet returned)."""
         iterator = iter(images)
         if not self.pipeline:
             while True:
@@ -143,23 +164,28 @@ class Detector:
                 results = self.detect(chunk)
                 del chunk  # the images are released before the next chunk is read
                 yield from results
-        with _Consumer() as consumer:
+        with _Consumer() as consumer, _Reader(iterator, self.batch_size, self.preprocess) as reader:
             pending: deque = deque()
-            while True:
-                chunk = list(islice(iterator, self.batch_size))
-                if not chunk:
-                    break
-                pending.append(self._submit(consumer, chunk))
-                del chunk
-                while len(pending) > self.max_pending:
+            try:
+                for chunk, inputs in reader:
+                    pending.append(self._submit(consumer, chunk, inputs))
+                    del chunk, inputs
+                    while len(pending) > self.max_pending:
+                        yield from (future.result() for future in pending.popleft())
+            except Exception:  # a failed read: the images before it get their results first, as sequentially
+                while pending:
                     yield from (future.result() for future in pending.popleft())
+                raise
             while pending:
                 yield from (future.result() for future in pending.popleft())
 
-    def _submit(self, consumer: ThreadPoolExecutor, images: Sequence[np.ndarray]) -> list[Future]:
-        """Runs the forward passes of ``images`` here and hands each map to ``consumer``; futures in input order."""
+    def _submit(
+        self, consumer: ThreadPoolExecutor, images: Sequence[np.ndarray], inputs: Sequence[np.ndarray] | None = None
+    ) -> list[Future]:
+        """Runs the forward passes of ``images`` (``inputs``: preprocessed already) here and hands each map to
+        ``consumer``; futures in input order."""
         futures: list = [None] * len(images)
-        for index, probability in self.probability_maps(images):
+        for index, probability in self.probability_maps(images, inputs):
             futures[index] = consumer.submit(self.represent, probability, images[index])
         return futures
 
@@ -173,4 +199,56 @@ class _Consumer(ThreadPoolExecutor):
 
     def __exit__(self, *exc_info):
         self.shutdown(wait=True, cancel_futures=True)
+        return False
+
+
+class _Reader:
+    """Reads ``iterator`` ``batch_size`` items at a time in a thread ('dbnet-read') and preprocesses them, one
+    chunk ahead of the caller: ``for chunk, inputs in reader`` gives (the items, ``preprocess`` of each) in order.
+    An exception in the thread is raised to the caller at its place in the stream; leaving the ``with`` block
+    (normally, by an exception or by a closed generator) stops the thread and waits for it."""
+
+    _END = object()
+
+    def __init__(self, iterator: Iterator, batch_size: int, preprocess: Callable[[np.ndarray], np.ndarray]):
+        self.iterator, self.batch_size, self.preprocess = iterator, batch_size, preprocess
+        self.chunks: queue.Queue = queue.Queue(maxsize=1)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._read, name='dbnet-read', daemon=True)
+
+    def _put(self, item) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.chunks.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self) -> None:
+        try:
+            while not self.stop.is_set():
+                chunk = list(islice(self.iterator, self.batch_size))
+                if not chunk or not self._put((chunk, [self.preprocess(item) for item in chunk])):
+                    break
+            self._put(self._END)
+        except BaseException as error:  # handed to the caller, which raises it
+            self._put(error)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __iter__(self):
+        while True:
+            item = self.chunks.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def __exit__(self, *exc_info):
+        self.stop.set()
+        self.thread.join()
         return False

@@ -173,7 +173,7 @@ def measure_image(experiment: str, image_path: str, folder: str, visualize: bool
     result_dir = os.path.join(folder, 'demo_results_visualize' if visualize else 'demo_results')
     args = demo.parse_args(
         [experiment, '--resume', checkpoint, '--image_path', image_path, '--result_dir', result_dir]
-        + ['--device', 'cpu', '--image_short_side', '64']
+        + ['--device', 'cpu', '--image_short_side', '64', '--plain']  # the PyTorch model's files, not ONNX Runtime
         + (['--visualize'] if visualize else [])
         + overrides
     )

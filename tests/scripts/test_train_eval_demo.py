@@ -99,10 +99,11 @@ def test_eval_prints_precision_recall_f_and_writes_results(trained, tmp_path):
     metrics = json.loads((out / 'metrics.json').read_text())['datasets']['synthetic']
     assert 0.0 <= metrics['fmeasure'] <= 1.0 and len(metrics['sweep']) == 3
     assert len(list(out.glob('res_*.txt'))) == 3
-    # --optimize (folded BatchNorm, channels_last): the same detections (box_thresh 0: every candidate kept) and metrics
+    # the default path (ONNX Runtime on a CPU) and --optimize (folded BatchNorm, channels_last): the detections
+    # (box_thresh 0: every candidate kept) and the metrics of --plain (the model as built)
     found = {}
-    for flags in ([], ['--optimize']):
-        folder = tmp_path / ('optimized' if flags else 'plain')
+    for name, flags in (('plain', ['--plain']), ('onnxruntime', []), ('optimized', ['--optimize'])):
+        folder = tmp_path / name
         result = run(
             os.path.join(ROOT, 'eval.py'),
             QUICKSTART,
@@ -120,15 +121,21 @@ def test_eval_prints_precision_recall_f_and_writes_results(trained, tmp_path):
             cwd=ROOT,
         )
         assert result.returncode == 0, result.stderr[-3000:]
+        words = {'plain': 'plain PyTorch', 'optimized': 'optimised PyTorch', 'onnxruntime': 'onnxruntime'}
+        assert f'path: {words[name]} fp32' in result.stdout
         assert len(list((folder / 'vis').glob('*.jpg'))) == 3
         report = json.loads((folder / 'metrics.json').read_text())
         lines = [line.split(',') for path in sorted(folder.glob('res_*.txt')) for line in path.read_text().splitlines()]
-        found[bool(flags)] = report, np.array(lines, dtype=float)
-    (plain_report, plain_lines), (fast_report, fast_lines) = found[False], found[True]
-    assert fast_report['optimized'] and not plain_report['optimized'] and len(plain_lines) > 0
-    assert fast_lines.shape == plain_lines.shape and np.abs(fast_lines[:, :-1] - plain_lines[:, :-1]).max() <= 1
-    for key in ('precision', 'recall', 'fmeasure'):
-        assert fast_report['datasets']['synthetic'][key] == plain_report['datasets']['synthetic'][key]
+        found[name] = report, np.array(lines, dtype=float)
+    plain_report, plain_lines = found['plain']
+    assert len(plain_lines) > 0
+    for name in ('onnxruntime', 'optimized'):
+        report, lines = found[name]
+        assert report['path'] == name and report['optimized'] == (name == 'optimized')
+        assert lines.shape == plain_lines.shape and np.abs(lines[:, :-1] - plain_lines[:, :-1]).max() <= 1
+        assert np.abs(lines[:, -1] - plain_lines[:, -1]).max() < 1e-4
+        for key in ('precision', 'recall', 'fmeasure'):
+            assert report['datasets']['synthetic'][key] == plain_report['datasets']['synthetic'][key], name
     result = run(
         os.path.join(ROOT, 'eval.py'),
         QUICKSTART,
@@ -216,12 +223,12 @@ def test_demo_optimize_gives_the_plain_detections_and_fp16_needs_a_gpu(trained, 
         'cpu',
     ]
     found = {}
-    for flags in ([], ['--optimize']):
+    for flags in (['--plain'], ['--optimize']):
         out = tmp_path / ('out' + '_'.join(flags))
         result = run(*common, '--result_dir', str(out), *flags, cwd=ROOT)
         assert result.returncode == 0, result.stderr[-3000:]
         found[tuple(flags)] = next(iter(json.loads((out / 'results.json').read_text())['images'].values()))
-    plain, fast = found[()], found[('--optimize',)]
+    plain, fast = found[('--plain',)], found[('--optimize',)]
     assert plain and len(plain) == len(fast)
     for a, b in zip(plain, fast):  # the same boxes (maps equal within 1e-5: a corner may move by a pixel)
         assert np.abs(np.array(a['points']) - np.array(b['points'])).max() <= 1 and abs(a['score'] - b['score']) < 1e-3

@@ -57,7 +57,8 @@ def assert_one_line(result, *culprits):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr[-3000:]
     assert 'Traceback' not in result.stderr and lines[-1].startswith('error: '), result.stderr[-3000:]
-    others = [line for line in lines[:-1] if not ('it/s]' in line or 'INFO:' in line or 'WARNING:' in line)]
+    # (a progress bar's '\r' after a log line's '\n' makes an empty line)
+    others = [line for line in lines[:-1] if line and not ('it/s]' in line or 'INFO:' in line or 'WARNING:' in line)]
     assert others == [], result.stderr[-3000:]
     for culprit in culprits:
         assert str(culprit) in lines[-1], (culprit, lines[-1])

@@ -126,11 +126,14 @@ def test_a_stream_is_read_at_most_max_pending_chunks_ahead():
             read.append(image)
             yield image
 
-    stream = detector(pipeline=True, batch_size=2, max_pending=1).detect_stream(images())
+    stream = detector(pipeline=True, batch_size=1, max_pending=1).detect_stream(images())
     next(stream)
-    # the first chunk's results wait for one pending chunk (max_pending=1) plus the chunk that exceeded it
-    assert len(read) == 4
+    # the first chunk's results wait for one pending chunk (max_pending=1) plus the chunk that exceeded it; the
+    # reading thread holds at most one chunk read ahead in its queue and one in its hands
+    time.sleep(0.2)  # time for the reading thread to read all it may
+    assert 2 <= len(read) <= 1 + 3
     assert len(list(stream)) == len(sample_images()) - 1
+    assert no_consumer_threads()
     sequential = detector(batch_size=2).detect_stream(images())
     read.clear()
     next(sequential)
@@ -138,7 +141,30 @@ def test_a_stream_is_read_at_most_max_pending_chunks_ahead():
 
 
 def no_consumer_threads():
-    return not any(thread.name.startswith('dbnet-postprocess') for thread in threading.enumerate())
+    return not any(thread.name.startswith(('dbnet-postprocess', 'dbnet-read')) for thread in threading.enumerate())
+
+
+def test_images_are_read_and_preprocessed_in_a_third_thread_in_order():
+    images = sample_images()
+    expected = detector(batch_size=2).detect(images)
+    threads = []
+    pipelined = detector(pipeline=True, batch_size=2)
+    preprocess = pipelined.preprocess
+    pipelined.preprocess = lambda image: (threads.append(threading.current_thread().name), preprocess(image))[1]
+    assert_same(list(pipelined.detect_stream(iter(images))), expected)
+    assert set(threads) == {'dbnet-read'} and len(threads) == len(images)
+
+
+def test_a_reading_error_reaches_the_caller_in_its_place():
+    def images():
+        yield from sample_images()[:3]
+        raise OSError('the fourth image cannot be read')
+
+    got = []
+    with pytest.raises(OSError, match='fourth image'):
+        for result in detector(pipeline=True).detect_stream(images()):
+            got.append(result)
+    assert len(got) == 3 and no_consumer_threads()
 
 
 @pytest.mark.parametrize('stream', [False, True])

@@ -1,0 +1,179 @@
+"""deploy/backend.py: the path rule, the cache key, and the ONNX export cache (reused when valid; a corrupt, foreign
+or stale file rebuilt; two processes exporting at once leave one whole file)."""
+
+import logging
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from concern.errors import UserError
+from deploy.backend import (
+    CACHE_KEY_METADATA,
+    OnnxRuntimeModel,
+    build_inference_path,
+    cache_key,
+    cached_onnx_export,
+    choose_path,
+    default_cache_dir,
+)
+from tests.deploy.test_onnx_export import db_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SMALL = [16, 24, 48, 576]  # MobileNetV3-small's stages: a model that exports in a second
+
+
+@pytest.fixture(scope='module')
+def tiny():
+    return db_model('mobilenet_v3_small', SMALL), db_model('mobilenet_v3_small', SMALL, seed=1)
+
+
+def test_the_default_is_onnxruntime_on_a_cpu_and_the_optimised_model_elsewhere():
+    assert choose_path('cpu', onnxruntime_available=True).name == 'onnxruntime'
+    without = choose_path('cpu', onnxruntime_available=False)
+    assert (without.name, without.precision) == ('optimized', 'fp32')
+    assert 'requirements-onnx.txt' in without.reason
+    on_gpu = choose_path('cuda', onnxruntime_available=True)
+    assert on_gpu.name == 'optimized' and 'cuda' in on_gpu.reason
+    assert choose_path('cpu', plain=True, onnxruntime_available=True).name == 'plain'
+    assert choose_path('cpu', optimize=True, onnxruntime_available=True).name == 'optimized'
+    bf16 = choose_path('cpu', precision='bf16', onnxruntime_available=True)
+    assert (bf16.name, bf16.precision) == ('optimized', 'bf16') and '--precision bf16' in bf16.reason
+    with pytest.raises(UserError, match='--plain'):
+        choose_path('cpu', plain=True, optimize=True)
+
+
+def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv('DBNET_CACHE_DIR', str(tmp_path / 'mine'))
+    assert default_cache_dir() == str(tmp_path / 'mine')
+    monkeypatch.delenv('DBNET_CACHE_DIR')
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg'))
+    assert default_cache_dir() == str(tmp_path / 'xdg' / 'dbnet' / 'onnx')
+
+
+def test_the_key_is_the_checkpoint_content_and_the_model_definition(tiny, tmp_path):
+    model = tiny[0]
+    first, copy, other = tmp_path / 'a.pth', tmp_path / 'b.pth', tmp_path / 'c.pth'
+    torch.save(model.state_dict(), first)
+    copy.write_bytes(first.read_bytes())
+    state = model.state_dict()
+    state['model.module.decoder.in5.weight'] = state['model.module.decoder.in5.weight'] + 1e-3
+    torch.save(state, other)
+    builder = SimpleNamespace(model='SegDetectorModel', model_args={'backbone': 'resnet18', 'decoder_args': {'k': 50}})
+    wider = SimpleNamespace(model='SegDetectorModel', model_args={'backbone': 'resnet18', 'decoder_args': {'k': 51}})
+    key = cache_key(str(first), builder)
+    assert key == cache_key(str(copy), builder)  # the file's content, not its name
+    assert key != cache_key(str(other), builder)
+    assert key != cache_key(str(first), wider)
+    assert key != cache_key(str(first), builder, strict=False)
+
+
+def probability(model, image):
+    with torch.inference_mode():
+        return model(torch.from_numpy(image), training=False).numpy()
+
+
+def test_the_cache_is_reused_and_rebuilt_when_corrupt_foreign_or_stale(tiny, tmp_path, caplog):
+    pytest.importorskip('onnxruntime')
+    model, other = tiny
+    key, other_key = 'a' * 64, 'b' * 64
+    image = torch.randn(2, 3, 96, 64, generator=torch.Generator().manual_seed(4)).numpy()
+    session, path, how = cached_onnx_export(model, key, str(tmp_path), 'small')
+    assert how == 'new export' and path == str(tmp_path / f'small-{key[:16]}.onnx')
+    assert session.get_modelmeta().custom_metadata_map[CACHE_KEY_METADATA] == key
+    got = OnnxRuntimeModel(session)({'image': torch.from_numpy(image)}).numpy()
+    assert np.abs(got - probability(model, image)).max() < 1e-4
+    modified = os.path.getmtime(path)
+    assert cached_onnx_export(model, key, str(tmp_path), 'small')[2] == 'cached export'
+    assert os.path.getmtime(path) == modified
+
+    # corrupt: half of the file
+    with open(path, 'rb+') as handle:
+        handle.truncate(os.path.getsize(path) // 2)
+    with caplog.at_level(logging.WARNING, logger='dbnet'):
+        session, _, how = cached_onnx_export(model, key, str(tmp_path), 'small')
+    assert how.startswith('rebuilt export') and 'exporting it again' in caplog.text
+    assert np.abs(session.run(None, {'image': image})[0] - probability(model, image)).max() < 1e-4
+
+    # foreign: another model's export under this name (another key in its metadata)
+    other_path = cached_onnx_export(other, other_key, str(tmp_path), 'small')[1]
+    os.replace(other_path, path)
+    session, _, how = cached_onnx_export(model, key, str(tmp_path), 'small')
+    assert how.startswith('rebuilt export') and 'key' in how
+    assert np.abs(session.run(None, {'image': image})[0] - probability(model, image)).max() < 1e-4
+
+    # stale: the right key but other weights (the check runs the file against the PyTorch model)
+    cached_onnx_export(other, key, str(tmp_path / 'stale'), 'small')
+    os.replace(str(tmp_path / 'stale' / f'small-{key[:16]}.onnx'), path)
+    session, _, how = cached_onnx_export(model, key, str(tmp_path), 'small')
+    assert how.startswith('rebuilt export') and 'differs from the PyTorch model' in how
+    assert np.abs(session.run(None, {'image': image})[0] - probability(model, image)).max() < 1e-4
+    assert sorted(os.listdir(tmp_path)) == ['small-aaaaaaaaaaaaaaaa.onnx', 'stale']  # no temporary file left
+
+
+def test_an_unwritable_cache_folder_is_a_user_error(tiny, tmp_path):
+    pytest.importorskip('onnxruntime')
+    blocker = tmp_path / 'file'
+    blocker.write_text('a file where the folder should be')
+    with pytest.raises(UserError, match='--cache_dir'):
+        cached_onnx_export(tiny[0], 'c' * 64, str(blocker / 'onnx'), 'small')
+
+
+EXPORT = """
+import sys
+from deploy.backend import cached_onnx_export
+from tests.deploy.test_onnx_export import db_model
+model = db_model('mobilenet_v3_small', [16, 24, 48, 576])
+session, path, how = cached_onnx_export(model, 'd' * 64, sys.argv[1], 'small')
+print(how)
+"""
+
+
+def test_two_processes_exporting_at_once_leave_one_whole_file(tiny, tmp_path):
+    pytest.importorskip('onnxruntime')
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    command = [sys.executable, '-c', EXPORT, str(tmp_path)]
+    processes = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0]
+    assert all(output.strip() in ('new export', 'cached export') for output in outputs), outputs
+    assert os.listdir(tmp_path) == ['small-dddddddddddddddd.onnx']
+    session, _, how = cached_onnx_export(tiny[0], 'd' * 64, str(tmp_path), 'small')
+    assert how == 'cached export'
+
+
+def test_each_built_path_gives_the_plain_probability_map(tiny, tmp_path):
+    pytest.importorskip('onnxruntime')
+    model = tiny[0]
+    checkpoint = tmp_path / 'model.pth'
+    torch.save(model.state_dict(), checkpoint)
+    builder = SimpleNamespace(model='SegDetectorModel', model_args={'backbone': 'resnet18'})
+    image = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(2)).numpy()
+    expected = probability(model, image)
+    cpu = torch.device('cpu')
+    for name in ('plain', 'optimized', 'onnxruntime'):
+        choice = choose_path('cpu', plain=name == 'plain', optimize=name == 'optimized', onnxruntime_available=True)
+        path = build_inference_path(model, cpu, choice, str(checkpoint), builder, cache_dir=str(tmp_path / 'cache'))
+        words = {'plain': 'plain PyTorch', 'optimized': 'optimised PyTorch', 'onnxruntime': 'onnxruntime'}
+        assert path.name == name and path.description.startswith(f'path: {words[name]} fp32')
+        assert np.abs(path.forward(image) - expected).max() < 1e-4, name
+        with torch.inference_mode():
+            got = path.model({'image': torch.from_numpy(image)}, training=False).numpy()
+        assert np.abs(got - expected).max() < 1e-4, name
+
+
+def test_the_onnx_model_normalises_a_uint8_batch_as_the_pytorch_model(tiny, tmp_path):
+    """eval.py feeds uint8 images when a test loader ends with NormalizeImage(on_device=True)."""
+    pytest.importorskip('onnxruntime')
+    from data.normalization import normalize
+
+    session = cached_onnx_export(tiny[0], 'e' * 64, str(tmp_path), 'small')[0]
+    raw = torch.randint(0, 256, (1, 3, 64, 96), generator=torch.Generator().manual_seed(3), dtype=torch.uint8)
+    normalised = normalize(raw.numpy().transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    with torch.inference_mode():
+        got = OnnxRuntimeModel(session)({'image': raw}).numpy()
+    assert np.abs(got - probability(tiny[0], np.ascontiguousarray(normalised))).max() < 1e-4
