@@ -198,7 +198,7 @@ def _verify(session, model: nn.Module, key: str) -> None:
     """Raises ValueError (the reason) unless ``session`` holds ``key`` and gives ``model``'s probability map."""
     stored = session.get_modelmeta().custom_metadata_map.get(CACHE_KEY_METADATA)
     if stored != key:
-        raise ValueError(f'its key {str(stored)[:16]} is not the model\'s {key[:16]}')
+        raise ValueError(f"its key {str(stored)[:16]} is not the model's {key[:16]}")
     image = torch.randn(*_VERIFY_SHAPE, generator=torch.Generator().manual_seed(0))
     parameter = next(model.parameters())
     with torch.inference_mode():

@@ -27,7 +27,7 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--plain',
         action='store_true',
-        help='run the model as built, in PyTorch (the original\'s path; slower). Default: the fastest path with '
+        help="run the model as built, in PyTorch (the original's path; slower). Default: the fastest path with "
         'the same detections: ONNX Runtime on a CPU (an export cached in --cache_dir), the optimised PyTorch '
         'model on CUDA or without onnxruntime',
     )
