@@ -30,7 +30,7 @@ import torch.nn as nn
 from assets.ops.dcn import ModulatedDeformConv
 from assets.ops.dcn.deform_conv import deform_conv
 from backbones.resnet import BasicBlock, Bottleneck, ResNet
-from deploy.onnx_export import SampledDeformConv, replace_deform_convs
+from deploy.onnx_export import SampledDeformConv, replace_deform_convs, sampled_deform_columns
 
 __all__ = [
     'fold_batchnorm',
@@ -40,6 +40,7 @@ __all__ = [
     'quantize_onnx',
     'PRECISIONS',
     'Float32DeformConv',
+    'channels_last_deform_conv',
     'DEFORM_CONV_IMPLEMENTATIONS',
     'CompiledInferenceModel',
     'InferenceModel',
@@ -94,14 +95,35 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 DEFORM_CONV_IMPLEMENTATIONS = ('auto', 'sampled', 'kernel')
 
 
+def channels_last_deform_conv(conv: SampledDeformConv, x, offset, mask=None, product_dtype=torch.float32):
+    """``conv`` (a ``SampledDeformConv``) on float32 ``x`` / ``offset`` / ``mask`` as the optimised path runs it:
+    the columns of ``sampled_deform_columns`` (float32 sampling, mask applied in place), then one product
+    columns^T (N, Ho*Wo, C*kh*kw) x weight^T in ``product_dtype`` (bfloat16 / float16: oneDNN's AMX / tensor-core
+    kernels; the sampled positions stay float32). Its (N, Ho*Wo, Cout) result is returned as an (N, Cout, Ho, Wo)
+    channels_last view, the layout the next convolution reads, so no copy follows. -> ``product_dtype``."""
+    n = x.shape[0]
+    out_channels = conv.weight.shape[0]
+    ho, wo = offset.shape[2], offset.shape[3]
+    columns = sampled_deform_columns(
+        x, offset, mask, conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.deformable_groups,
+        inplace=True,
+    )
+    weight = conv.weight.reshape(out_channels, -1).t().to(product_dtype)
+    out = torch.matmul(columns.to(product_dtype).transpose(1, 2), weight)
+    if conv.bias is not None:
+        out += conv.bias.to(product_dtype)
+    return out.reshape(n, ho, wo, out_channels).permute(0, 3, 1, 2)
+
+
 class Float32DeformConv(SampledDeformConv):
-    """A deformable conv run in float32 with autocast off, so that reduced precision does not touch the sampled
-    offsets (the rest of the model keeps the autocast precision). Shares the replaced conv's parameters (same
-    state-dict keys). ``implementation``: 'sampled' (``sampled_deform_conv``: bilinear sampling + one matrix
-    product; on a 2-core AVX2 CPU 1.7-2x faster than torchvision's kernel, same numbers within 1e-5),
-    'kernel' (torchvision's ``deform_conv2d``) or 'auto' (sampled on CPU, kernel on CUDA, where the kernel is
-    the faster; see benchmarks/bench_dcn.py).
-    forward(x, offset, mask=None) -> float32 (N, Cout, Ho, Wo)."""
+    """A deformable conv whose sampling runs in float32 with autocast off, so that reduced precision does not
+    touch the sampled offsets; under bf16 / fp16 autocast its matrix product runs in that precision (the
+    product is most of its time: oneDNN AMX on CPU). Shares the replaced conv's parameters (same
+    state-dict keys). ``implementation``: 'sampled' (``channels_last_deform_conv``: bilinear sampling + one
+    matrix product written straight into channels_last; on a 2-core CPU 1.7-2x faster than torchvision's kernel,
+    same numbers within 1e-5), 'kernel' (torchvision's ``deform_conv2d``, float32) or 'auto' (sampled on CPU,
+    kernel on CUDA, where the kernel is the faster; see benchmarks/bench_dcn.py).
+    forward(x, offset, mask=None) -> (N, Cout, Ho, Wo), float32 or the autocast dtype (sampled)."""
 
     def __init__(self, conv: nn.Module, implementation: str = 'auto'):
         super().__init__(conv)
@@ -112,7 +134,10 @@ class Float32DeformConv(SampledDeformConv):
         self.implementation = implementation
 
     def forward(self, x, offset, mask=None):
-        with torch.autocast(x.device.type, enabled=False):
+        device_type = x.device.type
+        autocast = torch.is_autocast_enabled(device_type)
+        product_dtype = torch.get_autocast_dtype(device_type) if autocast else torch.float32
+        with torch.autocast(device_type, enabled=False):
             x, offset = x.float(), offset.float()
             mask = mask.float() if mask is not None else None
             if self.implementation == 'kernel' or (self.implementation == 'auto' and x.is_cuda):
@@ -128,12 +153,14 @@ class Float32DeformConv(SampledDeformConv):
                     self.bias,
                     mask.contiguous() if self.modulated else None,
                 )
-            return _eager_sampled_forward(self, x, offset, mask)
+            if self.modulated and mask is None:
+                raise ValueError('Float32DeformConv: a modulated deformable conv needs its mask.')
+            return _eager_sampled_forward(self, x, offset, mask if self.modulated else None, product_dtype)
 
 
 # Under torch.compile the sampled form runs eagerly (a graph break): inductor's own lowering of grid_sample is
 # 1.5-3x slower than ATen's on CPU and took 2-5 minutes to compile for the deformable ResNets.
-_eager_sampled_forward = torch.compiler.disable(SampledDeformConv.forward)
+_eager_sampled_forward = torch.compiler.disable(channels_last_deform_conv)
 
 
 class CompiledInferenceModel(nn.Module):
