@@ -100,6 +100,29 @@ def calibration_inputs(folder: str, count: int, image_short_side: int, represent
     return inputs
 
 
+def check_int8(float_path: str, int8_path: str, inputs: list, representer) -> dict:
+    """Run both models on ``inputs`` (the calibration images), print and store the comparison in both files'
+    metadata (``deploy.precision.record_int8_check``; ``--precision auto`` reads it). Returns the comparison."""
+    import onnxruntime
+
+    from deploy.onnx_predictor import onnx_forward
+    from deploy.precision import MAX_DISAGREEMENT, measure_precision_change, record_int8_check
+
+    def forward(path):
+        return onnx_forward(onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider']))
+
+    check = measure_precision_change(forward(float_path), forward(int8_path), inputs, representer)
+    record_int8_check(float_path, int8_path, check)
+    verdict = 'within' if check['detection_agreement'] >= 1 - MAX_DISAGREEMENT else 'NOT within'
+    print(
+        f"int8 check on the {check['images']} calibration images: detections agree with fp32 at F "
+        f"{check['detection_agreement']:.4f} ({check['boxes']} boxes), max |dp| "
+        f"{check['max_probability_difference']:.3f}, {100 * check['binary_flip_fraction']:.3f}% of pixels "
+        f"flip; {verdict} the bound of --precision auto ({1 - MAX_DISAGREEMENT}); stored in both files"
+    )
+    return check
+
+
 def representer_arguments(representer) -> dict:
     """The representer's constructor arguments (without ``cmd``), read back from the object."""
     names = [name for name in inspect.signature(type(representer).__init__).parameters if name not in ('self', 'cmd')]
@@ -173,6 +196,8 @@ def main(argv=None) -> int:
         quantize_onnx(args.output, args.int8, mode=args.int8_mode, calibration_images=calibration)
         detail = f'calibrated on {len(calibration)} images' if calibration else 'dynamic'
         print(f'wrote {args.int8} (int8, {detail}; its F-measure change: benchmarks/bench_inference.py)')
+        if calibration:
+            check_int8(args.output, args.int8, calibration, structure.representer)
     return 0
 
 

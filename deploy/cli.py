@@ -32,10 +32,11 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         '--precision',
-        choices=['fp32', 'bf16', 'fp16'],
+        choices=['fp32', 'bf16', 'fp16', 'auto'],
         help='autocast precision of the optimised model (any value implies --optimize; without it '
         'the model runs as built, in fp32): fp16 / bf16 on a GPU, bf16 on a CPU with '
-        'AVX512-BF16 / AMX (elsewhere slower)',
+        'AVX512-BF16 / AMX (elsewhere slower); auto: fp16 on a GPU, bf16 on a CPU with AMX, else fp32 '
+        '(with --onnx: the int8 copy convert_to_onnx.py --int8 checked, on a CPU with VNNI / AMX)',
     )
 
 
@@ -51,10 +52,18 @@ def precision_of(args: argparse.Namespace) -> str:
 
 def apply_inference_options(model, args: argparse.Namespace, device):
     """``model`` as ``--optimize`` / ``--precision`` ask: unchanged, or a ``deploy.optimize.InferenceModel`` over
-    its optimised copy (same call interface; torch is imported only then)."""
+    its optimised copy (same call interface; torch is imported only then). ``--precision auto`` is resolved here
+    (``deploy.precision.auto_torch_precision``; the choice and its reason are printed) and ``args.precision``
+    set to the precision chosen."""
     if not wants_optimized_model(args):
         return model
     from deploy.optimize import InferenceModel, optimize_for_inference
+
+    if args.precision == 'auto':
+        from deploy.precision import auto_torch_precision
+
+        args.precision, reason = auto_torch_precision(device.type)
+        print(reason, flush=True)
 
     return InferenceModel(optimize_for_inference(model), device, precision_of(args))
 
