@@ -238,8 +238,8 @@ def test_convert_to_onnx_writes_a_checked_model_and_an_int8_copy_demo_runs(tmp_p
     float_metadata = {entry.key: entry.value for entry in onnx.load(str(tmp_path / 'model.onnx')).metadata_props}
     assert float_metadata['dbnet.int8_model'] == 'int8.onnx' and float_metadata['dbnet.int8_check'] == json.dumps(check)
     status = demo.main(
-        ['--onnx', str(tmp_path / 'model.onnx'), '--precision', 'auto', '--image_path', IMAGE, '--image_short_side', '64']
-        + ['--result_dir', str(tmp_path / 'auto')]
+        ['--onnx', str(tmp_path / 'model.onnx'), '--precision', 'auto', '--image_path', IMAGE]
+        + ['--image_short_side', '64', '--result_dir', str(tmp_path / 'auto')]
     )
     assert status == 0 and 'precision auto: ' in capsys.readouterr().out
     status = demo.main(
