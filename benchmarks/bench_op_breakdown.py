@@ -182,7 +182,7 @@ def main(argv=None):
     print(f'{"op group":28s}' + ''.join(f'{path:>16s}' for path in results))
     for group in GROUPS:
         cells = ''.join(
-            f'{1e3 * times[group]:9.0f} ({100 * times[group] / sum(times.values()):3.0f}%)' for times in results.values()
+            f'{1e3 * t[group]:9.0f} ({100 * t[group] / sum(t.values()):3.0f}%)' for t in results.values()
         )
         print(f'{group:28s}{cells}')
     totals = ''.join(f'{1e3 * sum(times.values()):9.0f}       ' for times in results.values())
