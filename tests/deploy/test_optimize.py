@@ -74,6 +74,33 @@ def test_bf16_autocast_runs_deformable_models_close_to_fp32():
     assert got.dtype == np.float32 and difference.max() < 0.1 and difference.mean() < 0.01
 
 
+def test_channels_last_deform_conv_layout_and_product_precision():
+    """The optimised deformable conv returns the sampled form's numbers as a channels_last view (no copy before
+    the next conv); under bf16 autocast its matrix product is bf16 (sampling float32), within bf16 rounding."""
+    from deploy.onnx_export import sampled_deform_conv
+    from deploy.optimize import channels_last_deform_conv
+
+    generator = torch.Generator().manual_seed(3)
+    conv = ModulatedDeformConv(16, 24, 3, stride=2, padding=1, bias=True)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 0.1)
+        conv.bias.copy_(torch.randn(24, generator=generator))
+    x = torch.randn(2, 16, 20, 28, generator=generator).contiguous(memory_format=torch.channels_last)
+    offset = torch.randn(2, 18, 10, 14, generator=generator) * 2
+    mask = torch.rand(2, 9, 10, 14, generator=generator)
+    wrapped = Float32DeformConv(conv, 'sampled')
+    with torch.inference_mode():
+        expected = sampled_deform_conv(x, offset, conv.weight, conv.bias, mask, (2, 2), (1, 1), (1, 1))
+        got = channels_last_deform_conv(wrapped, x, offset, mask)
+        assert got.is_contiguous(memory_format=torch.channels_last) and got.dtype == torch.float32
+        assert (got - expected).abs().max() < 1e-5
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            low = wrapped(x, offset, mask)
+        assert low.dtype == torch.bfloat16 and low.is_contiguous(memory_format=torch.channels_last)
+        error = (low.float() - expected).abs().max() / expected.abs().max()
+        assert 0 < error < 0.02
+
+
 def test_precision_is_checked():
     model = MODELS['resnet18']()
     with pytest.raises(ValueError, match='bf16'):
@@ -228,7 +255,14 @@ def test_static_int8_options(tmp_path):
         quant_format='qoperator',
     )
     assert 'QLinearConv' in {node.op_type for node in onnx.load(output).graph.node}
-    for option, value in (('quant_format', 'qint4'), ('calibrate_method', 'mean')):
+    output = quantize_onnx(
+        path, str(tmp_path / 'all.onnx'), mode='static', calibration_images=calibration, op_types='all'
+    )
+    ops = [node.op_type for node in onnx.load(output).graph.node]
+    assert {'QLinearConv', 'QLinearAdd', 'QLinearConcat'} <= set(ops) and ops[-1] == 'Sigmoid'
+    got = ort.InferenceSession(output, providers=['CPUExecutionProvider']).run(None, {'image': inputs})[0]
+    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.9
+    for option, value in (('quant_format', 'qint4'), ('calibrate_method', 'mean'), ('op_types', 'some')):
         with pytest.raises(ValueError, match=option):
             quantize_onnx(
                 path, str(tmp_path / 'x.onnx'), mode='static', calibration_images=calibration, **{option: value}
