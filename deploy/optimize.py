@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from assets.ops.dcn import ModulatedDeformConv
 from assets.ops.dcn.deform_conv import deform_conv
@@ -41,6 +42,7 @@ __all__ = [
     'PRECISIONS',
     'Float32DeformConv',
     'channels_last_deform_conv',
+    'gathered_deform_conv',
     'DEFORM_CONV_IMPLEMENTATIONS',
     'CompiledInferenceModel',
     'InferenceModel',
@@ -93,7 +95,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-DEFORM_CONV_IMPLEMENTATIONS = ('auto', 'sampled', 'kernel')
+DEFORM_CONV_IMPLEMENTATIONS = ('auto', 'gather', 'sampled', 'kernel')
 
 
 def channels_last_deform_conv(conv: SampledDeformConv, x, offset, mask=None, product_dtype=torch.float32):
@@ -116,15 +118,74 @@ def channels_last_deform_conv(conv: SampledDeformConv, x, offset, mask=None, pro
     return out.reshape(n, ho, wo, out_channels).permute(0, 3, 1, 2)
 
 
+def _bilinear_corners(offset, mask, height, width, kernel_size, stride, padding, dilation):
+    """Where each tap of a deformable conv reads, as rows of an (N * (H + 3) * (W + 3), C) table: the input
+    padded with one zero row / column before and two after. -> (index, weight), each (N * Ho * Wo * taps, 4):
+    the four bilinear corners of every (image, output position, tap), in that order, and their weights times the
+    tap's mask. A position is first clamped to [-1, H] x [-1, W]: outside that band all four corners are zeros
+    of the padding either way, so the clamp changes no value and keeps every corner inside the table."""
+    n, _, ho, wo = offset.shape
+    kh, kw = kernel_size
+    taps = kh * kw
+    options = dict(dtype=offset.dtype, device=offset.device)
+    rows = torch.arange(ho, **options) * stride[0] - padding[0]
+    cols = torch.arange(wo, **options) * stride[1] - padding[1]
+    tap_y = (torch.arange(kh, **options) * dilation[0]).repeat_interleave(kw)
+    tap_x = (torch.arange(kw, **options) * dilation[1]).repeat(kh)
+    offset = offset.reshape(n, taps, 2, ho, wo)
+    y = (offset[:, :, 0] + tap_y.reshape(1, taps, 1, 1) + rows.reshape(1, 1, -1, 1)).clamp_(-1, height)
+    x = (offset[:, :, 1] + tap_x.reshape(1, taps, 1, 1) + cols.reshape(1, 1, 1, -1)).clamp_(-1, width)
+    y0, x0 = y.floor(), x.floor()
+    low_y, low_x = y.sub_(y0), x.sub_(x0)  # the far corner's share along each axis
+    high_y, high_x = 1 - low_y, 1 - low_x
+    if mask is not None:
+        mask = mask.reshape(n, taps, ho, wo)
+        high_y, low_y = high_y * mask, low_y * mask
+    row_length = width + 3
+    image_start = torch.arange(n, device=offset.device).reshape(n, 1, 1, 1) * ((height + 3) * row_length)
+    first = (y0.add_(1).long() * row_length).add_(x0.add_(1).long()).add_(image_start)
+    index = torch.stack((first, first + 1, first + row_length, first + (row_length + 1)), dim=-1)
+    weight = torch.stack((high_y * high_x, high_y * low_x, low_y * high_x, low_y * low_x), dim=-1)
+    return index.permute(0, 2, 3, 1, 4).reshape(-1, 4), weight.permute(0, 2, 3, 1, 4).reshape(-1, 4)
+
+
+def gathered_deform_conv(conv: SampledDeformConv, x, offset, mask=None, product_dtype=torch.float32):
+    """``conv`` (a ``SampledDeformConv`` with one deformable group) on float32 ``x`` / ``offset`` / ``mask`` as an
+    im2col with precomputed bilinear weights: the four corners and weights of every tap are computed once for all
+    channels (``_bilinear_corners``), ``embedding_bag`` sums the weighted corner rows of the channels_last input
+    (contiguous C-vectors, no per-channel gathers; the mask is in the weights), giving the (N*Ho*Wo, kh*kw*C)
+    columns, and one product with the weight (in ``product_dtype``: bf16 runs oneDNN's AMX kernels; the table
+    and corner weights are rounded to it too, the positions stay float32) writes the (N*Ho*Wo, Cout) result that
+    is returned as an (N, Cout, Ho, Wo) channels_last view. The same numbers as ``sampled_deform_conv`` within
+    float rounding."""
+    n, channels, height, width = x.shape
+    out_channels, _, kh, kw = conv.weight.shape
+    ho, wo = offset.shape[2], offset.shape[3]
+    index, corner_weight = _bilinear_corners(
+        offset, mask, height, width, (kh, kw), conv.stride, conv.padding, conv.dilation
+    )
+    table = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 2, 1, 2)).reshape(-1, channels).to(product_dtype)
+    columns = F.embedding_bag(index, table, per_sample_weights=corner_weight.to(product_dtype), mode='sum')
+    weight = conv.weight.permute(0, 2, 3, 1).reshape(out_channels, -1).t().to(product_dtype)
+    columns = columns.reshape(n * ho * wo, kh * kw * channels)
+    if conv.bias is None:
+        out = torch.mm(columns, weight)
+    else:
+        out = torch.addmm(conv.bias.to(product_dtype), columns, weight)
+    return out.reshape(n, ho, wo, out_channels).permute(0, 3, 1, 2)
+
+
 class Float32DeformConv(SampledDeformConv):
-    """A deformable conv whose sampling runs in float32 with autocast off, so that reduced precision does not
-    touch the sampled offsets; under bf16 / fp16 autocast its matrix product runs in that precision (the
-    product is most of its time: oneDNN AMX on CPU). Shares the replaced conv's parameters (same
-    state-dict keys). ``implementation``: 'sampled' (``channels_last_deform_conv``: bilinear sampling + one
-    matrix product written straight into channels_last; on a 2-core CPU 1.7-2x faster than torchvision's kernel,
-    same numbers within 1e-5), 'kernel' (torchvision's ``deform_conv2d``, float32) or 'auto' (sampled on CPU,
-    kernel on CUDA, where the kernel is the faster; see benchmarks/bench_dcn.py).
-    forward(x, offset, mask=None) -> (N, Cout, Ho, Wo), float32 or the autocast dtype (sampled)."""
+    """A deformable conv whose sampling positions are computed in float32 with autocast off, so that reduced
+    precision does not move them; under bf16 / fp16 autocast its matrix product (and, for 'gather', the sampled
+    values) runs in that precision (oneDNN AMX on CPU). Shares the replaced conv's parameters (same state-dict
+    keys). ``implementation``: 'gather' (``gathered_deform_conv``: bilinear corners and weights computed once for
+    all channels, ``embedding_bag`` over the channels_last input, one product; deformable_groups=1), 'sampled'
+    (``channels_last_deform_conv``: ``grid_sample`` per channel, the mask, one product; the ONNX export's form),
+    'kernel' (torchvision's ``deform_conv2d``, float32) or 'auto' (sampled on CPU, kernel on CUDA, where the
+    kernel is the faster; see benchmarks/bench_dcn.py). The CPU
+    forms give the kernel's numbers within float rounding (1e-5) and return channels_last results.
+    forward(x, offset, mask=None) -> (N, Cout, Ho, Wo), float32 or the autocast dtype (CPU forms)."""
 
     def __init__(self, conv: nn.Module, implementation: str = 'auto'):
         super().__init__(conv)
@@ -132,6 +193,8 @@ class Float32DeformConv(SampledDeformConv):
             raise ValueError(
                 f'Float32DeformConv: implementation {implementation!r} is not one of {DEFORM_CONV_IMPLEMENTATIONS}.'
             )
+        if implementation == 'gather' and self.deformable_groups != 1:
+            raise ValueError("Float32DeformConv: implementation 'gather' needs deformable_groups=1; use 'sampled'.")
         self.implementation = implementation
 
     def forward(self, x, offset, mask=None):
@@ -156,12 +219,16 @@ class Float32DeformConv(SampledDeformConv):
                 )
             if self.modulated and mask is None:
                 raise ValueError('Float32DeformConv: a modulated deformable conv needs its mask.')
-            return _eager_sampled_forward(self, x, offset, mask if self.modulated else None, product_dtype)
+            mask = mask if self.modulated else None
+            if self.implementation == 'gather':
+                return _eager_gathered_forward(self, x, offset, mask, product_dtype)
+            return _eager_sampled_forward(self, x, offset, mask, product_dtype)
 
 
-# Under torch.compile the sampled form runs eagerly (a graph break): inductor's own lowering of grid_sample is
+# Under torch.compile the CPU forms run eagerly (a graph break): inductor's own lowering of grid_sample is
 # 1.5-3x slower than ATen's on CPU and took 2-5 minutes to compile for the deformable ResNets.
 _eager_sampled_forward = torch.compiler.disable(channels_last_deform_conv)
+_eager_gathered_forward = torch.compiler.disable(gathered_deform_conv)
 
 
 class CompiledInferenceModel(nn.Module):

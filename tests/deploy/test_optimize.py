@@ -101,6 +101,38 @@ def test_channels_last_deform_conv_layout_and_product_precision():
         assert 0 < error < 0.02
 
 
+@pytest.mark.parametrize(
+    'stride, padding, dilation, modulated',
+    [((1, 1), (1, 1), (1, 1), True), ((2, 2), (1, 1), (1, 1), True), ((1, 2), (2, 1), (2, 1), False)],
+)
+def test_gathered_deform_conv_matches_the_kernel(stride, padding, dilation, modulated):
+    """The embedding_bag form gives torchvision's numbers (v1 and v2, strides, dilation, offsets reaching far
+    outside the image, batch 2) and a channels_last result; under bf16 autocast it is bf16 within its rounding."""
+    from assets.ops.dcn import DeformConv
+    from assets.ops.dcn.deform_conv import deform_conv
+
+    generator = torch.Generator().manual_seed(1)
+    cls = ModulatedDeformConv if modulated else DeformConv
+    conv = cls(8, 12, 3, stride=stride, padding=padding, dilation=dilation)
+    if modulated:
+        with torch.no_grad():
+            conv.bias.copy_(torch.randn(12, generator=generator))
+    x = torch.randn(2, 8, 13, 17, generator=generator)
+    ho = (13 + 2 * padding[0] - 2 * dilation[0] - 1) // stride[0] + 1
+    wo = (17 + 2 * padding[1] - 2 * dilation[1] - 1) // stride[1] + 1
+    offset = torch.randn(2, 18, ho, wo, generator=generator) * 6
+    mask = torch.rand(2, 9, ho, wo, generator=generator) if modulated else None
+    wrapped = Float32DeformConv(conv, 'gather')
+    with torch.inference_mode():
+        expected = deform_conv(x, offset, conv.weight, stride, padding, dilation, 1, 1, conv.bias, mask)
+        got = wrapped(x.contiguous(memory_format=torch.channels_last), offset, mask)
+        assert got.is_contiguous(memory_format=torch.channels_last) and (got - expected).abs().max() < 1e-4
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            low = wrapped(x, offset, mask)
+        assert low.dtype == torch.bfloat16
+        assert 0 < (low.float() - expected).abs().max() / expected.abs().max() < 0.03
+
+
 def test_precision_is_checked():
     model = MODELS['resnet18']()
     with pytest.raises(ValueError, match='bf16'):
@@ -142,7 +174,7 @@ def test_deform_conv_implementations_agree_and_are_checked():
     model = MODELS['bottleneck_stride_read']()
     inputs = images(batch=1)
     expected = plain(model, inputs)
-    for implementation in ('sampled', 'kernel'):
+    for implementation in ('gather', 'sampled', 'kernel'):
         fast = optimize_for_inference(model, deform_conv=implementation)
         assert {m.implementation for m in fast.modules() if isinstance(m, Float32DeformConv)} == {implementation}
         assert np.abs(optimized_forward(fast, 'cpu')(inputs) - expected).max() < 1e-4
