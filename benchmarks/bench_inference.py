@@ -108,7 +108,7 @@ def synthetic_image(height, width):
     return sample['image']
 
 
-def make_forwards(model, variants, workdir, name, calibration, threads, device):
+def make_forwards(model, variants, workdir, name, calibration, threads, device, deform_conv='auto'):
     """({variant: forward function (N, 3, H, W) float32 numpy -> (N, 1, H, W) maps} for ``variants``, each
     running on ``device`` (the model is moved there), {variant: the same over tensors on ``device``} for the
     PyTorch variants); ``calibration``: a list of preprocessed (1, 3, H, W) inputs for static int8."""
@@ -130,7 +130,7 @@ def make_forwards(model, variants, workdir, name, calibration, threads, device):
 
     tensor_forwards = {'plain': plain_tensor_forward}
     if {'optimized', 'bf16', 'fp16'} & set(variants):
-        fast = optimize_for_inference(model)
+        fast = optimize_for_inference(model, deform_conv=deform_conv)
         for variant, precision in (('optimized', 'fp32'), ('bf16', 'bf16'), ('fp16', 'fp16')):
             if variant == 'fp16' and device.type != 'cuda':
                 continue
@@ -225,7 +225,9 @@ def accuracy(args, variants, workdir):
     calibration_source.seed += 7919  # other images than the validation set's
     calibrator = Detector(None, representer, short_side)
     calibration = [calibrator.preprocess(calibration_source[index]['image'])[None] for index in range(8)]
-    forwards, tensor_forwards = make_forwards(model, variants, workdir, 'trained', calibration, args.threads, device)
+    forwards, tensor_forwards = make_forwards(
+        model, variants, workdir, 'trained', calibration, args.threads, device, args.deform_conv
+    )
     print(
         f'{args.experiment}, {args.checkpoint}: validation set {name!r}, {len(raw_images)} images '
         f'{raw_images[0].shape[1]}x{raw_images[0].shape[0]}, batch {loader.batch_size}, '
@@ -318,6 +320,12 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(), help='CPU threads (torch and ORT)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (the PyTorch variants and onnx run there)")
     parser.add_argument('--batch', type=int, default=1, help='speed mode: images per model-only forward call')
+    parser.add_argument(
+        '--deform_conv',
+        default='auto',
+        choices=['auto', 'gather', 'sampled', 'kernel'],
+        help='deformable conv form of the optimized / bf16 / fp16 variants (deploy.optimize.Float32DeformConv)',
+    )
     parser.add_argument('--cudnn_benchmark', action='store_true', help='GPU: cuDNN autotuning for every variant')
     parser.add_argument('--checkpoint', help='accuracy mode: a trained checkpoint (with --experiment)')
     parser.add_argument('--experiment', help='accuracy mode: its experiment YAML (validation set, representer)')
@@ -383,7 +391,9 @@ def main(argv=None):
     for backbone in args.models:
         model = build(backbone)
         calibration = [Detector(None, SegDetectorRepresenter(), 320).preprocess(synthetic_image(320, 320))[None]]
-        forwards, tensor_forwards = make_forwards(model, variants, workdir, backbone, calibration, args.threads, device)
+        forwards, tensor_forwards = make_forwards(
+            model, variants, workdir, backbone, calibration, args.threads, device, args.deform_conv
+        )
         for size in args.sizes:
             height, width = (int(v) for v in size.lower().split('x'))
             gflops = count_gflops(model, height, width)

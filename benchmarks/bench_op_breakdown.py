@@ -1,5 +1,6 @@
 """Where the model's time goes, per op group, in each inference path: the optimised PyTorch model (fp32, bf16;
-torch.profiler) and ONNX Runtime (fp32, int8; its own profiler), on one input of a random-weight model.
+'gather' / 'gatherbf16': with the embedding_bag deformable conv; torch.profiler) and ONNX Runtime (fp32, int8
+and int8all: more ops in int8; its own profiler), on one input of a random-weight model.
 
 Op groups: convolution (convs and the head's deconvolutions: oneDNN / MLAS kernels), deformable conv (sampling,
 mask, matrix product of the (modulated) deformable convs; in ONNX the nodes of their GridSample + MatMul form),
@@ -30,7 +31,7 @@ from deploy.optimize import Float32DeformConv, optimize_for_inference, optimized
 from structure.predictor import Detector
 from structure.representers import SegDetectorRepresenter
 
-PATHS = ('plain', 'optimized', 'bf16', 'onnx', 'int8', 'int8all')
+PATHS = ('plain', 'optimized', 'bf16', 'gather', 'gatherbf16', 'onnx', 'int8', 'int8all')
 GROUPS = (
     'convolution',
     'deformable conv',
@@ -147,10 +148,11 @@ def main(argv=None):
     inputs = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     workdir = tempfile.mkdtemp(prefix='bench_breakdown_')
     results = {}
-    fast = optimize_for_inference(model)
+    fast, gathered = optimize_for_inference(model), optimize_for_inference(model, deform_conv='gather')
     label_deformable_convs(fast)
+    label_deformable_convs(gathered)
     for path in paths:
-        if path in ('plain', 'optimized', 'bf16'):
+        if path in ('plain', 'optimized', 'bf16', 'gather', 'gatherbf16'):
             if path == 'plain':
 
                 def forward(x):
@@ -158,7 +160,11 @@ def main(argv=None):
                         return model(x, training=False)
 
             else:
-                forward = optimized_tensor_forward(fast, 'cpu', precision='bf16' if path == 'bf16' else 'fp32')
+                forward = optimized_tensor_forward(
+                    gathered if path.startswith('gather') else fast,
+                    'cpu',
+                    precision='bf16' if path.endswith('bf16') else 'fp32',
+                )
             forward(inputs)  # warm-up
             results[path] = torch_breakdown(forward, inputs, args.repeats)
             continue
