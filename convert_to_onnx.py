@@ -15,7 +15,10 @@ with ONNX Runtime on a random input and compared with PyTorch (the maximum diffe
 ``--int8 PATH`` also writes an int8 copy for CPU inference with ONNX Runtime (``deploy.optimize.quantize_onnx``):
 static by default, its activation ranges calibrated on ``--calibration_images`` (a folder of typical images,
 resized as demo.py does; not the images you evaluate on), or ``--int8_mode dynamic`` (no calibration; slower
-than float32 on CPUs without VNNI). It keeps the metadata, so ``demo.py --onnx PATH`` runs it as it is.
+than float32 on CPUs without VNNI). It keeps the metadata, so ``demo.py --onnx PATH`` runs it as it is. A static
+int8 copy is then checked against the float model on the calibration images (largest probability difference,
+pixels crossing the threshold, agreement of the boxes); the result goes into both files' metadata, where
+``demo.py --onnx MODEL.onnx --precision auto`` reads it (``deploy/precision.py``).
 """
 
 from __future__ import annotations
