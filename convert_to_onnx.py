@@ -63,6 +63,13 @@ def parse_args(argv=None):
         help='static: int8 activations calibrated on --calibration_images (default); dynamic: none',
     )
     parser.add_argument(
+        '--int8_ops',
+        choices=['conv', 'all'],
+        default='conv',
+        help='static int8: conv = convolutions and the deformable products; all = also the adds, ReLU, '
+        'concatenation, upsampling and pooling (fewer conversions: faster; check its F change)',
+    )
+    parser.add_argument(
         '--calibration_images',
         metavar='FOLDER',
         help='images for the static int8 calibration (searched recursively; typical inputs)',
@@ -196,7 +203,8 @@ def main(argv=None) -> int:
     if args.int8:
         from deploy.optimize import quantize_onnx
 
-        quantize_onnx(args.output, args.int8, mode=args.int8_mode, calibration_images=calibration)
+        options = {'op_types': args.int8_ops} if args.int8_mode == 'static' else {}
+        quantize_onnx(args.output, args.int8, mode=args.int8_mode, calibration_images=calibration, **options)
         detail = f'calibrated on {len(calibration)} images' if calibration else 'dynamic'
         print(f'wrote {args.int8} (int8, {detail}; its F-measure change: benchmarks/bench_inference.py)')
         if calibration:

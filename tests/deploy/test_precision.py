@@ -102,3 +102,23 @@ def test_auto_onnx_model_uses_int8_only_when_checked_and_the_cpu_has_int8_dot_pr
     assert chosen == float_path and 'below' in reason
     record_int8_check(float_path, int8_path, {**good, 'boxes': 0})
     assert auto_onnx_model(float_path, vnni)[0] == float_path
+
+
+def test_apply_inference_options_resolves_auto_and_says_why(capsys):
+    """eval.py / demo.py --precision auto on the PyTorch path: the optimised model in the precision that
+    auto_torch_precision picks for this CPU, args.precision set to it, the reason printed."""
+    import argparse
+
+    import torch
+
+    from deploy.cli import apply_inference_options, precision_of
+    from deploy.optimize import InferenceModel
+    from tests.deploy.test_onnx_export import db_model
+
+    args = argparse.Namespace(optimize=False, precision='auto')
+    model = apply_inference_options(db_model('resnet18', [64, 128, 256, 512]), args, torch.device('cpu'))
+    expected, reason = auto_torch_precision('cpu')
+    assert isinstance(model, InferenceModel) and precision_of(args) == expected
+    assert capsys.readouterr().out.strip() == reason
+    with torch.inference_mode():
+        assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
