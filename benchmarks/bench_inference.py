@@ -130,10 +130,11 @@ def make_forwards(model, variants, workdir, name, calibration, threads, device, 
 
     tensor_forwards = {'plain': plain_tensor_forward}
     if {'optimized', 'bf16', 'fp16'} & set(variants):
-        fast = optimize_for_inference(model, deform_conv=deform_conv)
+        dtypes = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
         for variant, precision in (('optimized', 'fp32'), ('bf16', 'bf16'), ('fp16', 'fp16')):
-            if variant == 'fp16' and device.type != 'cuda':
+            if variant not in variants or (variant == 'fp16' and device.type != 'cuda'):
                 continue
+            fast = optimize_for_inference(model, deform_conv=deform_conv, weight_dtype=dtypes[precision])
             forwards[variant] = optimized_forward(fast, device, precision=precision)
             tensor_forwards[variant] = optimized_tensor_forward(fast, device, precision=precision)
     if 'compiled' in variants:

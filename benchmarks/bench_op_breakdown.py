@@ -148,9 +148,16 @@ def main(argv=None):
     inputs = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     workdir = tempfile.mkdtemp(prefix='bench_breakdown_')
     results = {}
-    fast, gathered = optimize_for_inference(model), optimize_for_inference(model, deform_conv='gather')
-    label_deformable_convs(fast)
-    label_deformable_convs(gathered)
+    def optimized(path):  # as demo.py / eval.py --optimize / --precision bf16 build it
+        bf16 = path.endswith('bf16')
+        fast = optimize_for_inference(
+            model,
+            deform_conv='gather' if path.startswith('gather') else 'auto',
+            weight_dtype=torch.bfloat16 if bf16 else None,
+        )
+        label_deformable_convs(fast)
+        return optimized_tensor_forward(fast, 'cpu', precision='bf16' if bf16 else 'fp32')
+
     for path in paths:
         if path in ('plain', 'optimized', 'bf16', 'gather', 'gatherbf16'):
             if path == 'plain':
@@ -160,11 +167,7 @@ def main(argv=None):
                         return model(x, training=False)
 
             else:
-                forward = optimized_tensor_forward(
-                    gathered if path.startswith('gather') else fast,
-                    'cpu',
-                    precision='bf16' if path.endswith('bf16') else 'fp32',
-                )
+                forward = optimized(path)
             forward(inputs)  # warm-up
             results[path] = torch_breakdown(forward, inputs, args.repeats)
             continue

@@ -65,7 +65,11 @@ def apply_inference_options(model, args: argparse.Namespace, device):
         args.precision, reason = auto_torch_precision(device.type)
         print(reason, flush=True)
 
-    return InferenceModel(optimize_for_inference(model), device, precision_of(args))
+    import torch
+
+    precision = precision_of(args)
+    weight_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(precision)
+    return InferenceModel(optimize_for_inference(model, weight_dtype=weight_dtype), device, precision)
 
 
 def check_precision_device(precision: str, device_type: str) -> None:

@@ -268,17 +268,25 @@ def optimize_for_inference(
     deform_conv: str = 'auto',
     compile: bool = False,
     dynamic: bool | None = True,
+    weight_dtype: torch.dtype | None = None,
 ) -> nn.Module:
     """A copy of ``model`` for inference: eval mode, BatchNorm folded, weights in channels_last layout,
     deformable convs as ``Float32DeformConv`` with ``deform_conv`` as its implementation (float32, so that
     bf16 / fp16 autocast runs every model).
     ``compile``: the result wrapped in ``CompiledInferenceModel`` (torch.compile with frozen weights;
     ``dynamic`` as there); it compiles on its first call.
+    ``weight_dtype`` (torch.bfloat16 / torch.float16): the Conv2d / ConvTranspose2d weights and biases stored in
+    it, which is what autocast in that precision casts them to at every call (the same numbers, without the
+    casts); run such a model only with that ``precision``.
     Feed it with ``optimized_forward`` (which also makes its inputs channels_last)."""
     model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
     replace_deform_convs(model, lambda conv: Float32DeformConv(conv, deform_conv))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if weight_dtype is not None:
+        for module in model.modules():
+            if type(module) in (nn.Conv2d, nn.ConvTranspose2d):
+                module.to(weight_dtype)
     return CompiledInferenceModel(model, dynamic) if compile else model
 
 

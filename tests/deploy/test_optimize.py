@@ -72,6 +72,11 @@ def test_bf16_autocast_runs_deformable_models_close_to_fp32():
     got = optimized_forward(fast, 'cpu', precision='bf16')(inputs)
     difference = np.abs(got - plain(model, inputs))
     assert got.dtype == np.float32 and difference.max() < 0.1 and difference.mean() < 0.01
+    # weights stored in bf16: what autocast casts them to at every call, so the same maps without the casts
+    stored = optimize_for_inference(model, weight_dtype=torch.bfloat16)
+    convs = [m for m in stored.modules() if type(m) in (nn.Conv2d, nn.ConvTranspose2d)]
+    assert convs and all(m.weight.dtype == torch.bfloat16 for m in convs)
+    assert np.abs(optimized_forward(stored, 'cpu', precision='bf16')(inputs) - got).max() < 1e-6
 
 
 def test_channels_last_deform_conv_layout_and_product_precision():
