@@ -182,8 +182,8 @@ class Float32DeformConv(SampledDeformConv):
     keys). ``implementation``: 'gather' (``gathered_deform_conv``: bilinear corners and weights computed once for
     all channels, ``embedding_bag`` over the channels_last input, one product; deformable_groups=1), 'sampled'
     (``channels_last_deform_conv``: ``grid_sample`` per channel, the mask, one product; the ONNX export's form),
-    'kernel' (torchvision's ``deform_conv2d``, float32) or 'auto' (sampled on CPU, kernel on CUDA, where the
-    kernel is the faster; see benchmarks/bench_dcn.py). The CPU
+    'kernel' (torchvision's ``deform_conv2d``, float32) or 'auto' (gather on CPU, sampled there for several
+    deformable groups, kernel on CUDA, where the kernel is the faster; see benchmarks/bench_dcn.py). The CPU
     forms give the kernel's numbers within float rounding (1e-5) and return channels_last results.
     forward(x, offset, mask=None) -> (N, Cout, Ho, Wo), float32 or the autocast dtype (CPU forms)."""
 
@@ -220,7 +220,7 @@ class Float32DeformConv(SampledDeformConv):
             if self.modulated and mask is None:
                 raise ValueError('Float32DeformConv: a modulated deformable conv needs its mask.')
             mask = mask if self.modulated else None
-            if self.implementation == 'gather':
+            if self.implementation == 'gather' or (self.implementation == 'auto' and self.deformable_groups == 1):
                 return _eager_gathered_forward(self, x, offset, mask, product_dtype)
             return _eager_sampled_forward(self, x, offset, mask, product_dtype)
 
