@@ -15,7 +15,10 @@ with ONNX Runtime on a random input and compared with PyTorch (the maximum diffe
 ``--int8 PATH`` also writes an int8 copy for CPU inference with ONNX Runtime (``deploy.optimize.quantize_onnx``):
 static by default, its activation ranges calibrated on ``--calibration_images`` (a folder of typical images,
 resized as demo.py does; not the images you evaluate on), or ``--int8_mode dynamic`` (no calibration; slower
-than float32 on CPUs without VNNI). It keeps the metadata, so ``demo.py --onnx PATH`` runs it as it is.
+than float32 on CPUs without VNNI). It keeps the metadata, so ``demo.py --onnx PATH`` runs it as it is. A static
+int8 copy is then checked against the float model on the calibration images (largest probability difference,
+pixels crossing the threshold, agreement of the boxes); the result goes into both files' metadata, where
+``demo.py --onnx MODEL.onnx --precision auto`` reads it (``deploy/precision.py``).
 """
 
 from __future__ import annotations
@@ -60,6 +63,13 @@ def parse_args(argv=None):
         help='static: int8 activations calibrated on --calibration_images (default); dynamic: none',
     )
     parser.add_argument(
+        '--int8_ops',
+        choices=['conv', 'all'],
+        default='conv',
+        help='static int8: conv = convolutions and the deformable products; all = also the adds, ReLU, '
+        'concatenation, upsampling and pooling (fewer conversions: faster; check its F change)',
+    )
+    parser.add_argument(
         '--calibration_images',
         metavar='FOLDER',
         help='images for the static int8 calibration (searched recursively; typical inputs)',
@@ -98,6 +108,29 @@ def calibration_inputs(folder: str, count: int, image_short_side: int, represent
     if not inputs:
         raise UserError(f"--calibration_images '{folder}': no readable image; give a folder of typical images.")
     return inputs
+
+
+def check_int8(float_path: str, int8_path: str, inputs: list, representer) -> dict:
+    """Run both models on ``inputs`` (the calibration images), print and store the comparison in both files'
+    metadata (``deploy.precision.record_int8_check``; ``--precision auto`` reads it). Returns the comparison."""
+    import onnxruntime
+
+    from deploy.onnx_predictor import onnx_forward
+    from deploy.precision import MAX_DISAGREEMENT, measure_precision_change, record_int8_check
+
+    def forward(path):
+        return onnx_forward(onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider']))
+
+    check = measure_precision_change(forward(float_path), forward(int8_path), inputs, representer)
+    record_int8_check(float_path, int8_path, check)
+    verdict = 'within' if check['detection_agreement'] >= 1 - MAX_DISAGREEMENT else 'NOT within'
+    print(
+        f'int8 check on the {check["images"]} calibration images: detections agree with fp32 at F '
+        f'{check["detection_agreement"]:.4f} ({check["boxes"]} boxes), max |dp| '
+        f'{check["max_probability_difference"]:.3f}, {100 * check["binary_flip_fraction"]:.3f}% of pixels '
+        f'flip; {verdict} the bound of --precision auto ({1 - MAX_DISAGREEMENT}); stored in both files'
+    )
+    return check
 
 
 def representer_arguments(representer) -> dict:
@@ -170,9 +203,12 @@ def main(argv=None) -> int:
     if args.int8:
         from deploy.optimize import quantize_onnx
 
-        quantize_onnx(args.output, args.int8, mode=args.int8_mode, calibration_images=calibration)
+        options = {'op_types': args.int8_ops} if args.int8_mode == 'static' else {}
+        quantize_onnx(args.output, args.int8, mode=args.int8_mode, calibration_images=calibration, **options)
         detail = f'calibrated on {len(calibration)} images' if calibration else 'dynamic'
         print(f'wrote {args.int8} (int8, {detail}; its F-measure change: benchmarks/bench_inference.py)')
+        if calibration:
+            check_int8(args.output, args.int8, calibration, structure.representer)
     return 0
 
 

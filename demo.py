@@ -79,10 +79,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.onnx is None and (args.exp is None or args.resume is None):
         parser.error('an experiment file and --resume are required (or --onnx MODEL.onnx).')
-    if args.onnx is not None and wants_optimized_model(args):
+    if args.onnx is not None and wants_optimized_model(args) and args.precision != 'auto':
         parser.error(
-            '--optimize and --precision apply to the PyTorch model, not to --onnx '
-            '(quantise an ONNX model with deploy.optimize.quantize_onnx instead).'
+            '--optimize and --precision apply to the PyTorch model, not to --onnx, except --precision auto '
+            '(quantise an ONNX model with convert_to_onnx.py --int8 instead).'
         )
     if args.onnx is not None and args.plain:
         parser.error('--plain runs the PyTorch model of the experiment and --resume; drop --onnx or --plain.')
@@ -105,8 +105,14 @@ def build_detector(args):
         from deploy.onnx_predictor import OnnxDetector
 
         import_optional('onnxruntime', 'demo.py --onnx')
+        model_path = args.onnx
+        if args.precision == 'auto':
+            from deploy.precision import auto_onnx_model
+
+            model_path, reason = auto_onnx_model(args.onnx)
+            print(reason, flush=True)
         detector = OnnxDetector(
-            args.onnx,
+            model_path,
             image_short_side=args.image_short_side,
             is_output_polygon=args.polygon,
             batch_size=args.batch_size,

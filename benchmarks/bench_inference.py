@@ -12,7 +12,8 @@ compiled (optimized + torch.compile with frozen weights, dynamic shapes; its com
 bf16 (optimized + bf16 autocast; on CPU fast only with AVX512-BF16 / AMX), fp16 (optimized + fp16 autocast,
 GPU only), int8 (ONNX Runtime static QDQ quantisation, MinMax calibration on synthetic images; CPU only),
 int8qop (static QOperator quantisation, Percentile calibration, the quantize_onnx default: the head's
-deconvolutions stay float; CPU only),
+deconvolutions stay float; CPU only), int8all (as int8qop, with every op the quantiser handles in int8: residual
+adds, ReLU, concatenation, upsampling, pooling, the deformable mask multiply; CPU only),
 int8dyn (ONNX Runtime dynamic quantisation; CPU only).
 
 ``--device cuda``: every PyTorch variant runs on the GPU (PyTorch's defaults: cuDNN convolutions may use
@@ -62,8 +63,8 @@ CHANNELS = {
     'deformable_resnet50': [256, 512, 1024, 2048],
     'mobilenet_v3_large': [24, 40, 112, 960],
 }
-VARIANTS = ('plain', 'optimized', 'compiled', 'onnx', 'bf16', 'fp16', 'int8', 'int8qop', 'int8dyn')
-CPU_ONLY = ('int8', 'int8qop', 'int8dyn')
+VARIANTS = ('plain', 'optimized', 'compiled', 'onnx', 'bf16', 'fp16', 'int8', 'int8qop', 'int8all', 'int8dyn')
+CPU_ONLY = ('int8', 'int8qop', 'int8all', 'int8dyn')
 
 
 def build(backbone):
@@ -107,7 +108,7 @@ def synthetic_image(height, width):
     return sample['image']
 
 
-def make_forwards(model, variants, workdir, name, calibration, threads, device):
+def make_forwards(model, variants, workdir, name, calibration, threads, device, deform_conv='auto'):
     """({variant: forward function (N, 3, H, W) float32 numpy -> (N, 1, H, W) maps} for ``variants``, each
     running on ``device`` (the model is moved there), {variant: the same over tensors on ``device``} for the
     PyTorch variants); ``calibration``: a list of preprocessed (1, 3, H, W) inputs for static int8."""
@@ -129,10 +130,11 @@ def make_forwards(model, variants, workdir, name, calibration, threads, device):
 
     tensor_forwards = {'plain': plain_tensor_forward}
     if {'optimized', 'bf16', 'fp16'} & set(variants):
-        fast = optimize_for_inference(model)
+        dtypes = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
         for variant, precision in (('optimized', 'fp32'), ('bf16', 'bf16'), ('fp16', 'fp16')):
-            if variant == 'fp16' and device.type != 'cuda':
+            if variant not in variants or (variant == 'fp16' and device.type != 'cuda'):
                 continue
+            fast = optimize_for_inference(model, deform_conv=deform_conv, weight_dtype=dtypes[precision])
             forwards[variant] = optimized_forward(fast, device, precision=precision)
             tensor_forwards[variant] = optimized_tensor_forward(fast, device, precision=precision)
     if 'compiled' in variants:
@@ -162,6 +164,18 @@ def make_forwards(model, variants, workdir, name, calibration, threads, device):
                     calibration_images=calibration,
                     quant_format='qoperator',
                     calibrate_method='percentile',
+                )
+            )
+        if 'int8all' in variants:
+            forwards['int8all'] = session(
+                quantize_onnx(
+                    onnx_path,
+                    os.path.join(workdir, f'{name}.int8all.onnx'),
+                    mode='static',
+                    calibration_images=calibration,
+                    quant_format='qoperator',
+                    calibrate_method='percentile',
+                    op_types='all',
                 )
             )
         if 'int8dyn' in variants:
@@ -212,7 +226,9 @@ def accuracy(args, variants, workdir):
     calibration_source.seed += 7919  # other images than the validation set's
     calibrator = Detector(None, representer, short_side)
     calibration = [calibrator.preprocess(calibration_source[index]['image'])[None] for index in range(8)]
-    forwards, tensor_forwards = make_forwards(model, variants, workdir, 'trained', calibration, args.threads, device)
+    forwards, tensor_forwards = make_forwards(
+        model, variants, workdir, 'trained', calibration, args.threads, device, args.deform_conv
+    )
     print(
         f'{args.experiment}, {args.checkpoint}: validation set {name!r}, {len(raw_images)} images '
         f'{raw_images[0].shape[1]}x{raw_images[0].shape[0]}, batch {loader.batch_size}, '
@@ -222,7 +238,7 @@ def accuracy(args, variants, workdir):
     )
     print(
         f'{"variant":10s} {"precision":>9s} {"recall":>7s} {"F":>7s} {"dF (pt)":>8s} {"img/s":>7s} {"speed-up":>8s} '
-        f'{"max|dp|":>8s} {"same boxes":>10s} {"e2e img/s":>9s} {"pipelined":>9s}'
+        f'{"vs onnx":>7s} {"max|dp|":>8s} {"same boxes":>10s} {"e2e img/s":>9s} {"pipelined":>9s}'
     )
     order = [v for v in VARIANTS if v in variants]
     maps, outputs, metrics, boxes = {}, {}, {}, {}
@@ -283,6 +299,7 @@ def accuracy(args, variants, workdir):
             f'{metrics[variant]["fmeasure"]:7.4f} '
             f'{100 * (metrics[variant]["fmeasure"] - metrics["plain"]["fmeasure"]):+8.2f} '
             f'{rate["model"][variant]:7.2f} {rate["model"][variant] / rate["model"]["plain"]:7.2f}x '
+            f'{rate["model"][variant] / rate["model"].get("onnx", float("nan")):6.2f}x '
             f'{difference:8.1e} {("yes" if same else "no") + f" ({len(boxes[variant])})":>10s} '
             f'{rate[False][variant]:9.2f} {rate[True][variant]:9.2f}',
             flush=True,
@@ -304,6 +321,12 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(), help='CPU threads (torch and ORT)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (the PyTorch variants and onnx run there)")
     parser.add_argument('--batch', type=int, default=1, help='speed mode: images per model-only forward call')
+    parser.add_argument(
+        '--deform_conv',
+        default='auto',
+        choices=['auto', 'gather', 'sampled', 'kernel'],
+        help='deformable conv form of the optimized / bf16 / fp16 variants (deploy.optimize.Float32DeformConv)',
+    )
     parser.add_argument('--cudnn_benchmark', action='store_true', help='GPU: cuDNN autotuning for every variant')
     parser.add_argument('--checkpoint', help='accuracy mode: a trained checkpoint (with --experiment)')
     parser.add_argument('--experiment', help='accuracy mode: its experiment YAML (validation set, representer)')
@@ -363,13 +386,15 @@ def main(argv=None):
         accuracy(args, variants, workdir)
         return
     print(
-        f'{"model":22s} {"size":9s} {"GFLOPs":>7s} {"variant":10s} {"img/s":>7s} {"GFLOP/s":>8s} {"speed-up":>8s} '
-        f'{"max|dp|":>8s} {"e2e img/s":>9s} {"detections":>14s}'
+        f'{"model":22s} {"size":9s} {"GFLOPs":>7s} {"variant":10s} {"ms/img":>7s} {"GFLOP/s":>8s} {"speed-up":>8s} '
+        f'{"vs onnx":>7s} {"max|dp|":>8s} {"e2e img/s":>9s} {"detections":>14s}'
     )
     for backbone in args.models:
         model = build(backbone)
         calibration = [Detector(None, SegDetectorRepresenter(), 320).preprocess(synthetic_image(320, 320))[None]]
-        forwards, tensor_forwards = make_forwards(model, variants, workdir, backbone, calibration, args.threads, device)
+        forwards, tensor_forwards = make_forwards(
+            model, variants, workdir, backbone, calibration, args.threads, device, args.deform_conv
+        )
         for size in args.sizes:
             height, width = (int(v) for v in size.lower().split('x'))
             gflops = count_gflops(model, height, width)
@@ -402,14 +427,15 @@ def main(argv=None):
                     detections[variant] = detectors[variant].detect([image])[0]
                     e2e_times[variant].append(time.perf_counter() - start)
             plain_time = float(np.median(model_times['plain']))
+            onnx_time = float(np.median(model_times['onnx'])) if 'onnx' in order else float('nan')
             for variant in order:
                 seconds, e2e = float(np.median(model_times[variant])), float(np.median(e2e_times[variant]))
                 boxes, reference = detections[variant][0], detections['plain'][0]
                 same = len(boxes) == len(reference) and all(np.array_equal(a, b) for a, b in zip(boxes, reference))
                 print(
-                    f'{backbone:22s} {size:9s} {gflops:7.1f} {variant:10s} {args.batch / seconds:7.2f} '
-                    f'{args.batch * gflops / seconds:8.1f} '
-                    f'{plain_time / seconds:7.2f}x {np.abs(maps[variant] - maps["plain"]).max():8.1e} {1 / e2e:9.2f} '
+                    f'{backbone:22s} {size:9s} {gflops:7.1f} {variant:10s} {1e3 * seconds / args.batch:7.1f} '
+                    f'{args.batch * gflops / seconds:8.1f} {plain_time / seconds:7.2f}x {onnx_time / seconds:6.2f}x '
+                    f'{np.abs(maps[variant] - maps["plain"]).max():8.1e} {1 / e2e:9.2f} '
                     f'{("same" if same else "DIFFERENT") + f" ({len(boxes)})":>14s}',
                     flush=True,
                 )

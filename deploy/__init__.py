@@ -6,6 +6,7 @@
 - ``deploy.backend``: which forward path runs (plain, optimised PyTorch, ONNX Runtime on a cached export) and
   building it: the default of demo.py, eval.py and ``Detector.from_experiment``.
 - ``deploy.cli``: the --plain / --optimize / --precision / --cache_dir options of demo.py and eval.py (no torch).
+- ``deploy.precision``: ``--precision auto``: CPU flags, the int8 check stored at export, the choice (no torch).
 
 This ``__init__`` imports nothing, so that ``deploy.onnx_predictor`` stays free of torch.
 """

@@ -80,6 +80,19 @@ def onnxruntime_installed() -> bool:
     return importlib.util.find_spec('onnxruntime') is not None and importlib.util.find_spec('onnx') is not None
 
 
+def resolve_precision(precision: str | None, device_type: str) -> str | None:
+    """``--precision`` with ``auto`` replaced by what ``deploy.precision.auto_torch_precision`` picks for a device
+    of ``device_type`` (fp16 on a GPU, bf16 on a CPU with AMX, else fp32; the choice and its reason are printed);
+    other values (None included) unchanged."""
+    if precision != 'auto':
+        return precision
+    from deploy.precision import auto_torch_precision
+
+    chosen, reason = auto_torch_precision(device_type)
+    print(reason, flush=True)
+    return chosen
+
+
 def choose_path(
     device_type: str,
     plain: bool = False,
@@ -273,7 +286,9 @@ def build_inference_path(
     if choice.name == 'optimized':
         from deploy.optimize import InferenceModel, optimize_for_inference, optimized_forward
 
-        fast = optimize_for_inference(model)
+        # reduced precision: the convolution weights stored once in that dtype (no cast per call)
+        weight_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(choice.precision)
+        fast = optimize_for_inference(model, weight_dtype=weight_dtype)
         return InferencePath(
             'optimized',
             choice.precision,
@@ -336,6 +351,7 @@ def detector_from_experiment(
     announce(f'box_thresh {box_thresh} (from {source})')
     structure = config.build('Experiment.structure')
     device = choose_device(device)
+    precision = resolve_precision(precision, device.type)
     check_precision_device(precision, device.type)
     choice = choose_path(device.type, plain=plain, optimize=optimize, precision=precision)
     model = build_model_with_weights(structure, checkpoint, device, strict=strict)

@@ -44,9 +44,11 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         '--precision',
-        choices=['fp32', 'bf16', 'fp16'],
-        help='autocast precision of the optimised PyTorch model (any value implies --optimize; without it the '
-        'model runs in fp32): fp16 / bf16 on a GPU, bf16 on a CPU with AVX512-BF16 / AMX (elsewhere slower)',
+        choices=['fp32', 'bf16', 'fp16', 'auto'],
+        help='autocast precision of the optimised model (any value implies --optimize; without it '
+        'the model runs as built, in fp32): fp16 / bf16 on a GPU, bf16 on a CPU with '
+        'AVX512-BF16 / AMX (elsewhere slower); auto: fp16 on a GPU, bf16 on a CPU with AMX, else fp32 '
+        '(with --onnx: the int8 copy convert_to_onnx.py --int8 checked, on a CPU with VNNI / AMX)',
     )
 
 
@@ -63,8 +65,9 @@ def precision_of(args: argparse.Namespace) -> str:
 def inference_path_from_args(model, structure, args: argparse.Namespace, device):
     """The ``deploy.backend.InferencePath`` that ``--plain`` / ``--optimize`` / ``--precision`` / ``--cache_dir``
     ask for over ``model`` (built from ``structure`` with ``args.resume``, on ``device``); prints its one line."""
-    from deploy.backend import build_inference_path, choose_path
+    from deploy.backend import build_inference_path, choose_path, resolve_precision
 
+    args.precision = resolve_precision(args.precision, device.type)
     choice = choose_path(device.type, plain=args.plain, optimize=args.optimize, precision=args.precision)
     path = build_inference_path(
         model,

@@ -32,6 +32,7 @@ from assets.ops.dcn import DeformConv, DeformConvPack, ModulatedDeformConv, Modu
 __all__ = [
     'SampledDeformConv',
     'sampled_deform_conv',
+    'sampled_deform_columns',
     'ProbabilityMapModel',
     'exportable_copy',
     'replace_deform_convs',
@@ -44,17 +45,25 @@ DEFAULT_OPSET = 17
 logger = logging.getLogger('dbnet')
 
 
-def sampled_deform_conv(
-    input, offset, weight, bias=None, mask=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), deformable_groups=1
+def sampled_deform_columns(
+    input,
+    offset,
+    mask=None,
+    kernel_size=(3, 3),
+    stride=(1, 1),
+    padding=(0, 0),
+    dilation=(1, 1),
+    deformable_groups=1,
+    inplace=False,
 ):
-    """Deformable convolution (v1, or v2 with ``mask``) by bilinear sampling and a matrix product.
-
-    input (N, C, H, W); offset (N, dg * 2 * kh * kw, Ho, Wo) with (dy, dx) per tap; mask (N, dg * kh * kw,
-    Ho, Wo) after the sigmoid, or None; weight (Cout, C, kh, kw) (groups=1) -> (N, Cout, Ho, Wo).
-    The same numbers as ``assets.ops.dcn.deform_conv`` up to float rounding.
+    """The columns of a deformable convolution: the input sampled bilinearly (zeros outside) at every tap's
+    offset position, times the tap's mask. input (N, C, H, W); offset (N, dg * 2 * kh * kw, Ho, Wo) with
+    (dy, dx) per tap; mask (N, dg * kh * kw, Ho, Wo) after the sigmoid, or None -> (N, C * kh * kw, Ho * Wo),
+    row ``c * kh * kw + t`` for channel c and tap t (the layout of a (Cout, C, kh, kw) weight).
+    ``inplace``: the mask multiplies the sampled tensor in place (saves one allocation of the columns' size).
     """
     n, channels, height, width = input.shape
-    out_channels, _, kh, kw = weight.shape
+    kh, kw = kernel_size
     taps = kh * kw
     dg = deformable_groups
     ho, wo = offset.shape[2], offset.shape[3]
@@ -76,8 +85,25 @@ def sampled_deform_conv(
     )
     sampled = sampled.reshape(n, dg, channels // dg, taps, ho, wo)
     if mask is not None:
-        sampled = sampled * mask.reshape(n, dg, 1, taps, ho, wo)
-    out = torch.matmul(weight.reshape(out_channels, channels * taps), sampled.reshape(n, channels * taps, ho * wo))
+        mask = mask.reshape(n, dg, 1, taps, ho, wo)
+        sampled = sampled.mul_(mask) if inplace else sampled * mask
+    return sampled.reshape(n, channels * taps, ho * wo)
+
+
+def sampled_deform_conv(
+    input, offset, weight, bias=None, mask=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), deformable_groups=1
+):
+    """Deformable convolution (v1, or v2 with ``mask``) by bilinear sampling and a matrix product.
+
+    input (N, C, H, W); offset (N, dg * 2 * kh * kw, Ho, Wo) with (dy, dx) per tap; mask (N, dg * kh * kw,
+    Ho, Wo) after the sigmoid, or None; weight (Cout, C, kh, kw) (groups=1) -> (N, Cout, Ho, Wo).
+    The same numbers as ``assets.ops.dcn.deform_conv`` up to float rounding.
+    """
+    n, channels = input.shape[:2]
+    out_channels, _, kh, kw = weight.shape
+    ho, wo = offset.shape[2], offset.shape[3]
+    columns = sampled_deform_columns(input, offset, mask, (kh, kw), stride, padding, dilation, deformable_groups)
+    out = torch.matmul(weight.reshape(out_channels, channels * kh * kw), columns)
     out = out.reshape(n, out_channels, ho, wo)
     if bias is not None:
         out = out + bias.reshape(1, -1, 1, 1)

@@ -26,11 +26,12 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from assets.ops.dcn import ModulatedDeformConv
 from assets.ops.dcn.deform_conv import deform_conv
 from backbones.resnet import BasicBlock, Bottleneck, ResNet
-from deploy.onnx_export import SampledDeformConv, replace_deform_convs
+from deploy.onnx_export import SampledDeformConv, replace_deform_convs, sampled_deform_columns
 
 __all__ = [
     'fold_batchnorm',
@@ -40,11 +41,14 @@ __all__ = [
     'quantize_onnx',
     'PRECISIONS',
     'Float32DeformConv',
+    'channels_last_deform_conv',
+    'gathered_deform_conv',
     'DEFORM_CONV_IMPLEMENTATIONS',
     'CompiledInferenceModel',
     'InferenceModel',
     'QUANT_FORMATS',
     'CALIBRATE_METHODS',
+    'OP_TYPE_SETS',
 ]
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
@@ -91,17 +95,104 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-DEFORM_CONV_IMPLEMENTATIONS = ('auto', 'sampled', 'kernel')
+DEFORM_CONV_IMPLEMENTATIONS = ('auto', 'gather', 'sampled', 'kernel')
+
+
+def channels_last_deform_conv(conv: SampledDeformConv, x, offset, mask=None, product_dtype=torch.float32):
+    """``conv`` (a ``SampledDeformConv``) on float32 ``x`` / ``offset`` / ``mask`` as the optimised path runs it:
+    the columns of ``sampled_deform_columns`` (float32 sampling, mask applied in place), then one product
+    columns^T (N, Ho*Wo, C*kh*kw) x weight^T in ``product_dtype`` (bfloat16 / float16: oneDNN's AMX / tensor-core
+    kernels; the sampled positions stay float32). Its (N, Ho*Wo, Cout) result is returned as an (N, Cout, Ho, Wo)
+    channels_last view, the layout the next convolution reads, so no copy follows. -> ``product_dtype``."""
+    n = x.shape[0]
+    out_channels = conv.weight.shape[0]
+    ho, wo = offset.shape[2], offset.shape[3]
+    columns = sampled_deform_columns(
+        x,
+        offset,
+        mask,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.deformable_groups,
+        inplace=True,
+    )
+    weight = conv.weight.reshape(out_channels, -1).t().to(product_dtype)
+    out = torch.matmul(columns.to(product_dtype).transpose(1, 2), weight)
+    if conv.bias is not None:
+        out += conv.bias.to(product_dtype)
+    return out.reshape(n, ho, wo, out_channels).permute(0, 3, 1, 2)
+
+
+def _bilinear_corners(offset, mask, height, width, kernel_size, stride, padding, dilation):
+    """Where each tap of a deformable conv reads, as rows of an (N * (H + 3) * (W + 3), C) table: the input
+    padded with one zero row / column before and two after. -> (index, weight), each (N * Ho * Wo * taps, 4):
+    the four bilinear corners of every (image, output position, tap), in that order, and their weights times the
+    tap's mask. A position is first clamped to [-1, H] x [-1, W]: outside that band all four corners are zeros
+    of the padding either way, so the clamp changes no value and keeps every corner inside the table."""
+    n, _, ho, wo = offset.shape
+    kh, kw = kernel_size
+    taps = kh * kw
+    options = dict(dtype=offset.dtype, device=offset.device)
+    rows = torch.arange(ho, **options) * stride[0] - padding[0]
+    cols = torch.arange(wo, **options) * stride[1] - padding[1]
+    tap_y = (torch.arange(kh, **options) * dilation[0]).repeat_interleave(kw)
+    tap_x = (torch.arange(kw, **options) * dilation[1]).repeat(kh)
+    offset = offset.reshape(n, taps, 2, ho, wo)
+    y = (offset[:, :, 0] + tap_y.reshape(1, taps, 1, 1) + rows.reshape(1, 1, -1, 1)).clamp_(-1, height)
+    x = (offset[:, :, 1] + tap_x.reshape(1, taps, 1, 1) + cols.reshape(1, 1, 1, -1)).clamp_(-1, width)
+    y0, x0 = y.floor(), x.floor()
+    low_y, low_x = y.sub_(y0), x.sub_(x0)  # the far corner's share along each axis
+    high_y, high_x = 1 - low_y, 1 - low_x
+    if mask is not None:
+        mask = mask.reshape(n, taps, ho, wo)
+        high_y, low_y = high_y * mask, low_y * mask
+    row_length = width + 3
+    image_start = torch.arange(n, device=offset.device).reshape(n, 1, 1, 1) * ((height + 3) * row_length)
+    first = (y0.add_(1).long() * row_length).add_(x0.add_(1).long()).add_(image_start)
+    index = torch.stack((first, first + 1, first + row_length, first + (row_length + 1)), dim=-1)
+    weight = torch.stack((high_y * high_x, high_y * low_x, low_y * high_x, low_y * low_x), dim=-1)
+    return index.permute(0, 2, 3, 1, 4).reshape(-1, 4), weight.permute(0, 2, 3, 1, 4).reshape(-1, 4)
+
+
+def gathered_deform_conv(conv: SampledDeformConv, x, offset, mask=None, product_dtype=torch.float32):
+    """``conv`` (a ``SampledDeformConv`` with one deformable group) on float32 ``x`` / ``offset`` / ``mask`` as an
+    im2col with precomputed bilinear weights: the four corners and weights of every tap are computed once for all
+    channels (``_bilinear_corners``), ``embedding_bag`` sums the weighted corner rows of the channels_last input
+    (contiguous C-vectors, no per-channel gathers; the mask is in the weights), giving the (N*Ho*Wo, kh*kw*C)
+    columns, and one product with the weight (in ``product_dtype``: bf16 runs oneDNN's AMX kernels; the table
+    and corner weights are rounded to it too, the positions stay float32) writes the (N*Ho*Wo, Cout) result that
+    is returned as an (N, Cout, Ho, Wo) channels_last view. The same numbers as ``sampled_deform_conv`` within
+    float rounding."""
+    n, channels, height, width = x.shape
+    out_channels, _, kh, kw = conv.weight.shape
+    ho, wo = offset.shape[2], offset.shape[3]
+    index, corner_weight = _bilinear_corners(
+        offset, mask, height, width, (kh, kw), conv.stride, conv.padding, conv.dilation
+    )
+    table = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 2, 1, 2)).reshape(-1, channels).to(product_dtype)
+    columns = F.embedding_bag(index, table, per_sample_weights=corner_weight.to(product_dtype), mode='sum')
+    weight = conv.weight.permute(0, 2, 3, 1).reshape(out_channels, -1).t().to(product_dtype)
+    columns = columns.reshape(n * ho * wo, kh * kw * channels)
+    if conv.bias is None:
+        out = torch.mm(columns, weight)
+    else:
+        out = torch.addmm(conv.bias.to(product_dtype), columns, weight)
+    return out.reshape(n, ho, wo, out_channels).permute(0, 3, 1, 2)
 
 
 class Float32DeformConv(SampledDeformConv):
-    """A deformable conv run in float32 with autocast off, so that reduced precision does not touch the sampled
-    offsets (the rest of the model keeps the autocast precision). Shares the replaced conv's parameters (same
-    state-dict keys). ``implementation``: 'sampled' (``sampled_deform_conv``: bilinear sampling + one matrix
-    product; on a 2-core AVX2 CPU 1.7-2x faster than torchvision's kernel, same numbers within 1e-5),
-    'kernel' (torchvision's ``deform_conv2d``) or 'auto' (sampled on CPU, kernel on CUDA, where the kernel is
-    the faster; see benchmarks/bench_dcn.py).
-    forward(x, offset, mask=None) -> float32 (N, Cout, Ho, Wo)."""
+    """A deformable conv whose sampling positions are computed in float32 with autocast off, so that reduced
+    precision does not move them; under bf16 / fp16 autocast its matrix product (and, for 'gather', the sampled
+    values) runs in that precision (oneDNN AMX on CPU). Shares the replaced conv's parameters (same state-dict
+    keys). ``implementation``: 'gather' (``gathered_deform_conv``: bilinear corners and weights computed once for
+    all channels, ``embedding_bag`` over the channels_last input, one product; deformable_groups=1), 'sampled'
+    (``channels_last_deform_conv``: ``grid_sample`` per channel, the mask, one product; the ONNX export's form),
+    'kernel' (torchvision's ``deform_conv2d``, float32) or 'auto' (gather on CPU, sampled there for several
+    deformable groups, kernel on CUDA, where the kernel is the faster; see benchmarks/bench_dcn.py). The CPU
+    forms give the kernel's numbers within float rounding (1e-5) and return channels_last results.
+    forward(x, offset, mask=None) -> (N, Cout, Ho, Wo), float32 or the autocast dtype (CPU forms)."""
 
     def __init__(self, conv: nn.Module, implementation: str = 'auto'):
         super().__init__(conv)
@@ -109,10 +200,15 @@ class Float32DeformConv(SampledDeformConv):
             raise ValueError(
                 f'Float32DeformConv: implementation {implementation!r} is not one of {DEFORM_CONV_IMPLEMENTATIONS}.'
             )
+        if implementation == 'gather' and self.deformable_groups != 1:
+            raise ValueError("Float32DeformConv: implementation 'gather' needs deformable_groups=1; use 'sampled'.")
         self.implementation = implementation
 
     def forward(self, x, offset, mask=None):
-        with torch.autocast(x.device.type, enabled=False):
+        device_type = x.device.type
+        autocast = torch.is_autocast_enabled(device_type)
+        product_dtype = torch.get_autocast_dtype(device_type) if autocast else torch.float32
+        with torch.autocast(device_type, enabled=False):
             x, offset = x.float(), offset.float()
             mask = mask.float() if mask is not None else None
             if self.implementation == 'kernel' or (self.implementation == 'auto' and x.is_cuda):
@@ -128,12 +224,18 @@ class Float32DeformConv(SampledDeformConv):
                     self.bias,
                     mask.contiguous() if self.modulated else None,
                 )
-            return _eager_sampled_forward(self, x, offset, mask)
+            if self.modulated and mask is None:
+                raise ValueError('Float32DeformConv: a modulated deformable conv needs its mask.')
+            mask = mask if self.modulated else None
+            if self.implementation == 'gather' or (self.implementation == 'auto' and self.deformable_groups == 1):
+                return _eager_gathered_forward(self, x, offset, mask, product_dtype)
+            return _eager_sampled_forward(self, x, offset, mask, product_dtype)
 
 
-# Under torch.compile the sampled form runs eagerly (a graph break): inductor's own lowering of grid_sample is
+# Under torch.compile the CPU forms run eagerly (a graph break): inductor's own lowering of grid_sample is
 # 1.5-3x slower than ATen's on CPU and took 2-5 minutes to compile for the deformable ResNets.
-_eager_sampled_forward = torch.compiler.disable(SampledDeformConv.forward)
+_eager_sampled_forward = torch.compiler.disable(channels_last_deform_conv)
+_eager_gathered_forward = torch.compiler.disable(gathered_deform_conv)
 
 
 class CompiledInferenceModel(nn.Module):
@@ -173,17 +275,25 @@ def optimize_for_inference(
     deform_conv: str = 'auto',
     compile: bool = False,
     dynamic: bool | None = True,
+    weight_dtype: torch.dtype | None = None,
 ) -> nn.Module:
     """A copy of ``model`` for inference: eval mode, BatchNorm folded, weights in channels_last layout,
     deformable convs as ``Float32DeformConv`` with ``deform_conv`` as its implementation (float32, so that
     bf16 / fp16 autocast runs every model).
     ``compile``: the result wrapped in ``CompiledInferenceModel`` (torch.compile with frozen weights;
     ``dynamic`` as there); it compiles on its first call.
+    ``weight_dtype`` (torch.bfloat16 / torch.float16): the Conv2d / ConvTranspose2d weights and biases stored in
+    it, which is what autocast in that precision casts them to at every call (the same numbers, without the
+    casts); run such a model only with that ``precision``.
     Feed it with ``optimized_forward`` (which also makes its inputs channels_last)."""
     model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
     replace_deform_convs(model, lambda conv: Float32DeformConv(conv, deform_conv))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if weight_dtype is not None:
+        for module in model.modules():
+            if type(module) in (nn.Conv2d, nn.ConvTranspose2d):
+                module.to(weight_dtype)
     return CompiledInferenceModel(model, dynamic) if compile else model
 
 
@@ -282,6 +392,12 @@ def _unshare_initializers(model_path: str, output_path: str) -> str:
 
 
 QUANT_FORMATS = ('qdq', 'qoperator')
+OP_TYPE_SETS = {
+    'conv': ['Conv', 'ConvTranspose', 'MatMul'],
+    'all': ['Conv', 'ConvTranspose', 'MatMul', 'Add', 'Mul', 'Concat', 'Resize', 'MaxPool', 'Relu', 'Clip'],
+}
+
+
 CALIBRATE_METHODS = ('minmax', 'percentile', 'entropy')
 
 
@@ -295,6 +411,7 @@ def quantize_onnx(
     calibrate_method: str = 'percentile',
     nodes_to_exclude=None,
     reduce_range: bool = False,
+    op_types: str = 'conv',
 ) -> str:
     """Write an int8-quantised copy of an exported ONNX model with ONNX Runtime's quantiser.
 
@@ -306,7 +423,9 @@ def quantize_onnx(
     are quantised too: fastest) or 'qoperator' (QLinearConv; ONNX Runtime has no quantised ConvTranspose, so the
     head's deconvolutions stay float: the probability map near the thresholds is closer to fp32);
     ``calibrate_method`` 'minmax', 'percentile' (99.999%: robust to rare outliers) or 'entropy';
-    ``nodes_to_exclude``: node names kept float; ``reduce_range``: 7-bit weights.
+    ``nodes_to_exclude``: node names kept float; ``reduce_range``: 7-bit weights; ``op_types`` 'conv' (Conv,
+    ConvTranspose, MatMul) or 'all' (also Add, Mul, Concat, Resize, MaxPool, Relu, ...: every op ONNX Runtime's
+    quantiser handles, so fewer Quantize / Dequantize pairs between them; sigmoids stay float).
     The default, qoperator + percentile, is the robust one: on the quick-start model (benchmarks/bench_inference.py,
     accuracy mode) F changes by +0.33 point on its 48 validation images and +0.46 on 240 more, while qdq + minmax
     (up to 20% faster) gives +0.66 / -0.46 with 8 calibration images and loses 14 points with 32 (quantising the
@@ -329,6 +448,8 @@ def quantize_onnx(
         raise ValueError("quantize_onnx: mode 'static' needs calibration_images (a few preprocessed inputs).")
     if quant_format not in QUANT_FORMATS:
         raise ValueError(f'quantize_onnx: quant_format {quant_format!r} is not one of {QUANT_FORMATS}.')
+    if op_types not in OP_TYPE_SETS:
+        raise ValueError(f'quantize_onnx: op_types {op_types!r} is not one of {tuple(OP_TYPE_SETS)}.')
     if calibrate_method not in CALIBRATE_METHODS:
         raise ValueError(f'quantize_onnx: calibrate_method {calibrate_method!r} is not one of {CALIBRATE_METHODS}.')
 
@@ -355,7 +476,7 @@ def quantize_onnx(
             per_channel=per_channel,
             activation_type=quantization.QuantType.QUInt8,
             weight_type=quantization.QuantType.QInt8,
-            op_types_to_quantize=['Conv', 'ConvTranspose', 'MatMul'],
+            op_types_to_quantize=OP_TYPE_SETS[op_types],
             calibrate_method=methods[calibrate_method],
             nodes_to_exclude=list(nodes_to_exclude or []),
             reduce_range=reduce_range,

@@ -232,6 +232,16 @@ def test_convert_to_onnx_writes_a_checked_model_and_an_int8_copy_demo_runs(tmp_p
     assert 'QLinearConv' in {node.op_type for node in quantized.graph.node}
     metadata = {entry.key: entry.value for entry in quantized.metadata_props}
     assert json.loads(metadata['dbnet.representer'])['box_thresh'] == structure.representer.box_thresh
+    check = json.loads(metadata['dbnet.int8_check'])  # the int8 vs fp32 comparison --precision auto reads
+    assert check['images'] == 2 and 0 < check['max_probability_difference'] < 1
+    assert 'int8 check on the 2 calibration images' in output
+    float_metadata = {entry.key: entry.value for entry in onnx.load(str(tmp_path / 'model.onnx')).metadata_props}
+    assert float_metadata['dbnet.int8_model'] == 'int8.onnx' and float_metadata['dbnet.int8_check'] == json.dumps(check)
+    status = demo.main(
+        ['--onnx', str(tmp_path / 'model.onnx'), '--precision', 'auto', '--image_path', IMAGE]
+        + ['--image_short_side', '64', '--result_dir', str(tmp_path / 'auto')]
+    )
+    assert status == 0 and 'precision auto: ' in capsys.readouterr().out
     status = demo.main(
         [
             '--onnx',

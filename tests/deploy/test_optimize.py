@@ -72,6 +72,70 @@ def test_bf16_autocast_runs_deformable_models_close_to_fp32():
     got = optimized_forward(fast, 'cpu', precision='bf16')(inputs)
     difference = np.abs(got - plain(model, inputs))
     assert got.dtype == np.float32 and difference.max() < 0.1 and difference.mean() < 0.01
+    # weights stored in bf16: what autocast casts them to at every call, so the same maps without the casts
+    stored = optimize_for_inference(model, weight_dtype=torch.bfloat16)
+    convs = [m for m in stored.modules() if type(m) in (nn.Conv2d, nn.ConvTranspose2d)]
+    assert convs and all(m.weight.dtype == torch.bfloat16 for m in convs)
+    assert np.abs(optimized_forward(stored, 'cpu', precision='bf16')(inputs) - got).max() < 1e-6
+
+
+def test_channels_last_deform_conv_layout_and_product_precision():
+    """The optimised deformable conv returns the sampled form's numbers as a channels_last view (no copy before
+    the next conv); under bf16 autocast its matrix product is bf16 (sampling float32), within bf16 rounding."""
+    from deploy.onnx_export import sampled_deform_conv
+    from deploy.optimize import channels_last_deform_conv
+
+    generator = torch.Generator().manual_seed(3)
+    conv = ModulatedDeformConv(16, 24, 3, stride=2, padding=1, bias=True)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 0.1)
+        conv.bias.copy_(torch.randn(24, generator=generator))
+    x = torch.randn(2, 16, 20, 28, generator=generator).contiguous(memory_format=torch.channels_last)
+    offset = torch.randn(2, 18, 10, 14, generator=generator) * 2
+    mask = torch.rand(2, 9, 10, 14, generator=generator)
+    wrapped = Float32DeformConv(conv, 'sampled')
+    with torch.inference_mode():
+        expected = sampled_deform_conv(x, offset, conv.weight, conv.bias, mask, (2, 2), (1, 1), (1, 1))
+        got = channels_last_deform_conv(wrapped, x, offset, mask)
+        assert got.is_contiguous(memory_format=torch.channels_last) and got.dtype == torch.float32
+        assert (got - expected).abs().max() < 1e-5
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            low = wrapped(x, offset, mask)
+        assert low.dtype == torch.bfloat16 and low.is_contiguous(memory_format=torch.channels_last)
+        error = (low.float() - expected).abs().max() / expected.abs().max()
+        assert 0 < error < 0.02
+
+
+@pytest.mark.parametrize(
+    'stride, padding, dilation, modulated',
+    [((1, 1), (1, 1), (1, 1), True), ((2, 2), (1, 1), (1, 1), True), ((1, 2), (2, 1), (2, 1), False)],
+)
+def test_gathered_deform_conv_matches_the_kernel(stride, padding, dilation, modulated):
+    """The embedding_bag form gives torchvision's numbers (v1 and v2, strides, dilation, offsets reaching far
+    outside the image, batch 2) and a channels_last result; under bf16 autocast it is bf16 within its rounding."""
+    from assets.ops.dcn import DeformConv
+    from assets.ops.dcn.deform_conv import deform_conv
+
+    generator = torch.Generator().manual_seed(1)
+    cls = ModulatedDeformConv if modulated else DeformConv
+    conv = cls(8, 12, 3, stride=stride, padding=padding, dilation=dilation)
+    if modulated:
+        with torch.no_grad():
+            conv.bias.copy_(torch.randn(12, generator=generator))
+    x = torch.randn(2, 8, 13, 17, generator=generator)
+    ho = (13 + 2 * padding[0] - 2 * dilation[0] - 1) // stride[0] + 1
+    wo = (17 + 2 * padding[1] - 2 * dilation[1] - 1) // stride[1] + 1
+    offset = torch.randn(2, 18, ho, wo, generator=generator) * 6
+    mask = torch.rand(2, 9, ho, wo, generator=generator) if modulated else None
+    wrapped = Float32DeformConv(conv, 'gather')
+    with torch.inference_mode():
+        expected = deform_conv(x, offset, conv.weight, stride, padding, dilation, 1, 1, conv.bias, mask)
+        got = wrapped(x.contiguous(memory_format=torch.channels_last), offset, mask)
+        assert got.is_contiguous(memory_format=torch.channels_last) and (got - expected).abs().max() < 1e-4
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            low = wrapped(x, offset, mask)
+        assert low.dtype == torch.bfloat16
+        assert 0 < (low.float() - expected).abs().max() / expected.abs().max() < 0.03
 
 
 def test_precision_is_checked():
@@ -115,7 +179,7 @@ def test_deform_conv_implementations_agree_and_are_checked():
     model = MODELS['bottleneck_stride_read']()
     inputs = images(batch=1)
     expected = plain(model, inputs)
-    for implementation in ('sampled', 'kernel'):
+    for implementation in ('gather', 'sampled', 'kernel'):
         fast = optimize_for_inference(model, deform_conv=implementation)
         assert {m.implementation for m in fast.modules() if isinstance(m, Float32DeformConv)} == {implementation}
         assert np.abs(optimized_forward(fast, 'cpu')(inputs) - expected).max() < 1e-4
@@ -228,7 +292,14 @@ def test_static_int8_options(tmp_path):
         quant_format='qoperator',
     )
     assert 'QLinearConv' in {node.op_type for node in onnx.load(output).graph.node}
-    for option, value in (('quant_format', 'qint4'), ('calibrate_method', 'mean')):
+    output = quantize_onnx(
+        path, str(tmp_path / 'all.onnx'), mode='static', calibration_images=calibration, op_types='all'
+    )
+    ops = [node.op_type for node in onnx.load(output).graph.node]
+    assert {'QLinearConv', 'QLinearAdd', 'QLinearConcat'} <= set(ops) and ops[-1] == 'Sigmoid'
+    got = ort.InferenceSession(output, providers=['CPUExecutionProvider']).run(None, {'image': inputs})[0]
+    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.9
+    for option, value in (('quant_format', 'qint4'), ('calibrate_method', 'mean'), ('op_types', 'some')):
         with pytest.raises(ValueError, match=option):
             quantize_onnx(
                 path, str(tmp_path / 'x.onnx'), mode='static', calibration_images=calibration, **{option: value}
