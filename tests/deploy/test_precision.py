@@ -104,21 +104,21 @@ def test_auto_onnx_model_uses_int8_only_when_checked_and_the_cpu_has_int8_dot_pr
     assert auto_onnx_model(float_path, vnni)[0] == float_path
 
 
-def test_apply_inference_options_resolves_auto_and_says_why(capsys):
-    """eval.py / demo.py --precision auto on the PyTorch path: the optimised model in the precision that
-    auto_torch_precision picks for this CPU, args.precision set to it, the reason printed."""
-    import argparse
-
+def test_precision_auto_builds_the_optimised_path_in_the_cpu_choice_and_says_why(capsys):
+    """eval.py / demo.py --precision auto on the PyTorch path: resolve_precision picks what auto_torch_precision
+    picks for this CPU and prints the reason; the path built is the optimised model in that precision."""
     import torch
 
-    from deploy.cli import apply_inference_options, precision_of
-    from deploy.optimize import InferenceModel
+    from deploy.backend import build_inference_path, choose_path, resolve_precision
     from tests.deploy.test_onnx_export import db_model
 
-    args = argparse.Namespace(optimize=False, precision='auto')
-    model = apply_inference_options(db_model('resnet18', [64, 128, 256, 512]), args, torch.device('cpu'))
     expected, reason = auto_torch_precision('cpu')
-    assert isinstance(model, InferenceModel) and precision_of(args) == expected
-    assert capsys.readouterr().out.strip() == reason
+    precision = resolve_precision('auto', 'cpu')
+    assert precision == expected and capsys.readouterr().out.strip() == reason
+    assert resolve_precision('bf16', 'cpu') == 'bf16' and resolve_precision(None, 'cpu') is None
+    path = build_inference_path(
+        db_model('resnet18', [64, 128, 256, 512]), torch.device('cpu'), choose_path('cpu', precision=precision)
+    )
+    assert path.name == 'optimized' and path.precision == expected
     with torch.inference_mode():
-        assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+        assert path.model(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
