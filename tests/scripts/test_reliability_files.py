@@ -232,6 +232,9 @@ def test_demo_on_huge_bomb_empty_text_and_tiny_images_reports_and_stays_in_memor
             '0',
             '--device',
             'cpu',
+            # the pipeline holds up to three decoded photos at once (reading ahead): 4.95 GB on these 108-Mpixel
+            # images against 2.46 GB without it (docs/deployment.md); this test bounds the sequential path
+            '--no-pipeline',
         ],
         cwd=ROOT,
         env=environment(),

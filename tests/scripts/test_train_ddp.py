@@ -209,6 +209,7 @@ class NormalizeImageThenFail(NormalizeImage):
     """NormalizeImage that raises on the process of rank ``rank`` from its ``after + 1``-th sample on."""
 
     def __init__(self, rank=1, after=2):
+        super().__init__()
         self.rank, self.after, self.calls = rank, after, 0
 
     def process(self, data):
