@@ -64,6 +64,12 @@ CHANNELS = {
     'mobilenet_v3_large': [24, 40, 112, 960],
 }
 VARIANTS = ('plain', 'optimized', 'compiled', 'onnx', 'bf16', 'fp16', 'int8', 'int8qop', 'int8all', 'int8dyn')
+# the static int8 variants: quantize_onnx's settings for each
+STATIC_INT8 = {
+    'int8': dict(quant_format='qdq', calibrate_method='minmax'),
+    'int8qop': dict(quant_format='qoperator', calibrate_method='percentile'),
+    'int8all': dict(quant_format='qoperator', calibrate_method='percentile', op_types='all'),
+}
 CPU_ONLY = ('int8', 'int8qop', 'int8all', 'int8dyn')
 
 
@@ -141,43 +147,15 @@ def make_forwards(model, variants, workdir, name, calibration, threads, device, 
         compiled = optimize_for_inference(model, compile=True)  # compiles at its first call (timed below)
         forwards['compiled'] = optimized_forward(compiled, device)
         tensor_forwards['compiled'] = optimized_tensor_forward(compiled, device)
-    if {'onnx', 'int8', 'int8qop', 'int8dyn'} & set(variants):
+    if {'onnx', 'int8dyn', *STATIC_INT8} & set(variants):
         onnx_path = export_onnx(model, os.path.join(workdir, f'{name}.onnx'), example_size=(128, 128))
         forwards['onnx'] = session(onnx_path)
-        if 'int8' in variants:
-            forwards['int8'] = session(
-                quantize_onnx(
-                    onnx_path,
-                    os.path.join(workdir, f'{name}.int8.onnx'),
-                    mode='static',
-                    calibration_images=calibration,
-                    quant_format='qdq',
-                    calibrate_method='minmax',
+        for variant, settings in STATIC_INT8.items():
+            if variant in variants:
+                path = os.path.join(workdir, f'{name}.{variant}.onnx')
+                forwards[variant] = session(
+                    quantize_onnx(onnx_path, path, mode='static', calibration_images=calibration, **settings)
                 )
-            )
-        if 'int8qop' in variants:
-            forwards['int8qop'] = session(
-                quantize_onnx(
-                    onnx_path,
-                    os.path.join(workdir, f'{name}.int8qop.onnx'),
-                    mode='static',
-                    calibration_images=calibration,
-                    quant_format='qoperator',
-                    calibrate_method='percentile',
-                )
-            )
-        if 'int8all' in variants:
-            forwards['int8all'] = session(
-                quantize_onnx(
-                    onnx_path,
-                    os.path.join(workdir, f'{name}.int8all.onnx'),
-                    mode='static',
-                    calibration_images=calibration,
-                    quant_format='qoperator',
-                    calibrate_method='percentile',
-                    op_types='all',
-                )
-            )
         if 'int8dyn' in variants:
             forwards['int8dyn'] = session(
                 quantize_onnx(onnx_path, os.path.join(workdir, f'{name}.int8dyn.onnx'), mode='dynamic')
