@@ -36,12 +36,21 @@ def parse_args(argv=None):
         '--batch_size', type=int, help='training batch size (in total over all processes, as in the original)'
     )
     parser.add_argument('--resume', help="checkpoint to resume from (this project's or the original's)")
+    parser.add_argument(
+        '--init_weights',
+        help='start from the model weights of this checkpoint (a full training state or a weights-only file) '
+        'with a fresh optimizer and the counters at --start_epoch / --start_iter (default 0): fine-tuning',
+    )
     parser.add_argument('--epochs', type=int, help='number of epochs (also the learning-rate decay length)')
     parser.add_argument(
         '--num_workers', type=int, help='data-loading worker processes of every loader (training and validation)'
     )
-    parser.add_argument('--start_iter', type=int, help='iteration counter to start from (weights-only resume)')
-    parser.add_argument('--start_epoch', type=int, help='epoch counter to start from (weights-only resume)')
+    parser.add_argument(
+        '--start_iter', type=int, help='iteration counter to start from (--init_weights, weights-only --resume)'
+    )
+    parser.add_argument(
+        '--start_epoch', type=int, help='epoch counter to start from (--init_weights, weights-only --resume)'
+    )
     parser.add_argument('--lr', type=float, help='learning rate (optimizer and schedule)')
     parser.add_argument(
         '--num_gpus',
@@ -92,6 +101,7 @@ FLAG_PATHS = {
     'epochs': ['epochs', 'scheduler.learning_rate.epochs'],
     'lr': ['scheduler.optimizer_args.lr', 'scheduler.learning_rate.lr'],
     'resume': ['checkpoint.resume'],
+    'init_weights': ['checkpoint.init_weights'],
     'start_iter': ['checkpoint.start_iter'],
     'start_epoch': ['checkpoint.start_epoch'],
 }
@@ -241,8 +251,16 @@ def main(argv=None) -> int:
     checkpoint = train_settings.checkpoint
     if checkpoint is not None:
         trainer.epoch, trainer.step = checkpoint.start_epoch, checkpoint.start_iter
-        if checkpoint.resume:
-            trainer.resume(checkpoint.resume)
+        if checkpoint.resume and checkpoint.init_weights:
+            raise UserError(
+                f'--resume {checkpoint.resume} and --init_weights {checkpoint.init_weights} both say where '
+                f'training starts; give --resume to continue a run, or --init_weights to fine-tune from weights.'
+            )
+        if checkpoint.init_weights:
+            trainer.init_weights(checkpoint.init_weights)
+        elif checkpoint.resume:
+            counters = args.start_iter is not None or args.start_epoch is not None
+            trainer.resume(checkpoint.resume, counters_given=counters)
     logger.info(
         f'training {args.exp} on {device} (world size {context.world_size}'
         + (', denormals flushed to zero' if flushed else '')

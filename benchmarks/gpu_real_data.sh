@@ -80,7 +80,7 @@ evaluate() {  # evaluate NAME EXPERIMENT CHECKPOINT: P / R / F on the validation
     stamp "eval $name: exit $? $(grep -iE 'best|fmeasure' "$LOG_DIR/eval_$name.log" | tail -1)"
 }
 
-weights_of() {  # weights_of NAME: the final weights of a run (else its latest), alone (starts a fine-tune at 0)
+weights_of() {  # weights_of NAME: the final weights of a run (else its latest), alone (small to carry back)
     local checkpoint=$WS/$1/model/final
     [ -f "$checkpoint" ] || checkpoint=$WS/$1/model/model_latest
     python3 -c "import torch, sys; c = torch.load(sys.argv[1], weights_only=True); torch.save(c['model'], sys.argv[2])" \
@@ -152,7 +152,7 @@ finetune)
         shift 2
         local iterations=$(( RECIPE_EPOCHS * (photos / batch) ))
         local resume=()
-        [ -n "$init" ] && resume=(--resume "$init" --start_iter 0 --start_epoch 0)
+        [ -n "$init" ] && resume=(--init_weights "$init")
         train "$name" "$RECIPE" "${DATA_OPTS[@]}" "${resume[@]}" --num_workers "$W" --epochs "$RECIPE_EPOCHS" \
             --opt Experiment.validation.interval=$((iterations / 4)) \
             --opt Experiment.train.model_saver.save_interval=100000 "$@"
@@ -178,7 +178,7 @@ finetune)
                 --opt Experiment.validation.interval=$((GPU_FT_EPOCHS * (photos / 16) / 4))
                 --opt Experiment.train.model_saver.save_interval=100000)
         train gpu_ft_pretrained "$GPU_RECIPE" "${DATA_OPTS[@]}" "${gpu_ft[@]}" \
-            --resume "$WS/gpu_pre_photo.weights" --start_iter 0 --start_epoch 0 &
+            --init_weights "$WS/gpu_pre_photo.weights" &
         train gpu_ft_scratch "$GPU_RECIPE" "${DATA_OPTS[@]}" "${gpu_ft[@]}" &
         wait
         kill "$monitor" 2>/dev/null

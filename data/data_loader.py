@@ -13,6 +13,7 @@ import torch
 import torch.utils.data
 
 from concern.distributed import DistributedContext
+from concern.errors import UserError
 from data.sampler import ResumableSampler, SeededDataset
 
 __all__ = ['DataLoader', 'ICDARCollectFN', 'ignore_stop_signals', 'make_train_loader']
@@ -119,8 +120,8 @@ def make_train_loader(loader, context: DistributedContext, seed: int):
         worker_init_fn=ignore_stop_signals,
     )
     if len(torch_loader) == 0:
-        raise ValueError(
-            f'the training set has {len(sampler)} samples per process, fewer than one batch of '
+        raise UserError(
+            f'The training set has {len(sampler)} samples per process, fewer than one batch of '
             f'{batch_size}; lower --batch_size or add data.'
         )
     return torch_loader, sampler

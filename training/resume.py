@@ -6,10 +6,22 @@ __all__ = ['Checkpoint']
 
 
 class Checkpoint:
-    """Resume settings: ``resume`` is a checkpoint path (the original's release files or this
-    project's own); ``start_epoch`` / ``start_iter`` set the counters when the file does not."""
+    """Where training starts.
 
-    def __init__(self, start_epoch: int = 0, start_iter: int = 0, resume: str | None = None):
+    ``resume`` is a checkpoint path (the original's release files or this project's own): a full training state
+    continues with its own counters, optimizer and data order; a weights-only file starts at ``start_epoch`` /
+    ``start_iter``. ``init_weights`` is a checkpoint of either kind whose model weights alone start the run (a
+    fresh optimizer, the counters at ``start_epoch`` / ``start_iter``): the way to fine-tune from a pre-training.
+    """
+
+    def __init__(
+        self,
+        start_epoch: int = 0,
+        start_iter: int = 0,
+        resume: str | None = None,
+        init_weights: str | None = None,
+    ):
         self.start_epoch = int(start_epoch)
         self.start_iter = int(start_iter)
         self.resume = resume
+        self.init_weights = init_weights

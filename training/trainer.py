@@ -166,10 +166,20 @@ class Trainer:
         path = os.path.join(self.settings.model_saver.directory(self.options.workspace), 'model_latest')
         return path if os.path.exists(path) else None
 
-    def resume(self, path: str) -> None:
-        """Loads this project's checkpoint (full state) or a weights-only file (the original's)."""
+    def resume(self, path: str, counters_given: bool = False) -> None:
+        """Loads this project's checkpoint (full state) or a weights-only file (the original's).
+
+        ``counters_given`` (the command line named --start_iter / --start_epoch) refuses a full state, whose own
+        counters would silently win: fine-tuning from it is :meth:`init_weights`."""
         checkpoint = load_checkpoint(path)
         full_state = 'optimizer' in checkpoint and isinstance(checkpoint.get('iteration'), int)
+        if full_state and counters_given:
+            raise CheckpointError(
+                f'Checkpoint {path} is a full training state (epoch {checkpoint.get("epoch")}, iteration '
+                f'{checkpoint["iteration"]}) that resumes its own counters, so --start_iter / --start_epoch would '
+                f'be ignored; to fine-tune from its weights with fresh counters, pass it with --init_weights '
+                f'instead of --resume.'
+            )
         if full_state:  # first: a different model's state is refused before its weights are half loaded
             try:
                 self.optimizer.load_state_dict(checkpoint['optimizer'])
@@ -179,20 +189,29 @@ class Trainer:
                     f"state does not fit this experiment's parameters: {error}); resume from a "
                     f'checkpoint of this experiment.'
                 ) from None
+        if not full_state:
+            self._load_weights(path, checkpoint)
+            return
+        load_model_weights(unwrap(self.model), checkpoint)
+        if checkpoint.get('scaler'):
+            self.scaler.load_state_dict(checkpoint['scaler'])
+        self.epoch = int(checkpoint['epoch'])
+        self.step = int(checkpoint['iteration'])
+        self.epoch_step = int(checkpoint.get('epoch_iteration', 0))
+        self.skipped_samples = int(checkpoint.get('skipped_samples', 0))
+        self.logger.info(f'resumed {path}: epoch {self.epoch}, iteration {self.step}')
+
+    def init_weights(self, path: str) -> None:
+        """Initialises the model from the weights of ``path`` (a full training state or a weights-only file);
+        the optimizer, the scaler and the counters stay as they are (fresh)."""
+        self._load_weights(path, load_checkpoint(path))
+
+    def _load_weights(self, path: str, checkpoint: dict) -> None:
         missing, unexpected = load_model_weights(unwrap(self.model), checkpoint)
-        if full_state:
-            if checkpoint.get('scaler'):
-                self.scaler.load_state_dict(checkpoint['scaler'])
-            self.epoch = int(checkpoint['epoch'])
-            self.step = int(checkpoint['iteration'])
-            self.epoch_step = int(checkpoint.get('epoch_iteration', 0))
-            self.skipped_samples = int(checkpoint.get('skipped_samples', 0))
-            self.logger.info(f'resumed {path}: epoch {self.epoch}, iteration {self.step}')
-        else:
-            self.logger.info(
-                f'initialised the model from {path} (weights only; {len(missing)} missing, '
-                f'{len(unexpected)} unexpected keys)'
-            )
+        self.logger.info(
+            f'initialised the model from {path} (weights only; {len(missing)} missing, '
+            f'{len(unexpected)} unexpected keys)'
+        )
 
     # ------------------------------------------------------------------ one iteration
     def _gradients_finite(self) -> bool:

@@ -111,3 +111,58 @@ def test_cpu_training_flushes_denormal_floats_unless_told_to_keep_them():
         assert (denormal * 1.0).item() == 0.0
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_init_weights_fine_tunes_from_a_full_checkpoint_with_fresh_counters(tmp_path):
+    def train(name, *extra):
+        result = run(
+            QUICKSTART,
+            *TINY,
+            *COMMON,
+            '--batch_size',
+            '2',
+            '--epochs',
+            '4',
+            '--workspace_root',
+            str(tmp_path),
+            '--name',
+            name,
+            *extra,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return load_checkpoint(tmp_path / name / 'model' / 'final')
+
+    pretrained = train('pre', '--max_iterations', '3', '--seed', '1')
+    assert pretrained['iteration'] == 3
+    source = str(tmp_path / 'pre' / 'model' / 'final')
+    tuned = train('tune', '--init_weights', source, '--max_iterations', '1')
+    scratch = train('scratch', '--max_iterations', '1')
+    assert tuned['iteration'] == 1 and tuned['epoch'] == 0  # the counters start at zero, not at 3
+    steps = {int(state['step']) for state in tuned['optimizer']['state'].values()}
+    assert steps == {1}  # a fresh Adam: one step, not the pre-training's four
+    lr = load_config(QUICKSTART).get('Experiment.train.scheduler.optimizer_args')['lr']
+    key = next(name for name in tuned['model'] if name.endswith('backbone.conv1.weight'))
+    # one Adam step moves a weight by at most about lr: the run started from the pre-trained weights ...
+    assert (tuned['model'][key] - pretrained['model'][key]).abs().max() <= 1.5 * lr
+    # ... and not from a fresh initialisation (seed 0 here, seed 1 for the pre-training)
+    assert (scratch['model'][key] - pretrained['model'][key]).abs().max() > 10 * lr
+
+
+def test_resume_of_a_full_state_with_start_iter_is_refused_in_one_sentence(tmp_path):
+    base = [QUICKSTART, *TINY, *COMMON, '--batch_size', '2', '--workspace_root', str(tmp_path)]
+    first = run(*base, '--max_iterations', '1', '--name', 'a')
+    assert first.returncode == 0, first.stderr[-3000:]
+    source = str(tmp_path / 'a' / 'model' / 'final')
+    refused = run(*base, '--resume', source, '--start_iter', '0')
+    assert refused.returncode == 2 and 'Traceback' not in refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert f'Checkpoint {source} is a full training state' in last and '--init_weights' in last
+    both = run(*base, '--resume', source, '--init_weights', source)
+    assert both.returncode == 2 and 'give --resume to continue a run' in both.stderr.strip().splitlines()[-1]
+
+
+def test_a_training_set_smaller_than_one_batch_is_one_sentence(tmp_path):
+    result = run(QUICKSTART, *TINY, *COMMON, '--batch_size', '8', '--workspace_root', str(tmp_path))
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert 'The training set has 4 samples per process, fewer than one batch of 8' in last
