@@ -165,12 +165,14 @@ def detect_images(args, images: list[str], detector, box_thresh: float) -> tuple
         reported and skipped."""
         for path in tqdm(images, desc='detecting', unit='image'):
             try:
-                decoded.append((path, read_image(path, max_pixels=args.max_pixels)))
+                image = read_image(path, max_pixels=args.max_pixels)
             except ImageReadError as error:
                 log.warning('skipped: %s', error)
                 failed.append(path)
                 continue
-            yield decoded[-1][1]
+            decoded.append((path, image if args.visualize else None))  # the full image is kept only to draw on
+            yield image
+            del image
 
     def write(name, image, polygons, scores):
         write_result_file(os.path.join(args.result_dir, f'res_{name}.txt'), polygons, scores)

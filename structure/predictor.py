@@ -127,6 +127,9 @@ class Detector:
         preprocessed (``preprocess``), else they are preprocessed here."""
         if inputs is None:
             inputs = [self.preprocess(image) for image in images]
+        return self._maps(inputs)
+
+    def _maps(self, inputs: Sequence[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
         groups: dict = {}
         for index, tensor in enumerate(inputs):
             groups.setdefault(tensor.shape, []).append(index)
@@ -139,7 +142,10 @@ class Detector:
 
     def represent(self, probability: np.ndarray, image: np.ndarray) -> tuple[list, list]:
         """One probability map -> ``(polygons, scores)`` in ``image``'s pixel coordinates."""
-        return self.representer.represent_map(probability, image.shape[:2], self.is_output_polygon)
+        return self._represent_size(probability, image.shape[:2])
+
+    def _represent_size(self, probability: np.ndarray, size: tuple[int, int]) -> tuple[list, list]:
+        return self.representer.represent_map(probability, size, self.is_output_polygon)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[tuple[list, list]]:
         if not self.pipeline:
@@ -147,14 +153,16 @@ class Detector:
             for index, probability in self.probability_maps(images):
                 results[index] = self.represent(probability, images[index])
             return results
+        inputs = [self.preprocess(image) for image in images]
         with _Consumer() as consumer:
-            return [future.result() for future in self._submit(consumer, images)]
+            return [future.result() for future in self._submit(consumer, [i.shape[:2] for i in images], inputs)]
 
     def detect_stream(self, images: Iterable[np.ndarray]) -> Iterator[tuple[list, list]]:
         """``(polygons, scores)`` per image of ``images`` (any iterable, read ``batch_size`` images at a time,
         each chunk batched as ``detect`` batches it), in order. With ``pipeline`` the forward passes run
         up to ``max_pending`` chunks ahead of the post-processing, and a reading thread decodes and preprocesses
-        one chunk ahead of the forward passes (at most ``max_pending`` + 3 chunks read and not yet returned)."""
+        one chunk ahead of the forward passes (at most ``max_pending`` + 3 chunks read and not yet returned); only
+        the preprocessed inputs and each image's size are kept, so a chunk read ahead holds no full-size image."""
         iterator = iter(images)
         if not self.pipeline:
             while True:
@@ -167,9 +175,9 @@ class Detector:
         with _Consumer() as consumer, _Reader(iterator, self.batch_size, self.preprocess) as reader:
             pending: deque = deque()
             try:
-                for chunk, inputs in reader:
-                    pending.append(self._submit(consumer, chunk, inputs))
-                    del chunk, inputs
+                for sizes, inputs in reader:
+                    pending.append(self._submit(consumer, sizes, inputs))
+                    del inputs
                     while len(pending) > self.max_pending:
                         yield from (future.result() for future in pending.popleft())
             except Exception:  # a failed read: the images before it get their results first, as sequentially
@@ -180,13 +188,13 @@ class Detector:
                 yield from (future.result() for future in pending.popleft())
 
     def _submit(
-        self, consumer: ThreadPoolExecutor, images: Sequence[np.ndarray], inputs: Sequence[np.ndarray] | None = None
+        self, consumer: ThreadPoolExecutor, sizes: Sequence[tuple[int, int]], inputs: Sequence[np.ndarray]
     ) -> list[Future]:
-        """Runs the forward passes of ``images`` (``inputs``: preprocessed already) here and hands each map to
-        ``consumer``; futures in input order."""
-        futures: list = [None] * len(images)
-        for index, probability in self.probability_maps(images, inputs):
-            futures[index] = consumer.submit(self.represent, probability, images[index])
+        """Runs the forward passes of the preprocessed ``inputs`` here and hands each map, with its image's
+        (height, width) from ``sizes``, to ``consumer``; futures in input order."""
+        futures: list = [None] * len(inputs)
+        for index, probability in self._maps(inputs):
+            futures[index] = consumer.submit(self._represent_size, probability, sizes[index])
         return futures
 
 
@@ -203,8 +211,9 @@ class _Consumer(ThreadPoolExecutor):
 
 
 class _Reader:
-    """Reads ``iterator`` ``batch_size`` items at a time in a thread ('dbnet-read') and preprocesses them, one
-    chunk ahead of the caller: ``for chunk, inputs in reader`` gives (the items, ``preprocess`` of each) in order.
+    """Reads ``iterator`` ``batch_size`` images at a time in a thread ('dbnet-read') and preprocesses them, one
+    chunk ahead of the caller: ``for sizes, inputs in reader`` gives (each image's (height, width), ``preprocess``
+    of each) in order; the images themselves are not kept.
     An exception in the thread is raised to the caller at its place in the stream; leaving the ``with`` block
     (normally, by an exception or by a closed generator) stops the thread and waits for it."""
 
@@ -228,8 +237,12 @@ class _Reader:
     def _read(self) -> None:
         try:
             while not self.stop.is_set():
-                chunk = list(islice(self.iterator, self.batch_size))
-                if not chunk or not self._put((chunk, [self.preprocess(item) for item in chunk])):
+                sizes, inputs = [], []
+                for image in islice(self.iterator, self.batch_size):
+                    sizes.append(image.shape[:2])
+                    inputs.append(self.preprocess(image))
+                    del image  # only its preprocessed input is kept
+                if not inputs or not self._put((sizes, inputs)):
                     break
             self._put(self._END)
         except BaseException as error:  # handed to the caller, which raises it

@@ -192,7 +192,8 @@ print('PEAK_RSS_MB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 10
 """
 
 
-def test_demo_on_huge_bomb_empty_text_and_tiny_images_reports_and_stays_in_memory(tmp_path):
+@pytest.mark.parametrize('pipeline', ['--pipeline', '--no-pipeline'])
+def test_demo_on_huge_bomb_empty_text_and_tiny_images_reports_and_stays_in_memory(tmp_path, pipeline):
     from concern.runtime import load_experiment_for_inference
 
     config = load_experiment_for_inference(QUICKSTART, [NARROW[1]])
@@ -232,9 +233,8 @@ def test_demo_on_huge_bomb_empty_text_and_tiny_images_reports_and_stays_in_memor
             '0',
             '--device',
             'cpu',
-            # the pipeline holds up to three decoded photos at once (reading ahead): 4.95 GB on these 108-Mpixel
-            # images against 2.46 GB without it (docs/deployment.md); this test bounds the sequential path
-            '--no-pipeline',
+            # reading ahead keeps only the resized inputs, not the decoded photos (it kept up to three: 4.95 GB)
+            pipeline,
         ],
         cwd=ROOT,
         env=environment(),
