@@ -422,7 +422,8 @@ def quantize_onnx(
     Static options: ``quant_format`` 'qdq' (QuantizeLinear / DequantizeLinear pairs; the head's deconvolutions
     are quantised too: fastest) or 'qoperator' (QLinearConv; ONNX Runtime has no quantised ConvTranspose, so the
     head's deconvolutions stay float: the probability map near the thresholds is closer to fp32);
-    ``calibrate_method`` 'minmax', 'percentile' (99.999%: robust to rare outliers) or 'entropy';
+    ``calibrate_method`` 'minmax', 'percentile' (99.999%: robust to rare outliers) or 'entropy' (these two see
+    centre crops of the inputs at their smallest common size when the sizes differ: ``crop_to_common_size``);
     ``nodes_to_exclude``: node names kept float; ``reduce_range``: 7-bit weights; ``op_types`` 'conv' (Conv,
     ConvTranspose, MatMul) or 'all' (also Add, Mul, Concat, Resize, MaxPool, Relu, ...: every op ONNX Runtime's
     quantiser handles, so fewer Quantize / Dequantize pairs between them; sigmoids stay float).
@@ -453,6 +454,9 @@ def quantize_onnx(
     if calibrate_method not in CALIBRATE_METHODS:
         raise ValueError(f'quantize_onnx: calibrate_method {calibrate_method!r} is not one of {CALIBRATE_METHODS}.')
 
+    if calibrate_method in ('percentile', 'entropy'):  # their histograms stack the inputs: one shape needed
+        calibration_images = crop_to_common_size(calibration_images)
+
     class _Reader(quantization.CalibrationDataReader):
         def __init__(self, inputs):
             self.inputs = iter([{'image': np.ascontiguousarray(x, dtype=np.float32)} for x in inputs])
@@ -482,6 +486,23 @@ def quantize_onnx(
             reduce_range=reduce_range,
         )
     return _copy_metadata(model_path, output_path)
+
+
+def crop_to_common_size(inputs):
+    """(N, 3, H, W) inputs of several sizes -> centre crops of each to the smallest height and width among them
+    (multiples of 32 when every input's are). ONNX Runtime's percentile and entropy calibrators stack every
+    input's activations into one array and fail on mixed sizes (landscape and portrait photos); a crop keeps the
+    photos' own pixels, where padding would add flat areas to the activation statistics. Inputs of one size are
+    returned as they are."""
+    inputs = list(inputs)
+    if len({tuple(x.shape[-2:]) for x in inputs}) <= 1:
+        return inputs
+    height, width = min(x.shape[-2] for x in inputs), min(x.shape[-1] for x in inputs)
+    cropped = []
+    for x in inputs:
+        top, left = (x.shape[-2] - height) // 2, (x.shape[-1] - width) // 2
+        cropped.append(np.ascontiguousarray(x[..., top : top + height, left : left + width]))
+    return cropped
 
 
 def _copy_metadata(source_path: str, output_path: str) -> str:

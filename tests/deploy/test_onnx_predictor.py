@@ -205,7 +205,8 @@ def test_convert_to_onnx_writes_a_checked_model_and_an_int8_copy_demo_runs(tmp_p
     calibration.mkdir()
     image = cv2.imread(IMAGE)
     cv2.imwrite(str(calibration / 'a.jpg'), image)
-    cv2.imwrite(str(calibration / 'b.png'), np.ascontiguousarray(image[:, ::-1]))
+    # a portrait image besides the landscape one: inputs of two shapes (the histogram calibrators need one)
+    cv2.imwrite(str(calibration / 'b.png'), np.ascontiguousarray(image[:, ::-1].transpose(1, 0, 2)))
     (calibration / 'broken.jpg').write_text('not an image')
     common = [
         quickstart,

@@ -304,3 +304,17 @@ def test_static_int8_options(tmp_path):
             quantize_onnx(
                 path, str(tmp_path / 'x.onnx'), mode='static', calibration_images=calibration, **{option: value}
             )
+
+
+def test_calibration_inputs_of_mixed_sizes_are_centre_cropped_to_the_common_size():
+    from deploy.optimize import crop_to_common_size
+
+    landscape = np.arange(1 * 3 * 64 * 128, dtype=np.float32).reshape(1, 3, 64, 128)
+    portrait = -np.arange(1 * 3 * 96 * 64, dtype=np.float32).reshape(1, 3, 96, 64)
+    same = [landscape, landscape + 1]
+    assert all(a is b for a, b in zip(crop_to_common_size(same), same))  # one size: untouched
+    cropped = crop_to_common_size([landscape, portrait])
+    assert [x.shape for x in cropped] == [(1, 3, 64, 64), (1, 3, 64, 64)]
+    np.testing.assert_array_equal(cropped[0], landscape[..., :, 32:96])
+    np.testing.assert_array_equal(cropped[1], portrait[..., 16:80, :])
+    assert all(x.flags['C_CONTIGUOUS'] for x in cropped)
