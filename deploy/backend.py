@@ -20,6 +20,8 @@ A file is written to a temporary name in the folder and renamed (``os.replace``)
 process exporting at the same time, never sees half a file. Every load is verified before the file is used: the
 key stored in its metadata must be the run's key, ONNX Runtime must load it, and it must give the PyTorch model's
 probability map (within 1e-4) on a small fixed input; otherwise it is rebuilt, with one log line saying why.
+A use touches the file; after each new export the folder keeps the ``$DBNET_CACHE_MAX_ENTRIES`` (default 10)
+most recently used exports and removes the rest (``prune_cache``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ __all__ = [
     'cache_key',
     'file_sha256',
     'CACHE_ENV',
+    'CACHE_ENTRIES_ENV',
+    'prune_cache',
     'CACHE_KEY_METADATA',
     'VERIFY_TOLERANCE',
 ]
@@ -56,6 +60,10 @@ __all__ = [
 logger = logging.getLogger('dbnet')
 
 CACHE_ENV = 'DBNET_CACHE_DIR'
+CACHE_ENTRIES_ENV = 'DBNET_CACHE_MAX_ENTRIES'
+DEFAULT_CACHE_ENTRIES = 10
+# a temporary file older than this was left by a process that died while exporting (an export takes seconds)
+STALE_TEMPORARY_S = 3600
 CACHE_KEY_METADATA = 'dbnet.cache_key'
 # Raise when the export changes in a way that changes the file for the same model (then every old entry misses).
 CACHE_FORMAT = 1
@@ -231,11 +239,13 @@ def cached_onnx_export(model: nn.Module, key: str, cache_dir: str, name: str = '
     from deploy.onnx_export import export_onnx
 
     path = os.path.join(cache_dir, f'{name}-{key[:16]}.onnx')
+    entries = cache_entries()  # a bad $DBNET_CACHE_MAX_ENTRIES is reported before any work
     how = 'new export'
     if os.path.exists(path):
         try:
             session = _session(path)
             _verify(session, model, key)
+            _touch(path)  # its age is the time since its last use (prune_cache removes the least recently used)
             return session, path, 'cached export'
         except Exception as error:  # any unreadable, foreign or stale file is rebuilt, never trusted
             reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
@@ -262,7 +272,73 @@ def cached_onnx_export(model: nn.Module, key: str, cache_dir: str, name: str = '
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+    prune_cache(cache_dir, entries, keep_path=path)
     return session, path, how
+
+
+def _touch(path: str) -> None:
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache still serves its files
+        pass
+
+
+def cache_entries() -> int:
+    """How many exports the cache keeps: ``$DBNET_CACHE_MAX_ENTRIES``, else 10."""
+    value = os.environ.get(CACHE_ENTRIES_ENV)
+    if value is None:
+        return DEFAULT_CACHE_ENTRIES
+    try:
+        entries = int(value)
+    except ValueError:
+        entries = 0
+    if entries < 1:
+        raise UserError(f'${CACHE_ENTRIES_ENV}={value!r} is not a number of cache entries; give 1 or more.')
+    return entries
+
+
+def prune_cache(cache_dir: str, keep: int, keep_path: str | None = None) -> list[str]:
+    """Removes from ``cache_dir`` the exports (``*.onnx``) beyond the ``keep`` most recently used (modification
+    time: a use touches the file) and temporary files of exports that died (``.*.onnx.tmp`` older than an hour);
+    ``keep_path`` (the export just made) is always kept, other files are never touched. Returns the removed
+    paths; a file that cannot be removed (or vanished: another process pruned it) is skipped."""
+    import time
+
+    try:
+        names = os.listdir(cache_dir)
+    except OSError:
+        return []
+    exports, removed, now = [], [], time.time()
+    for name in names:
+        path = os.path.join(cache_dir, name)
+        try:
+            modified = os.stat(path).st_mtime
+        except OSError:
+            continue
+        if name.startswith('.') and name.endswith('.onnx.tmp'):
+            if now - modified > STALE_TEMPORARY_S:
+                removed.append(path)
+        elif name.endswith('.onnx') and not name.startswith('.'):
+            exports.append((modified, path))
+    exports.sort(reverse=True)
+    kept = [path for _, path in exports if keep_path is not None and os.path.samefile(path, keep_path)]
+    for _, path in exports:
+        if path in kept:
+            continue
+        if len(kept) < keep:
+            kept.append(path)
+        else:
+            removed.append(path)
+    done = []
+    for path in removed:
+        try:
+            os.remove(path)
+        except OSError:
+            continue
+        done.append(path)
+    if done:
+        logger.info('ONNX cache: removed %d old file(s) from %s (keeps %d exports).', len(done), cache_dir, keep)
+    return done
 
 
 def build_inference_path(

@@ -5,6 +5,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -20,6 +21,7 @@ from deploy.backend import (
     cached_onnx_export,
     choose_path,
     default_cache_dir,
+    prune_cache,
 )
 from tests.deploy.test_onnx_export import db_model
 
@@ -87,9 +89,12 @@ def test_the_cache_is_reused_and_rebuilt_when_corrupt_foreign_or_stale(tiny, tmp
     assert session.get_modelmeta().custom_metadata_map[CACHE_KEY_METADATA] == key
     got = OnnxRuntimeModel(session)({'image': torch.from_numpy(image)}).numpy()
     assert np.abs(got - probability(model, image)).max() < 1e-4
-    modified = os.path.getmtime(path)
+    written = os.stat(path)
+    os.utime(path, (written.st_atime - 100, written.st_mtime - 100))
     assert cached_onnx_export(model, key, str(tmp_path), 'small')[2] == 'cached export'
-    assert os.path.getmtime(path) == modified
+    used = os.stat(path)
+    assert used.st_ino == written.st_ino and used.st_size == written.st_size  # the same file, not a new export
+    assert used.st_mtime > written.st_mtime - 100  # touched: its age is the time since its last use
 
     # corrupt: half of the file
     with open(path, 'rb+') as handle:
@@ -177,3 +182,34 @@ def test_the_onnx_model_normalises_a_uint8_batch_as_the_pytorch_model(tiny, tmp_
     with torch.inference_mode():
         got = OnnxRuntimeModel(session)({'image': raw}).numpy()
     assert np.abs(got - probability(tiny[0], np.ascontiguousarray(normalised))).max() < 1e-4
+
+
+def test_the_cache_keeps_the_most_recently_used_exports_and_removes_dead_temporaries(tiny, tmp_path, monkeypatch):
+    now = time.time()
+
+    def make(name, age):
+        path = tmp_path / name
+        path.write_bytes(b'x')
+        os.utime(path, (now - age, now - age))
+        return path
+
+    exports = [make(f'm-{index}.onnx', age=100 * (index + 1)) for index in range(5)]  # m-0 newest
+    dead, fresh = make('.m-x.onnx.tmp', age=2 * 3600), make('.m-y.onnx.tmp', age=60)
+    other = make('notes.txt', age=10**6)
+    removed = prune_cache(str(tmp_path), keep=2, keep_path=str(exports[4]))  # the oldest is the one just made
+    assert sorted(removed) == sorted(str(p) for p in (exports[1], exports[2], exports[3], dead))
+    assert sorted(os.listdir(tmp_path)) == ['.m-y.onnx.tmp', 'm-0.onnx', 'm-4.onnx', 'notes.txt']
+    assert fresh.exists() and other.exists()
+    assert prune_cache(str(tmp_path / 'missing'), keep=1) == []
+
+    # through cached_onnx_export: $DBNET_CACHE_MAX_ENTRIES exports stay, the new one among them
+    pytest.importorskip('onnxruntime')
+    monkeypatch.setenv('DBNET_CACHE_MAX_ENTRIES', '2')
+    path = cached_onnx_export(tiny[0], 'c' * 64, str(tmp_path), 'small')[1]
+    assert sorted(name for name in os.listdir(tmp_path) if name.endswith('.onnx')) == [
+        'm-0.onnx',
+        os.path.basename(path),
+    ]
+    monkeypatch.setenv('DBNET_CACHE_MAX_ENTRIES', 'all')
+    with pytest.raises(UserError, match='DBNET_CACHE_MAX_ENTRIES'):
+        cached_onnx_export(tiny[0], 'd' * 64, str(tmp_path), 'small')
