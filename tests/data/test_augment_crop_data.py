@@ -130,3 +130,39 @@ def test_bad_arguments_are_clear_errors():
         AugmentCropData(augmenter_args=[{'cls': 'ColorJitter', 'brightness': 0.2}])
     with pytest.raises(ValueError, match='interpolation'):
         AugmentCropData(augmenter_args=TRAIN_ARGS, interpolation='bicubic')
+    with pytest.raises(ValueError, match='crop must be one of fit, window'):
+        AugmentCropData(augmenter_args=TRAIN_ARGS, crop='random')
+
+
+@pytest.mark.parametrize('scale', [0.5, 1.0, 2.0])
+def test_window_crop_keeps_the_augmented_scale_and_holds_text(scale):
+    """crop='window': the output is the size window of the scaled photo, pixel for pixel (no resize), its
+    polygons moved by the window's offset only, and it holds a cared-for word."""
+    args = [['Resize', [scale, scale]]]
+    size = (64, 48)
+    np.random.seed(5)
+    for _ in range(10):
+        source = photo()
+        data = AugmentCropData(augmenter_args=args, size=size, crop='window')(dict(source))
+        assert data['image'].shape == (48, 64, 3) and data['scale_w'] == data['scale_h'] == 1.0
+        scaled = cv2.resize(source['image'], None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        words = np.array(WORDS[:3], np.float64)
+        scaled_words = (words + 0.5) * scale - 0.5
+        cared = [line for line in data['polys'] if not line['ignore']]
+        assert cared, 'the window holds no cared-for word'
+        # the offset is the same for every polygon and is a whole pixel: the window is a cut, not a resize
+        offsets = {
+            tuple(np.round(np.asarray(scaled_words[index]) - line['points'], 6)[0])
+            for line in cared
+            for index in range(3)
+            if np.allclose(
+                np.asarray(scaled_words[index]) - line['points'], (np.asarray(scaled_words[index]) - line['points'])[0]
+            )
+        }
+        offset = next(iter(offsets))
+        assert len(offsets) == 1 and all(float(v).is_integer() for v in offset)
+        x, y = int(offset[0]), int(offset[1])
+        assert 0 <= x <= max(0, scaled.shape[1] - size[0]) and 0 <= y <= max(0, scaled.shape[0] - size[1])
+        h, w = min(size[1], scaled.shape[0] - y), min(size[0], scaled.shape[1] - x)
+        np.testing.assert_allclose(data['image'][:h, :w], scaled[y : y + h, x : x + w], atol=0.5)
+        assert not data['image'][h:].any() and not data['image'][:, w:].any()  # zero padding beyond the photo
