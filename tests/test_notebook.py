@@ -163,6 +163,11 @@ def test_notebook_shows_overlays_for_every_image_of_the_folder(executed):
     import cv2
     import numpy as np
 
+    text = ''.join(outputs_text(cell) for cell in cells)
+    import importlib.util
+
+    expected = 'path: onnxruntime fp32' if importlib.util.find_spec('onnxruntime') else 'path: optimised PyTorch'
+    assert expected in text  # the Detector API runs demo.py's default path
     decoded = cv2.imdecode(np.frombuffer(base64.b64decode(images[-1]), np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape[:2] == (191, 384)  # skimage.data.page() at its own size
     demo = sorted(path.name for path in (base / 'results' / 'tiny' / 'demo').iterdir())
