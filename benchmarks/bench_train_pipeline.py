@@ -226,7 +226,7 @@ def main(argv=None) -> int:
     if len(totals) > 1:
         ms = [total / len(indices) * 1000 for total in totals.values()]
         print(
-            f'\n{" -> ".join(name.split()[0] for name in totals)}: {" -> ".join(f"{t:.1f}" for t in ms)} ms/sample '
+            f'\n{" -> ".join(name.split()[0] for name in totals)}: {" -> ".join(f"{t:.2f}" for t in ms)} ms/sample '
             f'({ms[0] / ms[-1]:.2f}x); cores to feed {args.gpu_images_per_s:g} images/s: '
             f'{" -> ".join(f"{args.gpu_images_per_s * t / 1000:.1f}" for t in ms)}'
         )

@@ -10,8 +10,8 @@
 #
 # Two kinds of run share the machine:
 # - CPU-recipe equivalents: the CPU experiments (experiments/synthetic/pretrain_cpu.yaml,
-#   experiments/icdar2015/ic15_resnet18_cpu.yaml) with the iteration counts that one hour on 2 cores reaches
-#   (N_PRETRAIN iterations, RECIPE_EPOCHS epochs), fp32: the same training as on a CPU, only faster, so that the generator comparison,
+#   experiments/icdar2015/ic15_resnet18_cpu.yaml) with their own iteration counts (N_PRETRAIN iterations,
+#   RECIPE_EPOCHS epochs: about 27 + 57 minutes on 2 cores), fp32: the same training as on a CPU, only faster, so that the generator comparison,
 #   its ablations and the recipe variants can be measured side by side;
 # - the GPU recipe: deformable ResNet-18, AMP, 640x640 batch 16 (pre-training on the 'photo' generator, then
 #   the 900 photos from that pre-training and from scratch, GPU_FT_EPOCHS epochs each, side by side), with
@@ -24,8 +24,8 @@ LOG_DIR=${LOG_DIR:-gpu_logs}
 WS=${WS:-workspace/gpu}
 DEVICE=${DEVICE:-cuda}
 SPLIT_DIR=${SPLIT_DIR:?folder with split_train_list.txt and split_val_list.txt}
-N_PRETRAIN=${N_PRETRAIN:-1000}
-RECIPE_EPOCHS=${RECIPE_EPOCHS:-4}
+N_PRETRAIN=${N_PRETRAIN:-500}
+RECIPE_EPOCHS=${RECIPE_EPOCHS:-9}
 N_GPU_PRETRAIN=${N_GPU_PRETRAIN:-400}   # 0: no GPU pre-training (nor its fine-tunes)
 PRETRAIN_VARIANTS=${PRETRAIN_VARIANTS-photo medium no_backgrounds no_degradation}
 RECIPE_VARIANTS=${RECIPE_VARIANTS-photo medium photo_lr2e-3 photo_crop320_b16}
@@ -94,8 +94,8 @@ gpu_monitor() {  # utilisation every second while the GPU recipe runs
 
 case "$PHASE" in
 pretrain)
-    # one CPU-hour of each generator variant (batch 8 x N_PRETRAIN iterations = one epoch, so the learning rate
-    # decays to the end as in the CPU run)
+    # the CPU pre-training of each generator variant (batch 8 x N_PRETRAIN iterations = one epoch, so the learning
+    # rate decays to the end as in the CPU run)
     pre=(--max_iterations "$N_PRETRAIN" --num_workers "$W" --opt "train_data.num_samples=$((N_PRETRAIN * 8))"
          --opt Experiment.validation.interval=$((N_PRETRAIN / 2)) --opt Experiment.train.model_saver.save_interval=100000)
     for variant in $PRETRAIN_VARIANTS; do
@@ -154,7 +154,7 @@ finetune)
         local resume=()
         [ -n "$init" ] && resume=(--init_weights "$init")
         train "$name" "$RECIPE" "${DATA_OPTS[@]}" "${resume[@]}" --num_workers "$W" --epochs "$RECIPE_EPOCHS" \
-            --opt Experiment.validation.interval=$((iterations / 4)) \
+            --opt Experiment.validation.interval=$((iterations / RECIPE_EPOCHS)) \
             --opt Experiment.train.model_saver.save_interval=100000 "$@"
     }
     for variant in $RECIPE_VARIANTS; do
