@@ -119,17 +119,13 @@ class Detector:
         resized = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
         return np.ascontiguousarray(normalize(resized).transpose(2, 0, 1))
 
-    def probability_maps(
-        self, images: Sequence[np.ndarray], inputs: Sequence[np.ndarray] | None = None
-    ) -> Iterator[tuple[int, np.ndarray]]:
+    def probability_maps(self, images: Sequence[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
         """``(index, (H', W') probability map)`` per image, batch after batch: images of the same resized size
-        share a batch of at most ``batch_size``, in order of first appearance. ``inputs``: the images already
-        preprocessed (``preprocess``), else they are preprocessed here."""
-        if inputs is None:
-            inputs = [self.preprocess(image) for image in images]
-        return self._maps(inputs)
+        share a batch of at most ``batch_size``, in order of first appearance."""
+        return self._maps([self.preprocess(image) for image in images])
 
     def _maps(self, inputs: Sequence[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+        """``probability_maps`` of inputs already preprocessed."""
         groups: dict = {}
         for index, tensor in enumerate(inputs):
             groups.setdefault(tensor.shape, []).append(index)

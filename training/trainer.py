@@ -173,25 +173,24 @@ class Trainer:
         counters would silently win: fine-tuning from it is :meth:`init_weights`."""
         checkpoint = load_checkpoint(path)
         full_state = 'optimizer' in checkpoint and isinstance(checkpoint.get('iteration'), int)
-        if full_state and counters_given:
+        if not full_state:
+            self._load_weights(path, checkpoint)
+            return
+        if counters_given:
             raise CheckpointError(
                 f'Checkpoint {path} is a full training state (epoch {checkpoint.get("epoch")}, iteration '
                 f'{checkpoint["iteration"]}) that resumes its own counters, so --start_iter / --start_epoch would '
                 f'be ignored; to fine-tune from its weights with fresh counters, pass it with --init_weights '
                 f'instead of --resume.'
             )
-        if full_state:  # first: a different model's state is refused before its weights are half loaded
-            try:
-                self.optimizer.load_state_dict(checkpoint['optimizer'])
-            except ValueError as error:  # torch: parameter groups / sizes differ
-                raise CheckpointError(
-                    f'Checkpoint {path} is the training state of a different model (its optimizer '
-                    f"state does not fit this experiment's parameters: {error}); resume from a "
-                    f'checkpoint of this experiment.'
-                ) from None
-        if not full_state:
-            self._load_weights(path, checkpoint)
-            return
+        try:  # first: a different model's state is refused before its weights are half loaded
+            self.optimizer.load_state_dict(checkpoint['optimizer'])
+        except ValueError as error:  # torch: parameter groups / sizes differ
+            raise CheckpointError(
+                f'Checkpoint {path} is the training state of a different model (its optimizer '
+                f"state does not fit this experiment's parameters: {error}); resume from a "
+                f'checkpoint of this experiment.'
+            ) from None
         load_model_weights(unwrap(self.model), checkpoint)
         if checkpoint.get('scaler'):
             self.scaler.load_state_dict(checkpoint['scaler'])
