@@ -5,7 +5,7 @@ A plain loop in the manner of torchvision's reference scripts. What it adds to t
 checkpoints with the full training state written atomically (``model_latest`` and
 ``model_epoch_E_minibatch_I``), exact resumption (same iteration, learning rate, optimizer state and
 data order), non-finite losses or gradients skipped (training stops after ``max_nonfinite`` in a row; under
-``--amp`` a gradient overflow at a loss scale above 1 is the GradScaler's normal search for its scale: the
+CUDA ``--amp`` a gradient overflow at a loss scale above 1 is the GradScaler's normal search for its scale: the
 step is skipped and the scale lowered, but it does not count as non-finite),
 SIGINT / SIGTERM answered by a resumable checkpoint and a clean exit, an error while loading data
 answered by saving ``model_latest`` before it propagates, and the samples the dataset skipped
@@ -27,7 +27,7 @@ from concern.distributed import DistributedContext, broadcast_flag
 from concern.evaluation import evaluate
 from data.data_loader import make_train_loader
 
-__all__ = ['TrainOptions', 'Trainer', 'distribute', 'move_to_device', 'unwrap']
+__all__ = ['TrainOptions', 'Trainer', 'autocast_dtype', 'distribute', 'move_to_device', 'unwrap']
 
 
 @dataclass
@@ -36,7 +36,8 @@ class TrainOptions:
 
     workspace: str = 'workspace/experiment'
     validate: bool = True
-    amp: bool = False
+    amp: bool = False  # autocast: float16 with a GradScaler on CUDA, bfloat16 (no scaler needed) on a CPU
+    channels_last: bool = False  # images in NHWC memory order (the model is converted before DDP wraps it)
     seed: int = 0
     max_nonfinite: int = 10
     max_iterations: int | None = None  # stop after this many iterations in total (tests, debugging)
@@ -62,6 +63,13 @@ def distribute(model: torch.nn.Module, device: torch.device, sync_bn: bool = Fal
     return torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == 'cuda' else None
     )
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """The reduced precision of ``--amp`` on ``device``: float16 on CUDA (with a GradScaler, as its range is
+    narrow), bfloat16 on a CPU (float32's range, so no scaler; oneDNN runs its convolutions on AMX-BF16 or
+    AVX512-BF16 units where the CPU has them)."""
+    return torch.float16 if device.type == 'cuda' else torch.bfloat16
 
 
 def move_to_device(batch: dict, device: torch.device) -> dict:
@@ -127,6 +135,7 @@ class Trainer:
         self.scheduler = train_settings.scheduler
         self.optimizer = self.scheduler.create_optimizer(unwrap(model).parameters())
         self.scaler = torch.amp.GradScaler('cuda', enabled=options.amp and device.type == 'cuda')
+        self.autocast_dtype = autocast_dtype(device) if options.amp else None
         self.epoch = 0
         self.step = 0  # completed iterations
         self.epoch_step = 0  # completed iterations in the current epoch
@@ -226,8 +235,10 @@ class Trainer:
         but its gradients, scaled by the GradScaler's scale > 1, overflowed; the step is skipped and the scale
         lowered, as torch.amp does); loss and metrics are None and {} unless 'ok'."""
         batch = move_to_device(batch, self.device)
+        if self.options.channels_last and torch.is_tensor(batch.get('image')) and batch['image'].dim() == 4:
+            batch['image'] = batch['image'].contiguous(memory_format=torch.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, enabled=self.options.amp and self.device.type == 'cuda'):
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             loss, _pred, metrics = self.model(batch, training=True)
         # every process agrees before backward: under DDP a process that skipped backward alone would leave the
         # others waiting in the gradient all-reduce

@@ -111,6 +111,22 @@ def test_deform_conv_v1_matches_reference():
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 
+def test_cpu_autocast_runs_the_deformable_conv_in_float32():
+    """torchvision's CPU kernel has no bfloat16 version: under CPU autocast (train.py --amp) the op runs in float32
+    on bfloat16 inputs and gives what float32 gives for them; gradients reach the bfloat16 inputs."""
+    torch.manual_seed(4)
+    conv = ModulatedDeformConv(4, 6, 3, stride=1, padding=1)
+    x = torch.randn(2, 4, 7, 7).bfloat16().requires_grad_()
+    offset, mask = torch.randn(2, 18, 7, 7).bfloat16(), torch.rand(2, 9, 7, 7).bfloat16()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = conv(x, offset, mask)
+    expected = conv(x.float(), offset.float(), mask.float())
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.bfloat16 and x.grad.abs().sum() > 0
+
+
 def test_zero_offsets_and_unit_mask_equal_plain_conv():
     torch.manual_seed(2)
     conv = ModulatedDeformConv(4, 4, 3, stride=2, padding=1, bias=False)

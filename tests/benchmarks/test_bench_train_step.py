@@ -28,7 +28,17 @@ def test_times_real_training_steps_on_the_cpu():
     assert len(times) == 1 and all(t > 0 for t in times)
 
 
-def test_amp_on_the_cpu_is_a_user_error():
-    command = [sys.executable, '-m', 'benchmarks.bench_train_step', '--device', 'cpu', '--amp']
+def test_times_bfloat16_channels_last_steps_of_the_deformable_model_on_the_cpu():
+    command = [sys.executable, '-m', 'benchmarks.bench_train_step', '--device', 'cpu', '--amp', '--channels_last']
+    command += ['--batch', '2', '--size', '64', '--steps', '1', '--repeats', '1']
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and '--amp' in result.stderr and 'Traceback' not in result.stderr
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'amp, channels_last:' in result.stdout and 'images/s' in result.stdout
+
+
+def test_cuda_without_a_gpu_is_a_user_error():
+    if torch.cuda.is_available():
+        return
+    command = [sys.executable, '-m', 'benchmarks.bench_train_step', '--device', 'cuda']
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and '--device cuda' in result.stderr and 'Traceback' not in result.stderr

@@ -1,11 +1,14 @@
 """train.py: Ctrl-C (SIGINT) saves a resumable model_latest and exits cleanly; --print-config-only prints the
-compiled experiment, overrides included, and trains nothing."""
+compiled experiment, overrides included, and trains nothing; --amp (bfloat16) and --channels_last on a CPU."""
 
+import json
 import os
 import signal
 import subprocess
 import time
 
+import pytest
+import torch
 import yaml
 
 from concern.checkpoint_io import load_checkpoint
@@ -166,3 +169,40 @@ def test_a_training_set_smaller_than_one_batch_is_one_sentence(tmp_path):
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert 'The training set has 4 samples per process, fewer than one batch of 8' in last
+
+
+def first_losses(tmp_path, name, *extra):
+    """The logged training losses of a 2-iteration run (seed 0) and its final checkpoint."""
+    result = run(
+        QUICKSTART,
+        *TINY,
+        *COMMON,
+        '--batch_size',
+        '2',
+        '--max_iterations',
+        '2',
+        '--workspace_root',
+        str(tmp_path),
+        '--name',
+        name,
+        *extra,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in (tmp_path / name / 'metrics.jsonl').read_text().splitlines()]
+    return [r['loss'] for r in records if r['split'] == 'train'], load_checkpoint(tmp_path / name / 'model' / 'final')
+
+
+@pytest.mark.parametrize('backbone', ['resnet18', 'deformable_resnet18'])
+def test_cpu_amp_and_channels_last_train_the_real_models(tmp_path, backbone):
+    """--amp on a CPU is bfloat16 autocast: the same first losses as float32 up to bfloat16's rounding (but not
+    identical: autocast is on), float32 weights saved; --channels_last alone changes only the memory order."""
+    family = ['--opt', f'Experiment.structure.builder.model_args.backbone={backbone}']
+    reference, _ = first_losses(tmp_path, 'fp32', *family)
+    mixed, state = first_losses(tmp_path, 'amp', *family, '--amp', '--channels_last')
+    assert len(mixed) == 2 and all(abs(m - r) <= 0.05 * r for m, r in zip(mixed, reference)), (mixed, reference)
+    assert mixed[0] != reference[0]
+    weights = [value for value in state['model'].values() if value.is_floating_point()]
+    assert all(value.dtype == torch.float32 and torch.isfinite(value).all() for value in weights)
+    if backbone == 'resnet18':
+        layout, _ = first_losses(tmp_path, 'nhwc', *family, '--channels_last')
+        assert all(abs(n - r) <= 1e-4 * r for n, r in zip(layout, reference)), (layout, reference)

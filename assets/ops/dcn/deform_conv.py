@@ -77,6 +77,16 @@ def deform_conv(
     _check_map('offset', offset, input.shape[0], deformable_groups * 2 * kh * kw, output_size)
     if mask is not None:
         _check_map('mask', mask, input.shape[0], deformable_groups * kh * kw, output_size)
+    if input.device.type == 'cpu' and torch.is_autocast_enabled('cpu'):
+        # torchvision's CPU kernel has no bfloat16 version and no CPU autocast rule (its CUDA rule runs the op in
+        # float32): the same here, so that train.py --amp runs deformable models on a CPU
+        with torch.autocast('cpu', enabled=False):
+            input, offset, weight = input.float(), offset.float(), weight.float()
+            bias = None if bias is None else bias.float()
+            mask = None if mask is None else mask.float()
+            return deform_conv2d(
+                input, offset, weight, bias=bias, stride=stride, padding=padding, dilation=dilation, mask=mask
+            )
     return deform_conv2d(input, offset, weight, bias=bias, stride=stride, padding=padding, dilation=dilation, mask=mask)
 
 
