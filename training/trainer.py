@@ -378,10 +378,10 @@ class Trainer:
                 desc=f'epoch {self.epoch}',
                 dynamic_ncols=True,
             )
-            started, steps_since_start = time.time(), 0
-            # the share of wall time spent waiting for the data loader since the last log line (step time includes
-            # the GPU: reading the loss synchronises every step)
-            window_start, window_wait, fetch_start = time.time(), 0.0, time.time()
+            # images/s and the share of wall time spent waiting for the data loader, both over the iterations since
+            # the last log line (validation excluded; step time includes the GPU: reading the loss synchronises
+            # every step)
+            window_start, window_wait, window_steps, fetch_start = time.time(), 0.0, 0, time.time()
             for batch in progress:
                 window_wait += time.time() - fetch_start
                 self.count_skipped(batch)
@@ -391,7 +391,7 @@ class Trainer:
                 loss, metrics, status = self.train_step(batch)
                 self.step += 1
                 self.epoch_step += 1
-                steps_since_start += 1
+                window_steps += 1
                 self._in_step = False
                 if status == 'overflow':
                     self.overflow_steps += 1
@@ -415,22 +415,15 @@ class Trainer:
                         return 'nonfinite'
                 else:
                     self.nonfinite_in_a_row = 0
-                    rate = (
-                        steps_since_start
-                        * loader.batch_size
-                        * self.context.world_size
-                        / max(1e-9, time.time() - started)
-                    )
                     progress.set_postfix(
-                        loss=f'{loss:.4f}',
-                        lr=f'{lr:.2e}',
-                        img_s=f'{rate:.1f}',
-                        **{k: f'{v:.3f}' for k, v in metrics.items()},
+                        loss=f'{loss:.4f}', lr=f'{lr:.2e}', **{k: f'{v:.3f}' for k, v in metrics.items()}
                     )
                     if self.step % max(1, logger.log_interval) == 0:
                         skipped = f', skipped samples {self.skipped_samples}' if self.skipped_samples else ''
-                        data_wait = window_wait / max(1e-9, time.time() - window_start)
-                        window_start, window_wait = time.time(), 0.0
+                        elapsed = max(1e-9, time.time() - window_start)
+                        rate = window_steps * loader.batch_size * self.context.world_size / elapsed
+                        data_wait = window_wait / elapsed
+                        window_start, window_wait, window_steps = time.time(), 0.0, 0
                         logger.info(
                             f'epoch {self.epoch} iteration {self.step}: loss {loss:.4f}, lr {lr:.6f}, '
                             + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items())
@@ -454,6 +447,7 @@ class Trainer:
                     save_pending = False
                 if interval and self.step % interval == 0 and self.epoch >= max(0, self.validation.exempt):
                     self.validate()
+                    window_start, window_wait, window_steps = time.time(), 0.0, 0
                 stop_now = broadcast_flag(stop.requested is not None, self.context, self.device)
                 if stop_now or (options.max_iterations and self.step >= options.max_iterations):
                     return stop.requested or ('SIGTERM' if stop_now else 'max_iterations')

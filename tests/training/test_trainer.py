@@ -1,6 +1,8 @@
 """The training loop: exact resumption, DDP equivalence with one process, non-finite steps, signals."""
 
+import json
 import os
+import time
 
 import numpy as np
 import torch
@@ -269,3 +271,29 @@ def test_a_final_iteration_already_saved_is_not_written_again(tmp_path):
         'model_epoch_1_minibatch_10',
         'model_latest',
     ]
+
+
+class SlowStartModel(ToyModel):
+    """A ToyModel whose first ``slow_steps`` forward passes each take ``delay`` seconds."""
+
+    def __init__(self, slow_steps, delay):
+        super().__init__()
+        self.slow_steps, self.delay = slow_steps, delay
+
+    def forward(self, batch, training=True):
+        if self.calls < self.slow_steps:
+            time.sleep(self.delay)
+        return super().forward(batch, training)
+
+
+def test_logged_images_per_second_are_those_since_the_last_log_line(tmp_path):
+    """4 slow steps (0.2 s each), then 4 fast ones in the same epoch: the second log line reports the fast rate, not
+    the average (which would be below twice the first)."""
+    trainer = make_trainer(tmp_path, model=SlowStartModel(4, 0.2), batch_size=1, max_iterations=8)
+    trainer.logger.log_interval = 4
+    assert trainer.train() == 'max_iterations'
+    records = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+    rates = [record['images_per_s'] for record in records if record.get('split') == 'train']
+    assert len(rates) == 2
+    assert 2 < rates[0] <= 1 / 0.2  # one image in at least 0.2 s
+    assert rates[1] > 4 * rates[0]
