@@ -31,6 +31,7 @@ import sys
 
 from concern.cli import run_main
 from concern.errors import UserError, import_optional
+from deploy.optimize import calibration_inputs
 
 
 def parse_args(argv=None):
@@ -89,25 +90,6 @@ def parse_args(argv=None):
             'or use --int8_mode dynamic.'
         )
     return args
-
-
-def calibration_inputs(folder: str, count: int, image_short_side: int, representer) -> list:
-    """Up to ``count`` images of ``folder``, each preprocessed as the Detector does: (1, 3, H, W) float32."""
-    from data.image_io import ImageReadError, find_images, read_image
-    from structure.predictor import Detector
-
-    preprocessor = Detector(None, representer, image_short_side)
-    inputs = []
-    for path in find_images(folder):
-        try:
-            inputs.append(preprocessor.preprocess(read_image(path))[None])
-        except ImageReadError as error:
-            logging.getLogger('dbnet').warning('calibration: skipped %s', error)
-        if len(inputs) == count:
-            break
-    if not inputs:
-        raise UserError(f"--calibration_images '{folder}': no readable image; give a folder of typical images.")
-    return inputs
 
 
 def check_int8(float_path: str, int8_path: str, inputs: list, representer) -> dict:

@@ -50,9 +50,16 @@ import numpy as np
 import torch
 
 from assets.ops.dcn import DeformConv, ModulatedDeformConv
+from concern.errors import UserError
 from deploy.onnx_export import export_onnx
 from deploy.onnx_predictor import onnx_forward
-from deploy.optimize import optimize_for_inference, optimized_forward, optimized_tensor_forward, quantize_onnx
+from deploy.optimize import (
+    calibration_inputs,
+    optimize_for_inference,
+    optimized_forward,
+    optimized_tensor_forward,
+    quantize_onnx,
+)
 from structure.model import SegDetectorModel
 from structure.predictor import Detector, torch_forward
 from structure.representers import SegDetectorRepresenter
@@ -187,7 +194,7 @@ def accuracy(args, variants, workdir):
     from concern.runtime import build_model_with_weights, load_experiment_for_inference
     from eval import evaluation_section
 
-    config = load_experiment_for_inference(args.experiment)
+    config = load_experiment_for_inference(args.experiment, args.opt)
     structure = config.build('Experiment.structure')
     model = build_model_with_weights(structure, args.checkpoint, torch.device('cpu'))
     device = torch.device(args.device)
@@ -200,10 +207,20 @@ def accuracy(args, variants, workdir):
     raw_dataset.processes = []  # the same images before resizing / normalisation, for the Detector
     raw_images = [raw_dataset[index]['image'] for index in range(len(raw_dataset))]
     short_side = min(raw_images[0].shape[:2])
-    calibration_source = copy.copy(raw_dataset)
-    calibration_source.seed += 7919  # other images than the validation set's
-    calibrator = Detector(None, representer, short_side)
-    calibration = [calibrator.preprocess(calibration_source[index]['image'])[None] for index in range(8)]
+    if args.calibration_images:
+        calibration = calibration_inputs(args.calibration_images, 8, short_side, representer)
+    elif hasattr(raw_dataset, 'seed'):  # a generated validation set: the generator's images of another seed
+        calibration_source = copy.copy(raw_dataset)
+        calibration_source.seed += 7919
+        calibrator = Detector(None, representer, short_side)
+        calibration = [calibrator.preprocess(calibration_source[index]['image'])[None] for index in range(8)]
+    elif any(variant.startswith('int8') for variant in variants):
+        raise UserError(
+            f'{args.experiment}: the validation set {name!r} is not generated, so the int8 variants need '
+            f'--calibration_images FOLDER (typical images that are not in the validation set).'
+        )
+    else:
+        calibration = []
     forwards, tensor_forwards = make_forwards(
         model, variants, workdir, 'trained', calibration, args.threads, device, args.deform_conv
     )
@@ -315,6 +332,14 @@ def main(argv=None):
         help='accuracy mode: validation images timed per repeat (all of them are evaluated)',
     )
     parser.add_argument('--box_thresh', type=float, help="accuracy mode: override the representer's box_thresh")
+    parser.add_argument(
+        '--calibration_images',
+        help='accuracy mode: a folder of images to calibrate the int8 variants on, not the validation images '
+        '(default for a generated validation set: the generator with another seed)',
+    )
+    parser.add_argument(
+        '--opt', action='append', default=[], metavar='PATH=VALUE', help='accuracy mode: experiment override'
+    )
     args = parser.parse_args(argv)
     if (args.checkpoint is None) != (args.experiment is None):
         parser.error('--checkpoint and --experiment go together (accuracy mode).')
@@ -420,4 +445,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from concern.cli import run_main
+
+    raise SystemExit(run_main(main))

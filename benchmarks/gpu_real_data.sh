@@ -27,8 +27,8 @@ SPLIT_DIR=${SPLIT_DIR:?folder with split_train_list.txt and split_val_list.txt}
 N_PRETRAIN=${N_PRETRAIN:-500}
 RECIPE_EPOCHS=${RECIPE_EPOCHS:-9}
 N_GPU_PRETRAIN=${N_GPU_PRETRAIN:-400}   # 0: no GPU pre-training (nor its fine-tunes)
-PRETRAIN_VARIANTS=${PRETRAIN_VARIANTS-photo medium no_backgrounds no_degradation}
-RECIPE_VARIANTS=${RECIPE_VARIANTS-photo medium photo_lr2e-3 photo_crop320_b16}
+PRETRAIN_VARIANTS=${PRETRAIN_VARIANTS-photo easy no_backgrounds no_degradation}
+RECIPE_VARIANTS=${RECIPE_VARIANTS-photo easy photo_lr2e-3 photo_crop320_b16}
 GPU_FT_EPOCHS=${GPU_FT_EPOCHS:-10}   # 0: no GPU fine-tunes
 JOB_TIMEOUT=${JOB_TIMEOUT:-300}
 W=${WORKERS:-2}
@@ -101,7 +101,7 @@ pretrain)
     for variant in $PRETRAIN_VARIANTS; do
         case $variant in
         photo) options=() ;;
-        medium) options=(--opt train_data.difficulty=medium) ;;  # the generator before the 'photo' preset
+        easy) options=(--opt train_data.difficulty=easy) ;;  # the generator before the photo preset (the quick start's)
         no_backgrounds) options=(--opt "train_data.options={backgrounds: [paper, ruled, gradient, cluttered]}") ;;
         no_layout) options=(--opt "train_data.options={surface_prob: 0, panel_prob: 0, multiline_prob: 0}") ;;
         no_degradation) options=(--opt "train_data.options={lighting: 0, shadow_prob: 0, defocus_prob: 0,
@@ -123,7 +123,7 @@ pretrain)
     done
     [ "$N_GPU_PRETRAIN" -gt 0 ] && evaluate gpu_pre_photo "$GPU_RECIPE" "$WS/gpu_pre_photo/model/final" &
     wait
-    for name in pre_photo pre_medium gpu_pre_photo; do weights_of "$name" >/dev/null 2>&1; done
+    for name in pre_photo pre_easy gpu_pre_photo; do weights_of "$name" >/dev/null 2>&1; done
     if [ -n "${WEIGHTS_OUT:-}" ]; then  # pre_photo's weights in float16 parts of at most 15 MB (file-size limits)
         python3 - "$WS/pre_photo.weights" "$WEIGHTS_OUT" <<'EOF'
 import os, sys, torch
@@ -160,7 +160,7 @@ finetune)
     for variant in $RECIPE_VARIANTS; do
         case $variant in
         photo) recipe rec_photo "$WS/pre_photo.weights" & ;;
-        medium) recipe rec_medium "$WS/pre_medium.weights" & ;;
+        easy) recipe rec_easy "$WS/pre_easy.weights" & ;;
         scratch) recipe rec_scratch '' & ;;
         photo_lr2e-3) recipe rec_photo_lr2e-3 "$WS/pre_photo.weights" --lr 0.002 & ;;
         photo_scale3) recipe rec_photo_scale3 "$WS/pre_photo.weights" \

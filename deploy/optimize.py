@@ -19,6 +19,7 @@ directly: consecutive modules of an ``nn.Sequential``, and ``convK`` / ``bnK`` o
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import tempfile
 from typing import Callable
@@ -39,6 +40,7 @@ __all__ = [
     'optimized_forward',
     'optimized_tensor_forward',
     'quantize_onnx',
+    'calibration_inputs',
     'PRECISIONS',
     'Float32DeformConv',
     'channels_last_deform_conv',
@@ -486,6 +488,26 @@ def quantize_onnx(
             reduce_range=reduce_range,
         )
     return _copy_metadata(model_path, output_path)
+
+
+def calibration_inputs(folder: str, count: int, image_short_side: int, representer) -> list:
+    """Up to ``count`` images of ``folder``, each preprocessed as the Detector does: (1, 3, H, W) float32."""
+    from concern.errors import UserError
+    from data.image_io import ImageReadError, find_images, read_image
+    from structure.predictor import Detector
+
+    preprocessor = Detector(None, representer, image_short_side)
+    inputs = []
+    for path in find_images(folder):
+        try:
+            inputs.append(preprocessor.preprocess(read_image(path))[None])
+        except ImageReadError as error:
+            logging.getLogger('dbnet').warning('calibration: skipped %s', error)
+        if len(inputs) == count:
+            break
+    if not inputs:
+        raise UserError(f"--calibration_images '{folder}': no readable image; give a folder of typical images.")
+    return inputs
 
 
 def crop_to_common_size(inputs):
