@@ -9,7 +9,9 @@ path alike. The figure is the median round's s/image.
 
 Paths (CPU): plain (``--plain``), optimize (``--optimize``), optimize-bf16 (``--optimize --precision bf16``),
 onnx-fp32 (``--onnx`` on convert_to_onnx.py's export), onnx-int8 (``--onnx`` on its ``--int8`` copy, static,
-calibrated on generated images that are not the measured ones), default (no flag: the path demo.py picks).
+calibrated on ``--calibration_images``, by default generated images that are not the measured ones), onnx-int8all
+(the same with ``--int8_ops all``: the adds, ReLU, concatenation, upsampling and pooling in int8 too), default (no
+flag: the path demo.py picks).
 ``--device cuda``: plain, optimize, optimize-fp16, optimize-bf16 and default, at batch 1 and ``--batch_size``
 (default 8) on images of one size, short side 800 (Total-Text's test size) unless ``--short_side`` is given.
 
@@ -45,6 +47,7 @@ CPU_PATHS = {
     'optimize-bf16': ['--optimize', '--precision', 'bf16'],
     'onnx-fp32': ['--onnx', '{onnx}'],
     'onnx-int8': ['--onnx', '{int8}'],
+    'onnx-int8all': ['--onnx', '{int8all}'],
     'default': [],
 }
 CUDA_PATHS = {
@@ -71,6 +74,11 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     parser.add_argument('--batch_size', type=int, default=8, help='CUDA: the batched run (besides batch 1)')
     parser.add_argument('--calibration_count', type=int, default=8, help='onnx-int8: calibration images')
+    parser.add_argument(
+        '--calibration_images',
+        metavar='FOLDER',
+        help='onnx-int8 / onnx-int8all: calibrate on these images (not the timed ones; default: generated 1280x720)',
+    )
     parser.add_argument('--keep', metavar='DIR', help='work in DIR and keep it (images, exports, results)')
     return parser.parse_args(argv)
 
@@ -187,16 +195,26 @@ def main(argv=None) -> int:
         if any(name.startswith('onnx') for name in names):
             import convert_to_onnx
 
-            files['onnx'] = os.path.join(work, 'model.onnx')
-            convert = [args.experiment, '--resume', checkpoint, '--output', files['onnx'], '--no_check']
-            if 'onnx-int8' in names:
-                # one size: ONNX Runtime's percentile calibrator stacks the activations of every image
+            calibration = args.calibration_images
+            if calibration is None and any(name.startswith('onnx-int8') for name in names):
                 calibration = os.path.join(work, 'calibration')
                 generate_images(calibration, args.calibration_count, seed=99, sizes=[(720, 1280)])
-                files['int8'] = os.path.join(work, 'model.int8.onnx')
-                convert += ['--int8', files['int8'], '--calibration_images', calibration]
-                convert += ['--calibration_count', str(args.calibration_count), '--image_short_side', str(short_side)]
-            convert_to_onnx.main(convert)
+            # the float export with the 'conv' int8 copy, and for onnx-int8all a second export with the 'all' copy
+            # (a float file's metadata names its int8 copy)
+            exports = []
+            if {'onnx-fp32', 'onnx-int8'} & set(names):
+                exports.append(('model', 'onnx', 'int8', 'conv'))
+            if 'onnx-int8all' in names:
+                exports.append(('model_all', 'onnx_all', 'int8all', 'all'))
+            for stem, float_key, int8_key, ops in exports:
+                files[float_key] = os.path.join(work, f'{stem}.onnx')
+                convert = [args.experiment, '--resume', checkpoint, '--output', files[float_key], '--no_check']
+                if f'onnx-{int8_key}' in names:
+                    files[int8_key] = os.path.join(work, f'{stem}.int8.onnx')
+                    convert += ['--int8', files[int8_key], '--int8_ops', ops, '--calibration_images', calibration]
+                    convert += ['--calibration_count', str(args.calibration_count)]
+                    convert += ['--image_short_side', str(short_side)]
+                convert_to_onnx.main(convert)
 
         runs = []  # (label, demo.py arguments)
         for name in names:

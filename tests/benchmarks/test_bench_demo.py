@@ -50,3 +50,25 @@ def test_a_tiny_run_prints_every_path(tmp_path):
         assert seconds > 0 and images_per_s == pytest.approx(1 / seconds, rel=0.05)
         assert row.group(7) == 'yes'  # exact paths: the detections of --plain
     assert re.search(r'^plain\s+[\d.]+\s+[\d.]+\s+1\.00x', result.stdout, re.M)
+
+
+def test_int8all_is_calibrated_on_the_given_images(tmp_path):
+    pytest.importorskip('onnxruntime')
+    import cv2
+    import numpy as np
+
+    calibration = tmp_path / 'calibration'
+    calibration.mkdir()
+    for index in range(2):
+        image = np.full((48, 64, 3), 180, np.uint8)
+        image[16:30, 8 + index : 50] = 30
+        cv2.imwrite(str(calibration / f'{index}.png'), image)
+    command = [sys.executable, '-m', 'benchmarks.bench_demo', '--images', '2', '--rounds', '1', '--short_side', '64']
+    command += ['--paths', 'plain,onnx-int8all', '--experiment', 'experiments/synthetic/quickstart.yaml']
+    command += ['--calibration_images', str(calibration), '--keep', str(tmp_path / 'work')]
+    result = subprocess.run(
+        command, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r'^onnx-int8all\s+[\d.]+\s+[\d.]+\s+[\d.]+x', result.stdout, re.M), result.stdout
+    assert (tmp_path / 'work' / 'model_all.int8.onnx').exists() and not (tmp_path / 'work' / 'calibration').exists()
