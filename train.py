@@ -24,7 +24,7 @@ from concern.cli import run_main, set_loader_workers, user_error_message
 from concern.config import load_config
 from concern.distributed import init_distributed, launch_processes
 from concern.errors import UserError
-from deploy.precision import cpu_flags
+from deploy.precision import cpu_has_bf16
 from training.trainer import Trainer, TrainOptions, distribute
 
 
@@ -243,7 +243,7 @@ def main(argv=None) -> int:
     model = structure.builder.build().to(device)
     if args.channels_last:  # before DDP, whose gradient buckets follow the parameters' layout
         model = model.to(memory_format=torch.channels_last)
-    if args.amp and device.type == 'cpu' and not {'avx512_bf16', 'amx_bf16'} & cpu_flags():
+    if args.amp and device.type == 'cpu' and not cpu_has_bf16():
         logger.warning(
             '--amp on a CPU without AVX512-BF16 or AMX-BF16: bfloat16 is emulated there and may be slower than float32.'
         )

@@ -203,14 +203,14 @@ def main(argv=None) -> int:
             # (a float file's metadata names its int8 copy)
             exports = []
             if {'onnx-fp32', 'onnx-int8'} & set(names):
-                exports.append(('model', 'onnx', 'int8', 'conv'))
+                files['onnx'] = os.path.join(work, 'model.onnx')
+                exports.append((files['onnx'], 'int8', 'conv'))
             if 'onnx-int8all' in names:
-                exports.append(('model_all', 'onnx_all', 'int8all', 'all'))
-            for stem, float_key, int8_key, ops in exports:
-                files[float_key] = os.path.join(work, f'{stem}.onnx')
-                convert = [args.experiment, '--resume', checkpoint, '--output', files[float_key], '--no_check']
+                exports.append((os.path.join(work, 'model_all.onnx'), 'int8all', 'all'))
+            for float_path, int8_key, ops in exports:
+                convert = [args.experiment, '--resume', checkpoint, '--output', float_path, '--no_check']
                 if f'onnx-{int8_key}' in names:
-                    files[int8_key] = os.path.join(work, f'{stem}.int8.onnx')
+                    files[int8_key] = os.path.splitext(float_path)[0] + '.int8.onnx'
                     convert += ['--int8', files[int8_key], '--int8_ops', ops, '--calibration_images', calibration]
                     convert += ['--calibration_count', str(args.calibration_count)]
                     convert += ['--image_short_side', str(short_side)]

@@ -60,6 +60,7 @@ from deploy.optimize import (
     optimized_tensor_forward,
     quantize_onnx,
 )
+from deploy.precision import cpu_has_bf16
 from structure.model import SegDetectorModel
 from structure.predictor import Detector, torch_forward
 from structure.representers import SegDetectorRepresenter
@@ -372,7 +373,6 @@ def main(argv=None):
             f'--variants onnx with --device cuda needs onnxruntime-gpu; this onnxruntime '
             f'{onnxruntime.__version__} has {onnxruntime.get_available_providers()}.'
         )
-    flags = open('/proc/cpuinfo').read() if os.path.exists('/proc/cpuinfo') else ''
     where = (
         f'GPU {torch.cuda.get_device_name(device)} (cuDNN TF32 {torch.backends.cudnn.allow_tf32}, '
         f'benchmark {args.cudnn_benchmark}), '
@@ -381,7 +381,7 @@ def main(argv=None):
     )
     print(
         f'{where}torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} threads, '
-        f'CPU bf16 support: {"yes" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"}, '
+        f'CPU bf16 support: {"yes" if cpu_has_bf16() else "no"}, '
         f'model-only batch {args.batch}'
     )
     workdir = tempfile.mkdtemp(prefix='bench_inference_')

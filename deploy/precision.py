@@ -20,6 +20,7 @@ import numpy as np
 
 __all__ = [
     'cpu_flags',
+    'cpu_has_bf16',
     'auto_torch_precision',
     'auto_onnx_model',
     'measure_precision_change',
@@ -31,7 +32,8 @@ __all__ = [
 ]
 
 INT8_CPU_FLAGS = ('amx_int8', 'avx512_vnni', 'avx_vnni')
-BF16_CPU_FLAGS = ('amx_bf16',)
+BF16_CPU_FLAGS = ('amx_bf16',)  # where bf16 inference is fast enough for --precision auto
+BF16_INSTRUCTION_FLAGS = ('avx512_bf16', 'amx_bf16')  # bf16 dot products in hardware at all
 # metadata of the float model: the int8 copy's path (relative to the float file's folder); of both: the check
 INT8_MODEL_KEY = 'dbnet.int8_model'
 INT8_CHECK_KEY = 'dbnet.int8_check'
@@ -49,6 +51,13 @@ def cpu_flags(path: str = '/proc/cpuinfo') -> frozenset:
             if line.startswith('flags'):
                 return frozenset(line.split(':', 1)[1].split())
     return frozenset()
+
+
+def cpu_has_bf16(flags=None) -> bool:
+    """Whether the CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX-BF16; elsewhere bfloat16 is
+    emulated and slower than float32). ``flags``: the CPU flags (default: read from /proc/cpuinfo)."""
+    flags = cpu_flags() if flags is None else flags
+    return any(flag in flags for flag in BF16_INSTRUCTION_FLAGS)
 
 
 def auto_torch_precision(device_type: str, flags=None) -> tuple[str, str]:

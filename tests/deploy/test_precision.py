@@ -13,6 +13,7 @@ from deploy.precision import (
     auto_onnx_model,
     auto_torch_precision,
     cpu_flags,
+    cpu_has_bf16,
     measure_precision_change,
     record_int8_check,
 )
@@ -29,6 +30,8 @@ def test_cpu_flags_and_the_torch_choice(tmp_path):
     precision, reason = auto_torch_precision('cpu', {'avx512f', 'avx512_bf16'})
     assert precision == 'fp32' and 'AMX-BF16' in reason
     assert auto_torch_precision('cuda', frozenset())[0] == 'fp16'
+    # bf16 instructions at all (train.py --amp warns without them): AVX512-BF16 or AMX-BF16
+    assert cpu_has_bf16(flags) and cpu_has_bf16({'avx512_bf16'}) and not cpu_has_bf16({'avx512f', 'avx2'})
 
 
 def _maps(*boxes, size=(64, 96)):
