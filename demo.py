@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tqdm import tqdm
 
 from concern.cli import run_main
-from deploy.cli import add_inference_arguments, wants_optimized_model
+from deploy.cli import add_inference_arguments
 
 
 def parse_args(argv=None):
@@ -79,9 +79,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.onnx is None and (args.exp is None or args.resume is None):
         parser.error('an experiment file and --resume are required (or --onnx MODEL.onnx).')
-    if args.onnx is not None and wants_optimized_model(args) and args.precision != 'auto':
+    if args.onnx is not None and (args.optimize or args.compile or args.precision not in (None, 'auto')):
         parser.error(
-            '--optimize and --precision apply to the PyTorch model, not to --onnx, except --precision auto '
+            '--optimize, --precision and --compile apply to the PyTorch model, not to --onnx, except --precision auto '
             '(quantise an ONNX model with convert_to_onnx.py --int8 instead).'
         )
     if args.onnx is not None and args.plain:
@@ -135,6 +135,7 @@ def build_detector(args):
         plain=args.plain,
         optimize=args.optimize,
         precision=args.precision,
+        compiled=args.compile,
         strict=not args.non_strict,
         cache_dir=args.cache_dir,
         box_thresh=args.box_thresh,
@@ -148,9 +149,10 @@ def build_detector(args):
     return detector, detector.box_thresh
 
 
-def detect_images(args, images: list[str], detector, box_thresh: float) -> tuple[dict, list[str]]:
+def detect_images(args, images: list[str], detector, box_thresh: float, on_result=None) -> tuple[dict, list[str]]:
     """The per-image work: reads each of ``images``, detects, writes ``res_<name>.txt`` (and ``<name>.jpg`` with
-    --visualize) into ``args.result_dir``, then ``results.json``. Returns (results by path, unreadable paths)."""
+    --visualize) into ``args.result_dir``, then ``results.json``. ``on_result``: called with no argument as each
+    image's result comes (timing). Returns (results by path, unreadable paths)."""
     from concern.result_files import write_result_file
     from data.image_io import ImageReadError, read_image
     from structure.visualizers import draw_polygons
@@ -198,6 +200,8 @@ def detect_images(args, images: list[str], detector, box_thresh: float) -> tuple
                 {'points': [[int(x), int(y)] for x, y in polygon], 'score': float(score)}
                 for polygon, score in zip(polygons, scores)
             ]
+            if on_result is not None:
+                on_result()
             del image  # released once written
         while writes:
             writes.popleft().result()
@@ -231,7 +235,10 @@ def main(argv=None) -> int:
         args.pipeline = len(images) > 1
     detector, box_thresh = build_detector(args)
     start = time.perf_counter()  # start-up (model, export or cache) excluded: the per-image work only
-    results, failed = detect_images(args, images, detector, box_thresh)
+    result_times = []
+    results, failed = detect_images(
+        args, images, detector, box_thresh, on_result=lambda: result_times.append(time.perf_counter())
+    )
     elapsed = time.perf_counter() - start
     print(f'{len(results)} images processed, {len(failed)} skipped; results in {args.result_dir}')
     if results:
@@ -239,6 +246,9 @@ def main(argv=None) -> int:
             f'speed: {len(results) / elapsed:.2f} images/s, {elapsed / len(results):.3f} s/image '
             f'(reading, detecting, writing; start-up excluded; pipeline {"on" if args.pipeline else "off"})'
         )
+    if len(result_times) > 1:  # the first image carries one-time work: warm-up, and with --compile the compile
+        rest = (time.perf_counter() - result_times[0]) / (len(result_times) - 1)
+        print(f'after the first image ({result_times[0] - start:.1f} s): {1 / rest:.2f} images/s, {rest:.3f} s/image')
     for path in failed:
         print(f'  skipped (unreadable): {path}')
     return 0 if results else 1

@@ -157,6 +157,7 @@ def main(argv=None) -> int:
         'path': path.name,
         'optimized': path.name == 'optimized',
         'precision': path.precision,
+        'compiled': bool(args.compile),
         'box_thresh_source': '--box_thresh_sweep' if sweep else source,
         'datasets': {},
     }

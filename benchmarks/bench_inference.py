@@ -9,7 +9,8 @@ of that size) and whether the detections are identical to the plain forward's.
 Variants: plain (model(x, training=False) under no_grad, as eval.py did originally), optimized
 (deploy.optimize: folded BN, channels_last, inference_mode), onnx (ONNX Runtime, graph optimisations on),
 compiled (optimized + torch.compile with frozen weights, dynamic shapes; its compile time is printed),
-bf16 (optimized + bf16 autocast; on CPU fast only with AVX512-BF16 / AMX), fp16 (optimized + fp16 autocast,
+bf16 (optimized + bf16 autocast; on CPU fast only with AVX512-BF16 / AMX), compiled-bf16 (bf16 + torch.compile
+as demo.py --precision bf16 --compile runs it: static shapes for the first size), fp16 (optimized + fp16 autocast,
 GPU only), int8 (ONNX Runtime static QDQ quantisation, MinMax calibration on synthetic images; CPU only),
 int8qop (static QOperator quantisation, Percentile calibration, the quantize_onnx default: the head's
 deconvolutions stay float; CPU only), int8all (as int8qop, with every op the quantiser handles in int8: residual
@@ -71,7 +72,20 @@ CHANNELS = {
     'deformable_resnet50': [256, 512, 1024, 2048],
     'mobilenet_v3_large': [24, 40, 112, 960],
 }
-VARIANTS = ('plain', 'optimized', 'compiled', 'onnx', 'bf16', 'fp16', 'int8', 'int8qop', 'int8all', 'int8dyn')
+VARIANTS = (
+    'plain',
+    'optimized',
+    'compiled',
+    'onnx',
+    'bf16',
+    'compiled-bf16',
+    'fp16',
+    'int8',
+    'int8qop',
+    'int8all',
+    'int8dyn',
+)
+COMPILED = ('compiled', 'compiled-bf16')  # their first call compiles (timed and printed apart)
 # the static int8 variants: quantize_onnx's settings for each
 STATIC_INT8 = {
     'int8': dict(quant_format='qdq', calibrate_method='minmax'),
@@ -155,6 +169,12 @@ def make_forwards(model, variants, workdir, name, calibration, threads, device, 
         compiled = optimize_for_inference(model, compile=True)  # compiles at its first call (timed below)
         forwards['compiled'] = optimized_forward(compiled, device)
         tensor_forwards['compiled'] = optimized_tensor_forward(compiled, device)
+    if 'compiled-bf16' in variants:  # as deploy.backend builds demo.py --precision bf16 --compile
+        compiled = optimize_for_inference(
+            model, deform_conv=deform_conv, weight_dtype=torch.bfloat16, compile=True, dynamic=None
+        )
+        forwards['compiled-bf16'] = optimized_forward(compiled, device, precision='bf16')
+        tensor_forwards['compiled-bf16'] = optimized_tensor_forward(compiled, device, precision='bf16')
     if {'onnx', 'int8dyn', *STATIC_INT8} & set(variants):
         onnx_path = export_onnx(model, os.path.join(workdir, f'{name}.onnx'), example_size=(128, 128))
         forwards['onnx'] = session(onnx_path)
@@ -233,7 +253,7 @@ def accuracy(args, variants, workdir):
         f'images, sequential and pipelined'
     )
     print(
-        f'{"variant":10s} {"precision":>9s} {"recall":>7s} {"F":>7s} {"dF (pt)":>8s} {"img/s":>7s} {"speed-up":>8s} '
+        f'{"variant":13s} {"precision":>9s} {"recall":>7s} {"F":>7s} {"dF (pt)":>8s} {"img/s":>7s} {"speed-up":>8s} '
         f'{"vs onnx":>7s} {"max|dp|":>8s} {"same boxes":>10s} {"e2e img/s":>9s} {"pipelined":>9s}'
     )
     order = [v for v in VARIANTS if v in variants]
@@ -241,9 +261,9 @@ def accuracy(args, variants, workdir):
     for variant in order:  # accuracy: every validation image once
         start = time.perf_counter()
         maps[variant] = [forwards[variant](batch['image'].numpy()) for batch in batches]
-        if variant == 'compiled':
+        if variant in COMPILED:
             print(
-                f'compiled variant: first pass over the validation set, torch.compile included, '
+                f'{variant} variant: first pass over the validation set, torch.compile included, '
                 f'{time.perf_counter() - start:.1f} s',
                 flush=True,
             )
@@ -291,7 +311,7 @@ def accuracy(args, variants, workdir):
         )
         difference = max(float(np.abs(a - b).max()) for a, b in zip(maps[variant], maps['plain']))
         print(
-            f'{variant:10s} {metrics[variant]["precision"]:9.4f} {metrics[variant]["recall"]:7.4f} '
+            f'{variant:13s} {metrics[variant]["precision"]:9.4f} {metrics[variant]["recall"]:7.4f} '
             f'{metrics[variant]["fmeasure"]:7.4f} '
             f'{100 * (metrics[variant]["fmeasure"] - metrics["plain"]["fmeasure"]):+8.2f} '
             f'{rate["model"][variant]:7.2f} {rate["model"][variant] / rate["model"]["plain"]:7.2f}x '
@@ -389,7 +409,7 @@ def main(argv=None):
         accuracy(args, variants, workdir)
         return
     print(
-        f'{"model":22s} {"size":9s} {"GFLOPs":>7s} {"variant":10s} {"ms/img":>7s} {"GFLOP/s":>8s} {"speed-up":>8s} '
+        f'{"model":22s} {"size":9s} {"GFLOPs":>7s} {"variant":13s} {"ms/img":>7s} {"GFLOP/s":>8s} {"speed-up":>8s} '
         f'{"vs onnx":>7s} {"max|dp|":>8s} {"e2e img/s":>9s} {"detections":>14s}'
     )
     for backbone in args.models:
@@ -412,9 +432,9 @@ def main(argv=None):
             for variant in order:
                 start = time.perf_counter()
                 maps[variant] = forwards[variant](inputs)  # warm-up (compiled: compiles), and the maps compared
-                if variant == 'compiled':
+                if variant in COMPILED:
                     print(
-                        f'{backbone} {size}: compiled variant, first call (torch.compile) '
+                        f'{backbone} {size}: {variant} variant, first call (torch.compile) '
                         f'{time.perf_counter() - start:.1f} s',
                         flush=True,
                     )
@@ -436,7 +456,7 @@ def main(argv=None):
                 boxes, reference = detections[variant][0], detections['plain'][0]
                 same = len(boxes) == len(reference) and all(np.array_equal(a, b) for a, b in zip(boxes, reference))
                 print(
-                    f'{backbone:22s} {size:9s} {gflops:7.1f} {variant:10s} {1e3 * seconds / args.batch:7.1f} '
+                    f'{backbone:22s} {size:9s} {gflops:7.1f} {variant:13s} {1e3 * seconds / args.batch:7.1f} '
                     f'{args.batch * gflops / seconds:8.1f} {plain_time / seconds:7.2f}x {onnx_time / seconds:6.2f}x '
                     f'{np.abs(maps[variant] - maps["plain"]).max():8.1e} {1 / e2e:9.2f} '
                     f'{("same" if same else "DIFFERENT") + f" ({len(boxes)})":>14s}',

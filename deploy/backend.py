@@ -8,9 +8,9 @@ The default is the fastest path whose detections equal the plain model's (probab
 - on a CPU without onnxruntime, and on CUDA: the optimised PyTorch model (``deploy.optimize``: BatchNorm folded,
   channels_last, inference mode; ONNX Runtime's CPU build does not use the GPU).
 
-``--plain`` runs the model as built (the original's path); ``--optimize`` / ``--precision`` ask for the optimised
-PyTorch model. ``choose_path`` is the rule (pure: it builds nothing), ``build_inference_path`` builds what it
-chose; a new path (e.g. a reduced-precision one) is one more case in each.
+``--plain`` runs the model as built (the original's path); ``--optimize`` / ``--precision`` / ``--compile`` ask for
+the optimised PyTorch model (``--compile``: wrapped in ``torch.compile``). ``choose_path`` is the rule (pure: it
+builds nothing), ``build_inference_path`` builds what it chose; a new path is one more case in each.
 
 The cache: ``<cache_dir>/<backbone>-<key[:16]>.onnx`` where the key is the SHA-256 of the checkpoint file's
 SHA-256, the model-defining part of the compiled experiment (the builder's model class and ``model_args``: not the
@@ -75,11 +75,13 @@ _VERIFY_SHAPE = (1, 3, 64, 96)
 @dataclass
 class PathChoice:
     """The forward path a run takes. ``name``: 'plain' (the model as built), 'optimized' (deploy.optimize) or
-    'onnxruntime' (a cached ONNX export); ``precision``: 'fp32', 'bf16' or 'fp16'; ``reason``: why, for people."""
+    'onnxruntime' (a cached ONNX export); ``precision``: 'fp32', 'bf16' or 'fp16'; ``reason``: why, for people;
+    ``compiled``: the optimised model runs under ``torch.compile`` (``deploy.optimize.CompiledInferenceModel``)."""
 
     name: str
     precision: str
     reason: str
+    compiled: bool = False
 
 
 def onnxruntime_installed() -> bool:
@@ -107,17 +109,18 @@ def choose_path(
     optimize: bool = False,
     precision: str | None = None,
     onnxruntime_available: bool | None = None,
+    compiled: bool = False,
 ) -> PathChoice:
     """The path for a run on a device of ``device_type`` ('cpu', 'cuda') given the flags: ``plain`` (--plain),
-    ``optimize`` (--optimize), ``precision`` (--precision; any value asks for the optimised model).
-    ``onnxruntime_available``: None looks it up."""
-    if plain and (optimize or precision is not None):
-        raise UserError('--plain runs the model as built; drop --optimize / --precision, or drop --plain.')
+    ``optimize`` (--optimize), ``precision`` (--precision; any value asks for the optimised model), ``compiled``
+    (--compile: the optimised model under torch.compile). ``onnxruntime_available``: None looks it up."""
+    if plain and (optimize or compiled or precision is not None):
+        raise UserError('--plain runs the model as built; drop --optimize / --precision / --compile, or drop --plain.')
     if plain:
         return PathChoice('plain', 'fp32', '--plain: the model as built')
-    if optimize or precision is not None:
-        flag = f'--precision {precision}' if precision is not None else '--optimize'
-        return PathChoice('optimized', precision or 'fp32', f'{flag} asked for it')
+    if optimize or compiled or precision is not None:
+        flags = [f'--precision {precision}' if precision is not None else '--optimize'] + ['--compile'] * compiled
+        return PathChoice('optimized', precision or 'fp32', f'{" ".join(flags)} asked for it', compiled)
     if device_type != 'cpu':
         reason = f'the default on {device_type}: the fastest exact path there (--plain: the model as built)'
         return PathChoice('optimized', 'fp32', reason)
@@ -364,13 +367,15 @@ def build_inference_path(
 
         # reduced precision: the convolution weights stored once in that dtype (no cast per call)
         weight_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(choice.precision)
-        fast = optimize_for_inference(model, weight_dtype=weight_dtype)
+        # compiled: PyTorch's default shapes (static for the first input size, one dynamic graph after a change)
+        fast = optimize_for_inference(model, weight_dtype=weight_dtype, compile=choice.compiled, dynamic=None)
+        compiled = ', torch.compile: compiles at the first image' if choice.compiled else ''
         return InferencePath(
             'optimized',
             choice.precision,
             InferenceModel(fast, device, choice.precision),
             optimized_forward(fast, device, choice.precision),
-            f'path: optimised PyTorch {choice.precision} on {device.type} ({choice.reason})',
+            f'path: optimised PyTorch {choice.precision} on {device.type}{compiled} ({choice.reason})',
         )
     if choice.name == 'onnxruntime':
         if device.type != 'cpu':
@@ -401,6 +406,7 @@ def detector_from_experiment(
     plain: bool = False,
     optimize: bool = False,
     precision: str | None = None,
+    compiled: bool = False,
     strict: bool = True,
     cache_dir: str | None = None,
     box_thresh: float | None = None,
@@ -410,7 +416,8 @@ def detector_from_experiment(
 ):
     """A ``structure.predictor.Detector`` for ``experiment`` (a YAML file, with ``overrides`` 'PATH=VALUE') and
     ``checkpoint`` on the path ``choose_path`` picks for ``device`` ('cpu', 'cuda', None: CUDA when available)
-    and the flags ``plain`` / ``optimize`` / ``precision``; ``strict=False`` is --non_strict. ``box_thresh``:
+    and the flags ``plain`` / ``optimize`` / ``precision`` / ``compiled`` (--compile); ``strict=False`` is
+    --non_strict. ``box_thresh``:
     None takes the experiment's representer box_thresh, else the original's 0.6. ``announce`` gets the lines a
     run prints (the box_thresh and where it came from, then the path and why; default: the log).
     ``detector_options``: the other ``Detector`` arguments (image_short_side, is_output_polygon, batch_size,
@@ -429,7 +436,7 @@ def detector_from_experiment(
     device = choose_device(device)
     precision = resolve_precision(precision, device.type)
     check_precision_device(precision, device.type)
-    choice = choose_path(device.type, plain=plain, optimize=optimize, precision=precision)
+    choice = choose_path(device.type, plain=plain, optimize=optimize, precision=precision, compiled=compiled)
     model = build_model_with_weights(structure, checkpoint, device, strict=strict)
     path = build_inference_path(model, device, choice, checkpoint, structure.builder, strict, cache_dir)
     announce(path.description)

@@ -30,12 +30,15 @@ def test_same_detections_allows_a_pixel_and_1e4():
     assert same_detections({'a.jpg': [{'points': [[2, 0], [10, 0], [10, 5]], 'score': 0.8}]}, plain).startswith('no')
     assert same_detections({'a.jpg': [{'points': [[0, 0], [10, 0], [10, 5]], 'score': 0.8002}]}, plain).startswith('no')
     assert same_detections({'a.jpg': []}, plain) == 'no (a.jpg: 0 vs 1 detections)'
+    longer = {'a.jpg': [{'points': [[0, 0], [10, 0], [10, 5], [0, 5]], 'score': 0.8}]}  # a polygon of 4 points
+    assert same_detections(longer, plain) == 'no (a.jpg: 4 vs 3 polygon points)'
 
 
 def test_a_tiny_run_prints_every_path(tmp_path):
     pytest.importorskip('onnxruntime')
     command = [sys.executable, '-m', 'benchmarks.bench_demo', '--images', '2', '--rounds', '2', '--short_side', '64']
-    command += ['--paths', 'plain,optimize,onnx-fp32,default', '--experiment', 'experiments/synthetic/quickstart.yaml']
+    command += ['--paths', 'plain,optimize,optimize-bf16-compile,onnx-fp32,default']
+    command += ['--experiment', 'experiments/synthetic/quickstart.yaml']
     result = subprocess.run(
         command, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=300
     )
@@ -49,6 +52,9 @@ def test_a_tiny_run_prints_every_path(tmp_path):
         seconds, images_per_s = float(row.group(1)), float(row.group(2))
         assert seconds > 0 and images_per_s == pytest.approx(1 / seconds, rel=0.05)
         assert row.group(7) == 'yes'  # exact paths: the detections of --plain
+    # torch.compile in bf16: timed after its start-up, which holds the compile (a warm-up run of each input size)
+    assert re.search(r'^optimize-bf16-compile\s+[\d.]+\s+[\d.]+\s+[\d.]+x', result.stdout, re.M), result.stdout
+    assert re.search(r'^optimize-bf16-compile: start-up [\d.]+ s', result.stdout, re.M)
     assert re.search(r'^plain\s+[\d.]+\s+[\d.]+\s+1\.00x', result.stdout, re.M)
 
 

@@ -47,6 +47,14 @@ def test_the_default_is_onnxruntime_on_a_cpu_and_the_optimised_model_elsewhere()
     assert (bf16.name, bf16.precision) == ('optimized', 'bf16') and '--precision bf16' in bf16.reason
     with pytest.raises(UserError, match='--plain'):
         choose_path('cpu', plain=True, optimize=True)
+    compiled = choose_path('cpu', precision='bf16', compiled=True, onnxruntime_available=True)
+    assert (compiled.name, compiled.precision, compiled.compiled) == ('optimized', 'bf16', True)
+    assert '--precision bf16 --compile' in compiled.reason
+    alone = choose_path('cpu', compiled=True, onnxruntime_available=True)  # --compile alone implies --optimize
+    assert (alone.name, alone.precision, alone.compiled) == ('optimized', 'fp32', True)
+    assert not choose_path('cpu', precision='bf16', onnxruntime_available=True).compiled
+    with pytest.raises(UserError, match='--compile'):
+        choose_path('cpu', plain=True, compiled=True)
 
 
 def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):

@@ -1,9 +1,11 @@
 """demo.py's default path (ONNX Runtime on a cached export, on a CPU) gives the detections of --plain (the model as
 built) on the real model families: ResNet-18, deformable ResNet-18 from an original-format checkpoint (a bare
-state dict of 'model.module.*' keys), and DBNet++ (ASF); a corrupt cache file is rebuilt."""
+state dict of 'model.module.*' keys), and DBNet++ (ASF); a corrupt cache file is rebuilt. --compile (torch.compile
+of the optimised model) gives them too."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -133,3 +135,16 @@ def test_the_default_path_gives_the_plain_detections(family, tmp_path):
     assert 'exporting it again' in rebuilt_run.stderr
     assert_same_detections(rebuilt, plain)
     assert list(cache.iterdir()) == [exported] and exported.stat().st_size > 100_000
+
+
+def test_compile_gives_the_plain_detections_and_times_the_first_image_apart(tmp_path):
+    images = write_images(tmp_path / 'images')
+    experiment, overrides, checkpoint, thresh = family_checkpoint('resnet18', tmp_path, images)
+    common = (experiment, overrides, checkpoint, tmp_path / 'images')
+    _, plain = run_demo(*common, tmp_path / 'plain', thresh, tmp_path / 'cache', '--plain')
+    run, compiled = run_demo(*common, tmp_path / 'compiled', thresh, tmp_path / 'cache', '--compile')
+    assert 'path: optimised PyTorch fp32 on cpu, torch.compile: compiles at the first image (--optimize --compile' in (
+        run.stdout
+    )
+    assert re.search(r'^after the first image \([\d.]+ s\): [\d.]+ images/s', run.stdout, re.M), run.stdout
+    assert_same_detections(compiled, plain)
