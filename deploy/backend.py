@@ -417,12 +417,11 @@ def detector_from_experiment(
     """A ``structure.predictor.Detector`` for ``experiment`` (a YAML file, with ``overrides`` 'PATH=VALUE') and
     ``checkpoint`` on the path ``choose_path`` picks for ``device`` ('cpu', 'cuda', None: CUDA when available)
     and the flags ``plain`` / ``optimize`` / ``precision`` / ``compiled`` (--compile); ``strict=False`` is
-    --non_strict. ``box_thresh``:
-    None takes the experiment's representer box_thresh, else the original's 0.6. ``announce`` gets the lines a
-    run prints (the box_thresh and where it came from, then the path and why; default: the log).
-    ``detector_options``: the other ``Detector`` arguments (image_short_side, is_output_polygon, batch_size,
-    pipeline, max_pending). The detector's ``path`` attribute is the ``InferencePath``; ``box_thresh`` the
-    threshold used."""
+    --non_strict. ``box_thresh``: None takes the experiment's representer box_thresh, else the original's 0.6.
+    ``announce`` gets the lines a run prints (the box_thresh and where it came from, then the path and why;
+    default: the log). ``detector_options``: the other ``Detector`` arguments (image_short_side,
+    is_output_polygon, batch_size, pipeline, max_pending). The detector's ``path`` attribute is the
+    ``InferencePath``; ``box_thresh`` the threshold used."""
     from concern.distributed import choose_device
     from concern.runtime import build_model_with_weights, load_experiment_for_inference
     from deploy.cli import check_precision_device, resolve_box_thresh

@@ -53,10 +53,11 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--compile',
         action='store_true',
-        help='torch.compile the optimised model (implies --optimize; needs a C++ compiler on a CPU): convolutions '
-        'fused and pre-packed, about 2x faster with --precision bf16 on a CPU with AMX. The first image compiles '
-        '(30-90 s on 2 cores; PyTorch caches it on disk for later runs) and the first image of another size '
-        'compiles once more, for every size (a slower, size-independent graph): it pays on many photos of one size',
+        help='torch.compile the optimised model (implies --optimize; needs a C++ compiler on a CPU): weights '
+        'pre-packed, pointwise ops fused; with --precision bf16 on a CPU with AMX 1.5-1.7x faster end to end than '
+        'without. The first image compiles (25-80 s on 2 cores; PyTorch caches it on disk for later runs) and the '
+        'first image of another size compiles once more, for every size (a slower, size-independent graph): it '
+        'pays on many photos of one size',
     )
 
 
