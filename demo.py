@@ -239,7 +239,8 @@ def main(argv=None) -> int:
     results, failed = detect_images(
         args, images, detector, box_thresh, on_result=lambda: result_times.append(time.perf_counter())
     )
-    elapsed = time.perf_counter() - start
+    end = time.perf_counter()
+    elapsed = end - start
     print(f'{len(results)} images processed, {len(failed)} skipped; results in {args.result_dir}')
     if results:
         print(
@@ -247,7 +248,7 @@ def main(argv=None) -> int:
             f'(reading, detecting, writing; start-up excluded; pipeline {"on" if args.pipeline else "off"})'
         )
     if len(result_times) > 1:  # the first image carries one-time work: warm-up, and with --compile the compile
-        rest = (time.perf_counter() - result_times[0]) / (len(result_times) - 1)
+        rest = (end - result_times[0]) / (len(result_times) - 1)
         print(f'after the first image ({result_times[0] - start:.1f} s): {1 / rest:.2f} images/s, {rest:.3f} s/image')
     for path in failed:
         print(f'  skipped (unreadable): {path}')

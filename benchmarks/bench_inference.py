@@ -157,24 +157,26 @@ def make_forwards(model, variants, workdir, name, calibration, threads, device, 
             return model(images, training=False)
 
     tensor_forwards = {'plain': plain_tensor_forward}
-    if {'optimized', 'bf16', 'fp16'} & set(variants):
-        dtypes = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-        for variant, precision in (('optimized', 'fp32'), ('bf16', 'bf16'), ('fp16', 'fp16')):
-            if variant not in variants or (variant == 'fp16' and device.type != 'cuda'):
-                continue
-            fast = optimize_for_inference(model, deform_conv=deform_conv, weight_dtype=dtypes[precision])
-            forwards[variant] = optimized_forward(fast, device, precision=precision)
-            tensor_forwards[variant] = optimized_tensor_forward(fast, device, precision=precision)
+    dtypes = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+    # (variant, precision, compiled): compiled-bf16 as deploy.backend builds demo.py --precision bf16 --compile
+    optimized_variants = (
+        ('optimized', 'fp32', False),
+        ('bf16', 'bf16', False),
+        ('fp16', 'fp16', False),
+        ('compiled-bf16', 'bf16', True),
+    )
+    for variant, precision, compiled in optimized_variants:
+        if variant not in variants or (variant == 'fp16' and device.type != 'cuda'):
+            continue
+        fast = optimize_for_inference(  # a compiled model compiles at its first call (timed below)
+            model, deform_conv=deform_conv, weight_dtype=dtypes[precision], compile=compiled, dynamic=None
+        )
+        forwards[variant] = optimized_forward(fast, device, precision=precision)
+        tensor_forwards[variant] = optimized_tensor_forward(fast, device, precision=precision)
     if 'compiled' in variants:
-        compiled = optimize_for_inference(model, compile=True)  # compiles at its first call (timed below)
+        compiled = optimize_for_inference(model, compile=True)  # fp32, dynamic shapes
         forwards['compiled'] = optimized_forward(compiled, device)
         tensor_forwards['compiled'] = optimized_tensor_forward(compiled, device)
-    if 'compiled-bf16' in variants:  # as deploy.backend builds demo.py --precision bf16 --compile
-        compiled = optimize_for_inference(
-            model, deform_conv=deform_conv, weight_dtype=torch.bfloat16, compile=True, dynamic=None
-        )
-        forwards['compiled-bf16'] = optimized_forward(compiled, device, precision='bf16')
-        tensor_forwards['compiled-bf16'] = optimized_tensor_forward(compiled, device, precision='bf16')
     if {'onnx', 'int8dyn', *STATIC_INT8} & set(variants):
         onnx_path = export_onnx(model, os.path.join(workdir, f'{name}.onnx'), example_size=(128, 128))
         forwards['onnx'] = session(onnx_path)
