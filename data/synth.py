@@ -114,6 +114,10 @@ BACKGROUNDS = ('paper', 'ruled', 'gradient', 'cluttered', 'photo', 'texture', 'f
 #   panel_prob: chance that a single word gets a sign plate (a filled, bordered patch) under it;
 #   lighting: strength of a smooth gain field (gradient + spot) and colour cast; shadow_prob: a soft shadow;
 #   defocus_prob / motion_blur_prob: disk and line blurs; jpeg_prob: re-encoding at quality 25-80;
+#   lowres_prob: the image shrunk by 1.5-3x and enlarged back (a camera's low resolution: soft, blocky strokes);
+#   word_space: (low, high) ink gap between the words of a multi-line block, in x-heights (real text: about
+#       0.3-0.8), with blocks of 1-4 lines; None keeps the wide gap of every other placement (about 1.1 x-heights
+#       plus 4 px) and blocks of 2-4 lines;
 #   extra_fonts: Hershey plain, small and italic faces besides the printed and script ones;
 #   photos: the scikit-image photos of the 'photo' background.
 INGREDIENTS_OFF = dict(
@@ -126,6 +130,8 @@ INGREDIENTS_OFF = dict(
     defocus_prob=0.0,
     motion_blur_prob=0.0,
     jpeg_prob=0.0,
+    lowres_prob=0.0,
+    word_space=None,
     extra_fonts=False,
     photos=SKIMAGE_PHOTOS,
 )
@@ -204,6 +210,8 @@ DIFFICULTIES = {
         defocus_prob=0.2,
         motion_blur_prob=0.15,
         jpeg_prob=0.5,
+        lowres_prob=0.0,
+        word_space=None,
         extra_fonts=True,
         photos=SKIMAGE_PHOTOS,
     ),
@@ -332,6 +340,7 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
         if rng.random() < p['blur_prob']:
             image = cv2.GaussianBlur(image, (3, 3), 0)
         image = self._camera_blur(rng, image)
+        image = self._low_resolution(rng, image)
         if p['noise'] > 0:
             noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(p['noise'])
             image = np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
@@ -638,6 +647,16 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
             image = cv2.filter2D(image, -1, kernel / max(float(kernel.sum()), 1e-6))
         return image
 
+    def _low_resolution(self, rng, image):
+        """The image shrunk by a factor of 1.5-3 (area average) and enlarged back (bilinear)."""
+        if self.params['lowres_prob'] <= 0 or rng.random() >= self.params['lowres_prob']:
+            return image
+        height, width = image.shape[:2]
+        factor = rng.uniform(1.5, 3.0)
+        small = (max(1, round(width / factor)), max(1, round(height / factor)))
+        shrunk = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
+        return cv2.resize(shrunk, (width, height), interpolation=cv2.INTER_LINEAR)
+
     # ----- words
     def _word_text(self, rng) -> str:
         kind = rng.random()
@@ -739,7 +758,7 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
         rows, cols = np.nonzero(mask.max(1) > 0)[0], np.nonzero(mask.max(0) > 0)[0]
         if rows.size == 0:
             return None, text, 0.0
-        pad = max(2, int(round(0.2 * x_height)))
+        pad = self._pad(x_height)
         top, bottom = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, mask.shape[0])
         left, right = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, mask.shape[1])
         baseline = (mask.shape[0] - 2 * cap) / 2 + cap * 1.4 - top  # _draw_text's baseline, in the cropped mask
@@ -776,11 +795,16 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
         return homography, poly, bend
 
     @staticmethod
+    def _pad(x_height: float) -> int:
+        return max(2, int(round(0.2 * x_height)))  # margin of a word's polygon around its ink
+
+    @staticmethod
     def _gap(x_height: float) -> int:
         return 2 * max(1, int(x_height // 6)) + 1  # keep words apart by about a third of the x-height
 
-    def _claim(self, poly, x_height: float, occupied) -> bool:
-        """True (and the area marked in ``occupied``) when ``poly`` lies inside the image, clear of other words."""
+    def _claim(self, poly, x_height: float, occupied, clear_of=None) -> bool:
+        """True (and the area marked in ``occupied``) when ``poly`` lies inside the image, clear of the words
+        marked in ``clear_of`` (default: ``occupied``)."""
         height, width = self.image_size
         if (
             poly[:, 0].min() < 1
@@ -795,10 +819,10 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
         region = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
         cv2.fillPoly(region, [np.round(poly - [bx0, by0]).astype(np.int32)], 1)
         region = cv2.dilate(region, np.ones((2 * gap + 1, 2 * gap + 1), np.uint8))
-        window = occupied[by0:by1, bx0:bx1]
-        if np.any(region[: window.shape[0], : window.shape[1]] & window):
+        region = region[: min(by1, height) - by0, : min(bx1, width) - bx0]
+        if np.any(region & (occupied if clear_of is None else clear_of)[by0:by1, bx0:bx1]):
             return False
-        window |= region[: window.shape[0], : window.shape[1]]
+        occupied[by0:by1, bx0:bx1] |= region
         return True
 
     def _place_word(self, rng, image, ink, occupied):
@@ -833,7 +857,8 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
         return None
 
     def _place_block(self, rng, image, ink, occupied) -> list:
-        """A paragraph: 2-4 left-aligned lines of 1-4 words in one font and size; returns their lines."""
+        """A paragraph: 2-4 left-aligned lines of 1-4 words in one font and size (with ``word_space``: 1-4 lines,
+        words that gap apart, each its own polygon); returns their lines."""
         p = self.params
         height, width = self.image_size
         font = self.fonts[rng.integers(len(self.fonts))]
@@ -842,10 +867,12 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
         angle = math.radians(rng.uniform(-p['rotation'], p['rotation']) / 2)
         along, down = np.array([math.cos(angle), math.sin(angle)]), np.array([-math.sin(angle), math.cos(angle)])
         origin = np.array([rng.uniform(0, 0.7 * width), rng.uniform(0, 0.7 * height)])
-        pitch = rng.uniform(3.3, 4.0) * x_height
+        tight = p['word_space'] is not None
+        pitch = rng.uniform(*((2.8, 3.8) if tight else (3.3, 4.0))) * x_height
         space = 2 * self._gap(x_height) + 2
+        clear_of = occupied.copy() if tight else None  # a tight block's words may touch each other, not others
         lines = []
-        for row in range(int(rng.integers(2, 5))):
+        for row in range(int(rng.integers(1 if tight else 2, 5))):
             x = 0.0
             for _ in range(int(rng.integers(1, 5))):
                 mask, text, baseline = self._render_word(rng, font, x_height, False)
@@ -853,9 +880,11 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
                     continue
                 h, w = mask.shape
                 centre = origin + along * (x + w / 2) + down * ((row + 1) * pitch - baseline + h / 2)
+                if tight:  # the next word's ink starts word_space x-heights after this one's
+                    space = rng.uniform(*p['word_space']) * x_height - 2 * self._pad(x_height)
                 x += w + space
                 homography, poly, bend = self._word_geometry(rng, mask, 0.0, angle, centre, 0.0)
-                if self._claim(poly, x_height, occupied):
+                if self._claim(poly, x_height, occupied, clear_of):
                     self._paint(rng, image, ink, mask, homography, bend, poly, False)
                     lines.append({'poly': poly.tolist(), 'text': text})
         return lines

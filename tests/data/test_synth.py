@@ -129,6 +129,7 @@ def test_photo_preset_is_deterministic_and_each_ingredient_switches_off():
         'defocus_prob': 1.0,
         'motion_blur_prob': 1.0,
         'jpeg_prob': 1.0,
+        'lowres_prob': 1.0,
     }
     forced = SyntheticTextDataset(num_samples=3, seed=2, image_size=(160, 192), difficulty='photo', options=ingredients)
     samples = [forced.generate(i) for i in range(3)]
@@ -156,3 +157,38 @@ def test_new_backgrounds(background):
         SyntheticTextDataset(
             num_samples=1, difficulty='photo', options={'backgrounds': ('photo',), 'photos': ('nonexistent',)}
         ).generate(0)
+
+
+def nearest_right_gaps(lines):
+    """Horizontal gap from each axis-aligned polygon to the nearest one to its right in the same row."""
+    boxes = [(*np.array(line['poly']).min(0), *np.array(line['poly']).max(0)) for line in lines]
+    gaps = []
+    for x0, y0, x1, y1 in boxes:
+        right = [
+            bx0 - x1
+            for bx0, by0, bx1, by1 in boxes
+            if bx0 > x0 and min(y1, by1) - max(y0, by0) > 0.5 * min(y1 - y0, by1 - by0)
+        ]
+        if right:
+            gaps.append(min(right))
+    return gaps
+
+
+def test_word_space_sets_the_gap_between_the_words_of_a_line():
+    # blocks only, upright, one x-height (16 px: polygon margin 3 px), so an ink gap of 0.3-0.5 x-heights is a
+    # polygon gap of -1.2 to 2 px; without word_space the words of a line are 12 px apart, and any two words
+    # that are not neighbours in one block at least 10 px (twice the claim's margin)
+    options = dict(multiline_prob=1.0, surface_prob=0.0, rotation=0.0, x_height=(16, 16), word_space=(0.3, 0.5))
+    tight = SyntheticTextDataset(num_samples=8, seed=3, image_size=(320, 384), difficulty='photo', options=options)
+    wide = SyntheticTextDataset(
+        num_samples=8, seed=3, image_size=(320, 384), difficulty='photo', options=dict(options, word_space=None)
+    )
+    tight_gaps, wide_gaps = [], []
+    for index in range(8):
+        sample = tight.generate(index)
+        assert ink_inside_fraction(sample) >= 0.95  # every word keeps its own polygon around its ink
+        tight_gaps += nearest_right_gaps(sample['lines'])
+        wide_gaps += nearest_right_gaps(wide.generate(index)['lines'])
+    tight_gaps, wide_gaps = np.array(tight_gaps), np.array(wide_gaps)
+    assert np.sum(tight_gaps < 10) >= 5 and np.all((tight_gaps >= 10) | ((tight_gaps > -1.5) & (tight_gaps < 2.5)))
+    assert np.sum(np.abs(wide_gaps - 12) < 0.5) >= 3 and wide_gaps.min() > 11.5
