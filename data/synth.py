@@ -274,6 +274,14 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
         if unknown:
             raise ValueError(f'SyntheticTextDataset: unknown option(s) {unknown}; accepted: {sorted(self.params)}.')
         self.params.update(options or {})
+        space = self.params['word_space']
+        if space is not None and not (
+            isinstance(space, (list, tuple)) and len(space) == 2 and 0 <= float(space[0]) <= float(space[1])
+        ):
+            raise ValueError(
+                f'SyntheticTextDataset: options["word_space"] must be None or [low, high] x-heights with '
+                f'0 <= low <= high, got {space!r}.'
+            )
         self.num_samples = int(num_samples)
         self.seed = int(seed)
         self.image_size = (int(image_size[0]), int(image_size[1]))

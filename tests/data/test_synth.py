@@ -192,3 +192,5 @@ def test_word_space_sets_the_gap_between_the_words_of_a_line():
     tight_gaps, wide_gaps = np.array(tight_gaps), np.array(wide_gaps)
     assert np.sum(tight_gaps < 10) >= 5 and np.all((tight_gaps >= 10) | ((tight_gaps > -1.5) & (tight_gaps < 2.5)))
     assert np.sum(np.abs(wide_gaps - 12) < 0.5) >= 3 and wide_gaps.min() > 11.5
+    with pytest.raises(ValueError, match='word_space'):
+        SyntheticTextDataset(num_samples=1, difficulty='photo', options={'word_space': 0.5})
