@@ -9,6 +9,8 @@ Prints P / R / F and saves them to ``<result_dir>/metrics.json``; writes ``res_<
 the first line printed says which box_thresh is used and where it came from (``--box_thresh``, else the
 experiment's representer, else the original's 0.6); ``--box_thresh_sweep 0.3:0.9:0.05`` scores every threshold
 from one pass of the model and keeps the best (printed metrics, metrics.json and res_*.txt all describe it);
+``--thresh_sweep 0.2:0.6:0.1`` does the same for the binarisation threshold (the post-processing reruns on the
+same model output for each value; with both sweeps every pair is scored);
 ``--speed`` reports model-only and end-to-end images per second. The model runs on the fastest path whose
 detections equal the plain model's (ONNX Runtime on a CPU, on an export cached in ``--cache_dir``; the optimised
 PyTorch model on CUDA); ``--plain`` runs it as built (see demo.py and deploy/backend.py).
@@ -53,6 +55,13 @@ def parse_args(argv=None):
     )
     parser.add_argument('--thresh', type=float, help='binarisation threshold of the probability map')
     parser.add_argument(
+        '--thresh_sweep',
+        metavar='START:STOP:STEP',
+        help='post-process the same model output at every binarisation threshold in [START, STOP], score each '
+        '(with every box_thresh of --box_thresh_sweep, else the one box_thresh) and keep the best pair; '
+        'replaces --thresh',
+    )
+    parser.add_argument(
         '--box_thresh_sweep',
         metavar='START:STOP:STEP',
         help='score every box_thresh in [START, STOP] from one pass of the model and keep the best '
@@ -70,13 +79,13 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def parse_sweep(text: str) -> list[float]:
+def parse_sweep(text: str, flag: str = '--box_thresh_sweep') -> list[float]:
     try:
         start, stop, step = (float(part) for part in text.split(':'))
     except ValueError:
-        raise UserError(f"--box_thresh_sweep '{text}' must look like START:STOP:STEP, e.g. 0.3:0.9:0.05.") from None
+        raise UserError(f"{flag} '{text}' must look like START:STOP:STEP, e.g. 0.3:0.9:0.05.") from None
     if step <= 0 or stop < start:
-        raise UserError(f"--box_thresh_sweep '{text}': STEP must be positive and STOP >= START.")
+        raise UserError(f"{flag} '{text}': STEP must be positive and STOP >= START.")
     count = int(round((stop - start) / step)) + 1
     return [round(start + index * step, 6) for index in range(count)]
 
@@ -121,11 +130,16 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
     sweep = parse_sweep(args.box_thresh_sweep) if args.box_thresh_sweep else []
+    thresh_sweep = parse_sweep(args.thresh_sweep, '--thresh_sweep') if args.thresh_sweep else []
     if sweep and args.box_thresh is not None:
         raise UserError(
             '--box_thresh and --box_thresh_sweep exclude each other: the sweep picks the threshold; give one of them.'
         )
-    if sweep and args.visualize:
+    if thresh_sweep and args.thresh is not None:
+        raise UserError(
+            '--thresh and --thresh_sweep exclude each other: the sweep picks the threshold; give one of them.'
+        )
+    if (sweep or thresh_sweep) and args.visualize:
         raise UserError(
             '--visualize draws the detections of one threshold; run the sweep first, then '
             '--visualize with --box_thresh set to its best threshold.'
@@ -148,6 +162,14 @@ def main(argv=None) -> int:
     representer, measurer = structure.representer, structure.measurer
     if args.thresh is not None:
         representer.thresh = args.thresh
+    if thresh_sweep:
+        if not hasattr(representer, 'thresh'):
+            raise UserError(
+                f'--thresh_sweep: the representer of {args.exp} ({type(representer).__name__}) has no thresh to sweep.'
+            )
+        print(f'thresh: the best of {args.thresh_sweep} (--thresh_sweep)', flush=True)
+    elif hasattr(representer, 'thresh'):
+        print(f'thresh {representer.thresh} (from {"--thresh" if args.thresh is not None else args.exp})', flush=True)
     os.makedirs(args.result_dir, exist_ok=True)
 
     report = {
@@ -159,6 +181,7 @@ def main(argv=None) -> int:
         'precision': path.precision,
         'compiled': bool(args.compile),
         'box_thresh_source': '--box_thresh_sweep' if sweep else source,
+        'thresh_source': '--thresh_sweep' if thresh_sweep else '--thresh' if args.thresh is not None else args.exp,
         'datasets': {},
     }
     for name, loader in loaders.items():
@@ -183,19 +206,23 @@ def main(argv=None) -> int:
             is_output_polygon=args.polygon,
             box_thresh=box_thresh,
             sweep=sweep,
+            thresh_sweep=thresh_sweep,
             desc=name,
             result_dir=args.result_dir if args.write_results else None,
             on_batch=draw if args.visualize else None,
         )
-        if sweep:
-            print(f'{name}: box_thresh   precision   recall   fmeasure')
+        at = f'box_thresh {result["box_thresh"]}' + (f', thresh {result["thresh"]}' if thresh_sweep else '')
+        if sweep or thresh_sweep:
+            print(f'{name}: ' + ('thresh   ' if thresh_sweep else '') + 'box_thresh   precision   recall   fmeasure')
             for row in result['sweep']:
                 print(
-                    f'{name}: {row["box_thresh"]:10.3f}   {row["precision"]:9.4f}   {row["recall"]:6.4f}'
+                    f'{name}: '
+                    + (f'{row["thresh"]:6.3f}   ' if thresh_sweep else '')
+                    + f'{row["box_thresh"]:10.3f}   {row["precision"]:9.4f}   {row["recall"]:6.4f}'
                     f'   {row["fmeasure"]:8.4f}'
                 )
             print(
-                f'{name}: best F {result["fmeasure"]:.4f} at box_thresh {result["box_thresh"]}'
+                f'{name}: best F {result["fmeasure"]:.4f} at {at}'
                 + (' (res_*.txt written at it)' if args.write_results else '')
             )
         if result.get('skipped_files'):
@@ -205,7 +232,7 @@ def main(argv=None) -> int:
             )
         print(
             f'{name}: precision {result["precision"]:.4f}  recall {result["recall"]:.4f}  '
-            f'fmeasure {result["fmeasure"]:.4f}  (box_thresh {result["box_thresh"]})'
+            f'fmeasure {result["fmeasure"]:.4f}  ({at})'
         )
         if args.speed:
             speed = measure_speed(model, representer, loader, device, args.speed_runs, args.polygon)

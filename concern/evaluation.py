@@ -4,9 +4,10 @@ validation during training.
 ``evaluate`` runs the model once and scores the detections at ``box_thresh`` or, given ``sweep``, at every
 threshold of the sweep (the detections at a higher threshold are those at the lowest one that score at least as
 much), keeps the threshold with the best F-measure, and (given ``result_dir``) writes ``res_<image>.txt`` at the
-threshold its metrics describe. In a distributed run each rank takes every ``world_size``-th image and the
-per-image results are gathered on all ranks before they are combined, so every rank returns the same metrics;
-the main rank writes the result files.
+threshold its metrics describe. Given ``thresh_sweep`` it also post-processes the same model output at every
+binarisation threshold and scores each with every box threshold. In a distributed run each rank takes every
+``world_size``-th image and the per-image results are gathered on all ranks before they are combined, so every
+rank returns the same metrics; the main rank writes the result files.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def evaluate(
     box_thresh: float = 0.6,
     show_progress: bool = True,
     sweep: Sequence[float] = (),
+    thresh_sweep: Sequence[float] = (),
     result_dir: str | None = None,
     on_batch: Callable | None = None,
     desc: str = 'evaluating',
@@ -103,56 +105,78 @@ def evaluate(
     Args:
         box_thresh: the minimum detection score; ignored when ``sweep`` is given.
         sweep: thresholds to score; the one with the best F-measure is kept (first best on ties).
+        thresh_sweep: binarisation thresholds of the probability map (the representer's ``thresh``) to score,
+            each with every box threshold (``sweep``, else ``box_thresh``): the post-processing runs once per
+            value on the same model output; the best pair is kept (first best on ties, ``thresh`` major).
         result_dir: when given, ``res_<image>.txt`` (ICDAR submission format) is written there for every image,
-            with the detections at the threshold the returned metrics describe.
+            with the detections at the thresholds the returned metrics describe.
         on_batch: called as ``on_batch(batch, polygons per image, scores per image)`` with the detections at
-            ``box_thresh`` for every batch (e.g. overlays); not allowed with ``sweep``.
+            ``box_thresh`` for every batch (e.g. overlays); not allowed with either sweep.
 
-    Returns ``{'box_thresh', 'precision', 'recall', 'fmeasure'}`` (plain floats), plus ``sweep`` (a list of the
-    same dicts, one per threshold) when sweeping, and ``skipped_images`` (how many test images could not be read
-    and were left out, under ``on_error: skip``) with their paths under ``skipped_files`` when there were any.
+    Returns ``{'box_thresh', 'precision', 'recall', 'fmeasure'}`` (plain floats; with ``thresh_sweep`` also
+    ``thresh``), plus ``sweep`` (a list of the same dicts, one per threshold or pair of thresholds) when sweeping,
+    and ``skipped_images`` (how many test images could not be read and were left out, under ``on_error: skip``)
+    with their paths under ``skipped_files`` when there were any.
     """
-    if sweep and on_batch is not None:
+    if (sweep or thresh_sweep) and on_batch is not None:
         raise ValueError("evaluate: on_batch draws one threshold's detections and cannot be used with a sweep.")
+    if thresh_sweep and not hasattr(representer, 'thresh'):
+        raise ValueError(
+            f'evaluate: thresh_sweep needs a representer with a thresh; {type(representer).__name__} has none.'
+        )
     context = context or DistributedContext()
     thresholds = [float(threshold) for threshold in sweep] or [float(box_thresh)]
-    raw = [[] for _ in thresholds]
-    images = []  # (filename, detections at the lowest threshold) when result files are written
+    binarisations = [float(value) for value in thresh_sweep] or [None]  # None: the representer's own thresh
+    pairs = [(binarisation, threshold) for binarisation in binarisations for threshold in thresholds]
+    raw = {pair: [] for pair in pairs}
+    images = {binarisation: [] for binarisation in binarisations}  # (filename, detections at the lowest threshold)
     dropped = []
     previous = getattr(representer, 'box_thresh', None)
+    previous_thresh = getattr(representer, 'thresh', None)
     if previous is not None:
         representer.box_thresh = min(thresholds)  # the others are subsets of its detections
     try:
         for batch, pred in iterate_predictions(
             model, shard_loader(loader, context), device, show_progress and context.is_main, desc=desc, dropped=dropped
         ):
-            output = representer.represent(batch, pred, is_output_polygon=is_output_polygon)
             gt = {key: batch[key] for key in GT_KEYS if key in batch}
-            for scores_at, threshold in zip(raw, thresholds):
-                detections = keep_scores_above(output, threshold) if sweep else output
-                scores_at.append(
-                    measurer.validate_measure(gt, detections, is_output_polygon=is_output_polygon, box_thresh=threshold)
-                )
-            if result_dir is not None:
-                images += [(str(name), polygons, scores) for name, polygons, scores in zip(batch['filename'], *output)]
-            if on_batch is not None:
-                on_batch(batch, *output)
+            for binarisation in binarisations:
+                if binarisation is not None:
+                    representer.thresh = binarisation
+                output = representer.represent(batch, pred, is_output_polygon=is_output_polygon)
+                for threshold in thresholds:
+                    detections = keep_scores_above(output, threshold) if sweep else output
+                    raw[binarisation, threshold].append(
+                        measurer.validate_measure(
+                            gt, detections, is_output_polygon=is_output_polygon, box_thresh=threshold
+                        )
+                    )
+                if result_dir is not None:
+                    images[binarisation] += [
+                        (str(name), polygons, scores) for name, polygons, scores in zip(batch['filename'], *output)
+                    ]
+                if on_batch is not None:
+                    on_batch(batch, *output)
     finally:
         if previous is not None:
             representer.box_thresh = previous
-    raw = [all_gather_objects(scores_at, context) for scores_at in raw]
+        if thresh_sweep:
+            representer.thresh = previous_thresh
     dropped = all_gather_objects(dropped, context)
-    table = [
-        {'box_thresh': threshold, **measurer.gather_measure(scores_at)} for threshold, scores_at in zip(thresholds, raw)
-    ]
+    table = []
+    for binarisation, threshold in pairs:
+        row = {} if binarisation is None else {'thresh': binarisation}
+        row['box_thresh'] = threshold
+        row.update(measurer.gather_measure(all_gather_objects(raw[binarisation, threshold], context)))
+        table.append(row)
     metrics = dict(max(table, key=lambda row: row['fmeasure']))
-    if sweep:
+    if sweep or thresh_sweep:
         metrics['sweep'] = table
     if result_dir is not None:
-        images = all_gather_objects(images, context)
+        best_images = all_gather_objects(images[metrics.get('thresh')], context)
         if context.is_main:
             os.makedirs(result_dir, exist_ok=True)
-            for name, polygons, scores in images:
+            for name, polygons, scores in best_images:
                 polygons, scores = keep_scores_above(([polygons], [scores]), metrics['box_thresh'])
                 write_result_file(os.path.join(result_dir, result_filename(name)), polygons[0], scores[0])
     if dropped:

@@ -289,6 +289,19 @@ def test_eval_names_a_missing_image_or_gt_of_the_test_list(missing, trained, tmp
     assert_one_line(result, culprit)
 
 
+@pytest.mark.parametrize(
+    'flags, culprits',
+    [
+        (['--thresh', '0.3', '--thresh_sweep', '0.2:0.4:0.1'], ['--thresh and --thresh_sweep exclude each other']),
+        (['--thresh_sweep', '0.2-0.4'], ["--thresh_sweep '0.2-0.4'", 'START:STOP:STEP']),
+        (['--thresh_sweep', '0.4:0.2:0.1'], ["--thresh_sweep '0.4:0.2:0.1'", 'STOP >= START']),
+    ],
+)
+def test_eval_thresh_sweep_mistakes_are_one_sentence(flags, culprits, tmp_path):
+    result = run('eval.py', QUICKSTART, '--resume', tmp_path / 'none', '--device', 'cpu', *flags)
+    assert_one_line(result, *culprits)
+
+
 def test_eval_resume_pointing_at_a_folder_lists_its_checkpoints(trained):
     result = run('eval.py', QUICKSTART, '--resume', trained / 'model', '--device', 'cpu')
     assert_one_line(result, trained / 'model', 'is a folder', 'final', 'model_latest')
@@ -308,19 +321,26 @@ def test_eval_sweep_writes_prints_and_saves_one_threshold_and_fp32_implies_optim
         out,
         '--box_thresh_sweep',
         '0.0:0.9:0.3',
+        '--thresh_sweep',
+        '0.2:0.4:0.2',
         '--precision',
         'fp32',
         '--num_workers',
         0,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.splitlines()[0] == 'box_thresh: the best of 0.0:0.9:0.3 (--box_thresh_sweep)'
+    lines = result.stdout.splitlines()
+    assert lines[0] == 'box_thresh: the best of 0.0:0.9:0.3 (--box_thresh_sweep)'
+    assert 'thresh: the best of 0.2:0.4:0.2 (--thresh_sweep)' in lines[1:4]
     report = json.loads((out / 'metrics.json').read_text())
     assert report['optimized'] is True and report['precision'] == 'fp32'  # as its help says
     metrics = report['datasets']['synthetic']
+    assert [(row['thresh'], row['box_thresh']) for row in metrics['sweep']] == [
+        (thresh, box) for thresh in (0.2, 0.4) for box in (0.0, 0.3, 0.6, 0.9)
+    ]
     best = max(metrics['sweep'], key=lambda row: row['fmeasure'])
-    assert metrics['box_thresh'] == best['box_thresh']
-    assert f'(box_thresh {best["box_thresh"]})' in result.stdout
+    assert (metrics['thresh'], metrics['box_thresh']) == (best['thresh'], best['box_thresh'])
+    assert f'(box_thresh {best["box_thresh"]}, thresh {best["thresh"]})' in result.stdout
     scores = [float(line.split(',')[-1]) for path in out.glob('res_*.txt') for line in path.read_text().splitlines()]
     assert len(list(out.glob('res_*.txt'))) == 3 and scores  # a 2-iteration model scores its boxes near 0.5
     assert min(scores) >= metrics['box_thresh']
@@ -338,11 +358,15 @@ def test_eval_sweep_writes_prints_and_saves_one_threshold_and_fp32_implies_optim
         plain,
         '--box_thresh',
         metrics['box_thresh'],
+        '--thresh',
+        metrics['thresh'],
         '--num_workers',
         0,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.splitlines()[0] == f'box_thresh {metrics["box_thresh"]} (from --box_thresh)'
+    lines = result.stdout.splitlines()
+    assert lines[0] == f'box_thresh {metrics["box_thresh"]} (from --box_thresh)'
+    assert f'thresh {metrics["thresh"]} (from --thresh)' in lines[1:4]
     for path in plain.glob('res_*.txt'):  # exact paths: the same boxes, scores within 1e-4
         swept, default = (np.loadtxt(p, delimiter=',', ndmin=2) for p in (out / path.name, path))
         assert swept.shape == default.shape
