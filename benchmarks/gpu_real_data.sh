@@ -71,12 +71,12 @@ train() {  # train NAME EXPERIMENT [train.py flags...]: one run, its log and met
     stamp "train $name: exit $rc"
 }
 
-evaluate() {  # evaluate NAME EXPERIMENT CHECKPOINT: P / R / F on the validation photos, box_thresh swept
+evaluate() {  # evaluate NAME EXPERIMENT CHECKPOINT: P / R / F on the validation photos, thresh and box_thresh swept
     local name=$1 exp=$2 checkpoint=$3
     [ -f "$checkpoint" ] || checkpoint=$(dirname "$checkpoint")/model_latest
     if [ ! -f "$checkpoint" ]; then stamp "eval $name: no checkpoint"; return; fi
     timeout "${EVAL_TIMEOUT:-$JOB_TIMEOUT}" python3 eval.py "$exp" --resume "$checkpoint" --device "$DEVICE" \
-        --box_thresh_sweep 0.3:0.7:0.05 --no-results --num_workers 2 "${VAL_OPTS[@]}" \
+        --thresh_sweep 0.3:0.6:0.1 --box_thresh_sweep 0.3:0.7:0.05 --no-results --num_workers 2 "${VAL_OPTS[@]}" \
         >"$LOG_DIR/eval_$name.log" 2>&1
     stamp "eval $name: exit $? $(grep -iE 'best|fmeasure' "$LOG_DIR/eval_$name.log" | tail -1)"
 }
