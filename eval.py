@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from concern.cli import run_main, set_loader_workers
+from concern.cli import run_main, set_loader_workers, set_test_size
 from concern.config import ConfigError
 from concern.distributed import DistributedContext, choose_device
 from concern.errors import UserError
@@ -66,6 +66,15 @@ def parse_args(argv=None):
         metavar='START:STOP:STEP',
         help='score every box_thresh in [START, STOP] from one pass of the model and keep the best '
         '(metrics, metrics.json and res_*.txt all use it); replaces --box_thresh',
+    )
+    parser.add_argument(
+        '--test_size',
+        nargs=2,
+        type=int,
+        metavar=('WIDTH', 'HEIGHT'),
+        help="resize the test images to WIDTH x HEIGHT (multiples of 32) instead of the experiment's size "
+        "(its ['Resize', {'width': W, 'height': H}] augmenter; where it keeps the ratio, the height is HEIGHT "
+        'and the width follows the image)',
     )
     parser.add_argument('--result_dir', default='./results/', help='where result files and metrics.json go')
     parser.add_argument('--no-results', dest='write_results', action='store_false', help='no res_*.txt files')
@@ -147,6 +156,7 @@ def main(argv=None) -> int:
     config = load_experiment_for_inference(args.exp, args.opt)
     section = evaluation_section(config)
     set_loader_workers(config, section, args.num_workers)
+    set_test_size(config, section, args.test_size)
     box_thresh, source = resolve_box_thresh(args.box_thresh, config)
     if sweep:
         print(f'box_thresh: the best of {args.box_thresh_sweep} (--box_thresh_sweep)', flush=True)
@@ -181,6 +191,7 @@ def main(argv=None) -> int:
         'precision': path.precision,
         'compiled': bool(args.compile),
         'box_thresh_source': '--box_thresh_sweep' if sweep else source,
+        'test_size': args.test_size,
         'thresh_source': '--thresh_sweep' if thresh_sweep else '--thresh' if args.thresh is not None else args.exp,
         'datasets': {},
     }

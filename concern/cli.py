@@ -15,7 +15,7 @@ from typing import Callable
 
 from concern.errors import UserError
 
-__all__ = ['run_main', 'user_error_message', 'set_loader_workers', 'USER_ERROR_EXIT_CODE']
+__all__ = ['run_main', 'user_error_message', 'set_loader_workers', 'set_test_size', 'USER_ERROR_EXIT_CODE']
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -67,3 +67,33 @@ def set_loader_workers(config, section: str, num_workers: int | None) -> None:
     loaders = config.get(f'{section}.data_loaders')
     for name in loaders if isinstance(loaders, dict) else {}:
         config.set(f'{section}.data_loaders.{name}.num_workers', num_workers)
+
+
+def set_test_size(config, section: str, size) -> None:
+    """``--test_size WIDTH HEIGHT``: sets the fixed size of the ``['Resize', {'width': W, 'height': H}]`` augmenter
+    in the processes of every test dataset of ``section`` (e.g. ``Experiment.evaluation``) in ``config``. Both must
+    be positive multiples of 32 (the network's stride); a test dataset with no such augmenter is refused."""
+    if size is None:
+        return
+    width, height = (int(value) for value in size)
+    if width <= 0 or height <= 0 or width % 32 or height % 32:
+        raise UserError(f'--test_size {width} {height}: give a width and a height that are positive multiples of 32.')
+    loaders = config.get(f'{section}.data_loaders')
+    for name in loaders if isinstance(loaders, dict) else {}:
+        found = False
+        for process in config.get(f'{section}.data_loaders.{name}.dataset.processes') or []:
+            for augmenter in (getattr(process, 'args', None) or {}).get('augmenter_args') or []:
+                if (
+                    isinstance(augmenter, list)
+                    and len(augmenter) == 2
+                    and augmenter[0] == 'Resize'
+                    and isinstance(augmenter[1], dict)
+                    and {'width', 'height'} <= set(augmenter[1])
+                ):
+                    augmenter[1].update(width=width, height=height)
+                    found = True
+        if not found:
+            raise UserError(
+                f"--test_size: the test data of '{name}' in {config.path} has no "
+                "['Resize', {'width': W, 'height': H}] augmenter to change; set its size with --opt instead."
+            )

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from concern.cli import run_main, set_loader_workers, user_error_message
+from concern.cli import run_main, set_loader_workers, set_test_size, user_error_message
 from concern.config import load_config
 from concern.errors import UserError
 from deploy.cli import resolve_box_thresh
@@ -183,6 +183,23 @@ def test_opt_class_sets_the_class_and_validation_overrides_reach_the_evaluation_
     assert config.get('Experiment.validation.data_loaders.icdar2015.num_workers') == 1
 
 
+def test_test_size_resizes_every_test_set_and_refuses_what_it_cannot_change():
+    for keep_ratio, expected in ((False, (3, 96, 160)), (True, (3, 96, 96))):  # keep_ratio: H, and w/h of 256x256
+        overrides = ['validate_data.num_samples=1', f'validate_data.processes.0.keep_ratio={keep_ratio}']
+        config = load_config(QUICKSTART, overrides)
+        set_test_size(config, 'Experiment.validation', (160, 96))
+        for loader in config.build('Experiment.validation').data_loaders.values():
+            assert tuple(loader.dataset[0]['image'].shape) == expected  # C x H x W, from 256 x 256
+    ic15 = load_config(IC15_R18)  # its evaluation is a YAML alias of the validation: both change
+    set_test_size(ic15, 'Experiment.evaluation', (1600, 896))
+    assert ic15.get('validate_data.processes.0.augmenter_args') == [['Resize', {'width': 1600, 'height': 896}]]
+    with pytest.raises(UserError, match='multiples of 32'):
+        set_test_size(load_config(QUICKSTART), 'Experiment.validation', (100, 96))
+    bare = load_config(QUICKSTART, ["validate_data.processes.0.augmenter_args=[['Fliplr', 0.5]]"])
+    with pytest.raises(UserError, match="has no \\['Resize'"):
+        set_test_size(bare, 'Experiment.validation', (96, 96))
+
+
 def test_box_thresh_comes_from_the_flag_else_the_experiment_else_the_original_default():
     assert resolve_box_thresh(0.3, load_config(QUICKSTART)) == (0.3, '--box_thresh')
     value, source = resolve_box_thresh(None, load_config(QUICKSTART))
@@ -323,6 +340,9 @@ def test_eval_sweep_writes_prints_and_saves_one_threshold_and_fp32_implies_optim
         '0.0:0.9:0.3',
         '--thresh_sweep',
         '0.2:0.4:0.2',
+        '--test_size',
+        64,
+        64,
         '--precision',
         'fp32',
         '--num_workers',
@@ -334,6 +354,7 @@ def test_eval_sweep_writes_prints_and_saves_one_threshold_and_fp32_implies_optim
     assert 'thresh: the best of 0.2:0.4:0.2 (--thresh_sweep)' in lines[1:4]
     report = json.loads((out / 'metrics.json').read_text())
     assert report['optimized'] is True and report['precision'] == 'fp32'  # as its help says
+    assert report['test_size'] == [64, 64]
     metrics = report['datasets']['synthetic']
     assert [(row['thresh'], row['box_thresh']) for row in metrics['sweep']] == [
         (thresh, box) for thresh in (0.2, 0.4) for box in (0.0, 0.3, 0.6, 0.9)
@@ -360,6 +381,9 @@ def test_eval_sweep_writes_prints_and_saves_one_threshold_and_fp32_implies_optim
         metrics['box_thresh'],
         '--thresh',
         metrics['thresh'],
+        '--test_size',
+        64,
+        64,
         '--num_workers',
         0,
     )
