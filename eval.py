@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     if (sweep or thresh_sweep) and args.visualize:
         raise UserError(
             '--visualize draws the detections of one threshold; run the sweep first, then '
-            '--visualize with --box_thresh set to its best threshold.'
+            '--visualize with --box_thresh (and --thresh) set to the best it found.'
         )
     config = load_experiment_for_inference(args.exp, args.opt)
     section = evaluation_section(config)
@@ -177,9 +177,16 @@ def main(argv=None) -> int:
             raise UserError(
                 f'--thresh_sweep: the representer of {args.exp} ({type(representer).__name__}) has no thresh to sweep.'
             )
+        thresh_source = '--thresh_sweep'
         print(f'thresh: the best of {args.thresh_sweep} (--thresh_sweep)', flush=True)
-    elif hasattr(representer, 'thresh'):
-        print(f'thresh {representer.thresh} (from {"--thresh" if args.thresh is not None else args.exp})', flush=True)
+    elif args.thresh is not None:
+        thresh_source = '--thresh'
+    elif config.has('Experiment.structure.representer.thresh'):
+        thresh_source = f"{args.exp}'s representer"
+    else:
+        thresh_source = "the representer's default, the original's"
+    if not thresh_sweep and hasattr(representer, 'thresh'):
+        print(f'thresh {representer.thresh} (from {thresh_source})', flush=True)
     os.makedirs(args.result_dir, exist_ok=True)
 
     report = {
@@ -192,7 +199,7 @@ def main(argv=None) -> int:
         'compiled': bool(args.compile),
         'box_thresh_source': '--box_thresh_sweep' if sweep else source,
         'test_size': args.test_size,
-        'thresh_source': '--thresh_sweep' if thresh_sweep else '--thresh' if args.thresh is not None else args.exp,
+        'thresh_source': thresh_source,
         'datasets': {},
     }
     for name, loader in loaders.items():
