@@ -79,26 +79,6 @@ def test_train_writes_checkpoints_logs_and_loss_falls(trained):
 
 
 def test_eval_prints_precision_recall_f_and_writes_results(trained, tmp_path):
-    out = tmp_path / 'results'
-    result = run(
-        os.path.join(ROOT, 'eval.py'),
-        QUICKSTART,
-        *TINY,
-        '--resume',
-        str(trained / 'model' / 'model_latest'),
-        '--result_dir',
-        str(out),
-        '--box_thresh_sweep',
-        '0.3:0.7:0.2',
-        '--device',
-        'cpu',
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert 'precision' in result.stdout and 'fmeasure' in result.stdout and 'best F' in result.stdout
-    metrics = json.loads((out / 'metrics.json').read_text())['datasets']['synthetic']
-    assert 0.0 <= metrics['fmeasure'] <= 1.0 and len(metrics['sweep']) == 3
-    assert len(list(out.glob('res_*.txt'))) == 3
     # the default path (ONNX Runtime on a CPU) and --optimize (folded BatchNorm, channels_last): the detections
     # (box_thresh 0: every candidate kept) and the metrics of --plain (the model as built)
     found = {}
@@ -121,6 +101,7 @@ def test_eval_prints_precision_recall_f_and_writes_results(trained, tmp_path):
             cwd=ROOT,
         )
         assert result.returncode == 0, result.stderr[-3000:]
+        assert 'precision' in result.stdout and 'recall' in result.stdout and 'fmeasure' in result.stdout
         words = {'plain': 'plain PyTorch', 'optimized': 'optimised PyTorch', 'onnxruntime': 'onnxruntime'}
         assert f'path: {words[name]} fp32' in result.stdout
         assert len(list((folder / 'vis').glob('*.jpg'))) == 3
