@@ -163,12 +163,6 @@ def main(argv=None) -> int:
     else:
         print(f'box_thresh {box_thresh} (from {source})', flush=True)
     structure = config.build('Experiment.structure')
-    loaders = config.build(section).data_loaders
-    device = choose_device(args.device)
-    check_precision_device(args.precision, device.type)
-    model = build_model_with_weights(structure, args.resume, device, strict=not args.non_strict)
-    path = inference_path_from_args(model, structure, args, device)
-    model = path.model
     representer, measurer = structure.representer, structure.measurer
     if args.thresh is not None:
         representer.thresh = args.thresh
@@ -187,6 +181,12 @@ def main(argv=None) -> int:
         thresh_source = "the representer's default, the original's"
     if not thresh_sweep and hasattr(representer, 'thresh'):
         print(f'thresh {representer.thresh} (from {thresh_source})', flush=True)
+    loaders = config.build(section).data_loaders
+    device = choose_device(args.device)
+    check_precision_device(args.precision, device.type)
+    model = build_model_with_weights(structure, args.resume, device, strict=not args.non_strict)
+    path = inference_path_from_args(model, structure, args, device)
+    model = path.model
     os.makedirs(args.result_dir, exist_ok=True)
 
     report = {
