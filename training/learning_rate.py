@@ -57,7 +57,10 @@ class DecayLearningRate:
     - ``per_iteration``: decay by the fractional epoch ``step / steps_per_epoch`` instead of the
       integer epoch (a smooth poly schedule);
     - ``warmup_iters`` / ``warmup_ratio``: linear warm-up from ``lr * warmup_ratio`` to the decayed
-      value over the first ``warmup_iters`` steps.
+      value over the first ``warmup_iters`` steps;
+    - ``to_zero``: divide by ``epochs`` instead of ``epochs + 1``, so that the rate reaches 0 at the end
+      of the last epoch (the original's divisor stops at ``(1 / (epochs + 1)) ** factor`` of ``lr``:
+      0.54 of it for a one-epoch run).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class DecayLearningRate:
         per_iteration: bool = False,
         warmup_iters: int = 0,
         warmup_ratio: float = 0.1,
+        to_zero: bool = False,
     ):
         if epochs <= 0:
             raise ValueError(f'DecayLearningRate: epochs must be positive, got {epochs}.')
@@ -78,12 +82,14 @@ class DecayLearningRate:
         self.per_iteration = per_iteration
         self.warmup_iters = warmup_iters
         self.warmup_ratio = warmup_ratio
+        self.to_zero = to_zero
 
     def get_learning_rate(self, epoch: int, step: int, steps_per_epoch: int | None = None) -> float:
         progress = float(epoch)
         if self.per_iteration and steps_per_epoch:
             progress = step / steps_per_epoch
-        rate = self.lr * max(0.0, 1.0 - progress / (self.epochs + 1)) ** self.factor
+        span = self.epochs if self.to_zero else self.epochs + 1
+        rate = self.lr * max(0.0, 1.0 - progress / span) ** self.factor
         if self.warmup_iters and step < self.warmup_iters:
             alpha = step / self.warmup_iters
             rate = rate * (self.warmup_ratio + (1.0 - self.warmup_ratio) * alpha)

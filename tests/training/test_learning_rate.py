@@ -84,6 +84,19 @@ def test_hand_computed_values():
     assert warm.get_learning_rate(epoch=2, step=8, steps_per_epoch=4) == pytest.approx(0.008)  # warm-up over
 
 
+def test_to_zero_divides_by_epochs_and_ends_at_zero():
+    # one epoch of 10 steps, factor 1: the original's divisor (epochs + 1 = 2) ends at half the rate, to_zero at 0
+    original = DecayLearningRate(lr=0.01, epochs=1, factor=1.0, per_iteration=True)
+    annealed = DecayLearningRate(lr=0.01, epochs=1, factor=1.0, per_iteration=True, to_zero=True)
+    assert original.get_learning_rate(epoch=0, step=5, steps_per_epoch=10) == pytest.approx(0.0075)
+    assert annealed.get_learning_rate(epoch=0, step=5, steps_per_epoch=10) == pytest.approx(0.005)
+    assert original.get_learning_rate(epoch=0, step=10, steps_per_epoch=10) == pytest.approx(0.005)
+    assert annealed.get_learning_rate(epoch=0, step=10, steps_per_epoch=10) == 0.0
+    assert annealed.get_learning_rate(epoch=0, step=9, steps_per_epoch=10) == pytest.approx(0.001)  # last step
+    per_epoch = DecayLearningRate(lr=0.01, epochs=4, factor=1.0, to_zero=True)
+    assert [per_epoch.get_learning_rate(e, 0) for e in range(5)] == pytest.approx([0.01, 0.0075, 0.005, 0.0025, 0])
+
+
 @pytest.mark.parametrize('per_iteration', [False, True])
 @pytest.mark.parametrize('warmup_iters', [0, 7])
 def test_every_step_follows_the_formula(per_iteration, warmup_iters):
