@@ -118,6 +118,10 @@ BACKGROUNDS = ('paper', 'ruled', 'gradient', 'cluttered', 'photo', 'texture', 'f
 #   word_space: (low, high) ink gap between the words of a multi-line block, in x-heights (real text: about
 #       0.3-0.8), with blocks of 1-4 lines; None keeps the wide gap of every other placement (about 1.1 x-heights
 #       plus 4 px) and blocks of 2-4 lines;
+#   block_x_height: (low, high) x-height range of those blocks; None: the lower half of x_height (small print);
+#   clutter: (min, max) unlabelled non-text objects that real scenes are full of and a text detector must learn to
+#       ignore: pictograms (arrows, no-entry signs, figures), patterned patches (checkers, stripes, dot grids),
+#       shelves of small coloured boxes and logos; (0, 0) draws none;
 #   extra_fonts: Hershey plain, small and italic faces besides the printed and script ones;
 #   photos: the scikit-image photos of the 'photo' background.
 INGREDIENTS_OFF = dict(
@@ -132,6 +136,8 @@ INGREDIENTS_OFF = dict(
     jpeg_prob=0.0,
     lowres_prob=0.0,
     word_space=None,
+    block_x_height=None,
+    clutter=(0, 0),
     extra_fonts=False,
     photos=SKIMAGE_PHOTOS,
 )
@@ -212,6 +218,8 @@ DIFFICULTIES = {
         jpeg_prob=0.5,
         lowres_prob=0.0,
         word_space=None,
+        block_x_height=None,
+        clutter=(0, 0),
         extra_fonts=True,
         photos=SKIMAGE_PHOTOS,
     ),
@@ -282,6 +290,16 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
                 f'SyntheticTextDataset: options["word_space"] must be None or [low, high] x-heights with '
                 f'0 <= low <= high, got {space!r}.'
             )
+        for key in ('block_x_height', 'clutter'):
+            pair = self.params[key]
+            if (pair is not None or key == 'clutter') and not (
+                isinstance(pair, (list, tuple)) and len(pair) == 2 and 0 <= float(pair[0]) <= float(pair[1])
+            ):
+                raise ValueError(
+                    f'SyntheticTextDataset: options["{key}"] must be '
+                    + ('' if key == 'clutter' else 'None or ')
+                    + f'[low, high] with 0 <= low <= high, got {pair!r}.'
+                )
         self.num_samples = int(num_samples)
         self.seed = int(seed)
         self.image_size = (int(image_size[0]), int(image_size[1]))
@@ -328,6 +346,10 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
         image = self._background(rng, p['backgrounds'][rng.integers(len(p['backgrounds']))])
         for _ in range(rng.integers(p['distractors'][0], p['distractors'][1] + 1)):
             self._distractor(rng, image)
+        if p['clutter'][1] > 0:  # its own random stream: the same words with and without clutter
+            clutter_rng = np.random.default_rng([self.seed, int(index), 1])
+            for _ in range(clutter_rng.integers(int(p['clutter'][0]), int(p['clutter'][1]) + 1)):
+                self._clutter(clutter_rng, image)
         scene, surface = image, None
         if p['surface_prob'] > 0 and rng.random() < p['surface_prob']:
             surface = self._background(rng, p['backgrounds'][rng.integers(len(p['backgrounds']))])
@@ -577,6 +599,60 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
             for _ in range(int(rng.integers(3, 12))):
                 centre = (int(cx + rng.normal(0, 12)), int(cy + rng.normal(0, 12)))
                 cv2.circle(image, centre, int(rng.integers(1, 3)), colour, -1, cv2.LINE_AA)
+
+    def _clutter(self, rng, image):
+        """An unlabelled object of a real scene: a pictogram, a patterned patch, a shelf of boxes or a logo."""
+        height, width = image.shape[:2]
+        size = int(rng.uniform(0.04, 0.22) * min(height, width)) + 6
+        x0, y0 = int(rng.integers(0, max(1, width - size))), int(rng.integers(0, max(1, height - size)))
+        colour = tuple(float(c) for c in rng.uniform(0, 255, 3))
+        other = tuple(float(c) for c in rng.uniform(0, 255, 3))
+        kind = rng.integers(4)
+        if kind == 0:  # pictogram: arrow, no-entry disc or stick figure, on a plate or not
+            if rng.random() < 0.5:
+                cv2.rectangle(image, (x0, y0), (x0 + size, y0 + size), other, -1)
+            c, r = (x0 + size // 2, y0 + size // 2), size // 2
+            shape = rng.integers(3)
+            if shape == 0:
+                angle = rng.uniform(0, 2 * math.pi)
+                tip = (int(c[0] + 0.8 * r * math.cos(angle)), int(c[1] + 0.8 * r * math.sin(angle)))
+                tail = (int(c[0] - 0.8 * r * math.cos(angle)), int(c[1] - 0.8 * r * math.sin(angle)))
+                cv2.arrowedLine(image, tail, tip, colour, max(1, r // 4), cv2.LINE_AA, tipLength=0.4)
+            elif shape == 1:
+                cv2.circle(image, c, max(2, int(0.9 * r)), colour, max(1, r // 5), cv2.LINE_AA)
+                cv2.line(image, (c[0] - r // 2, c[1]), (c[0] + r // 2, c[1]), colour, max(1, r // 4), cv2.LINE_AA)
+            else:
+                t = max(1, r // 6)
+                cv2.circle(image, (c[0], c[1] - r // 2), max(1, r // 5), colour, -1, cv2.LINE_AA)
+                for end in ((c[0] - r // 2, c[1] + 3 * r // 4), (c[0] + r // 2, c[1] + 3 * r // 4)):
+                    cv2.line(image, (c[0], c[1] + r // 5), end, colour, t, cv2.LINE_AA)
+                cv2.line(image, (c[0], c[1] - r // 4), (c[0], c[1] + r // 5), colour, t, cv2.LINE_AA)
+                cv2.line(image, (c[0] - r // 2, c[1]), (c[0] + r // 2, c[1]), colour, t, cv2.LINE_AA)
+        elif kind == 1:  # patterned patch: checkers, stripes or a grid of dots, about a word's height per cell
+            w, h = int(size * rng.uniform(1.0, 3.0)), size
+            cell = int(rng.integers(3, max(4, size // 3)))
+            ys, xs = np.mgrid[0:h, 0:w]
+            pattern = rng.integers(3)
+            if pattern == 0:
+                on = ((xs // cell + ys // cell) % 2).astype(bool)
+            elif pattern == 1:
+                on = ((xs + ys * rng.uniform(-1, 1)) // cell % 2).astype(bool)
+            else:
+                on = ((xs % cell - cell / 2) ** 2 + (ys % cell - cell / 2) ** 2) < (cell / 3) ** 2
+            patch = image[y0 : y0 + h, x0 : x0 + w]
+            patch[on[: patch.shape[0], : patch.shape[1]]] = np.array(colour, np.uint8)
+        elif kind == 2:  # shelf: rows of small boxes in varied colours, like products or windows
+            rows, cols = int(rng.integers(1, 4)), int(rng.integers(3, 9))
+            box_w, box_h = max(2, size // cols), max(3, size // (2 * rows))
+            for row in range(rows):
+                for col in range(cols):
+                    bx, by = x0 + col * (box_w + 1), y0 + row * (2 * box_h)
+                    shade = tuple(float(v) for v in rng.uniform(0, 255, 3))
+                    cv2.rectangle(image, (bx, by), (bx + box_w - 1, by + box_h), shade, -1)
+        else:  # logo: a few overlapping filled shapes in two colours
+            for _ in range(int(rng.integers(2, 5))):
+                points = np.array([x0, y0]) + rng.uniform(0, size, (int(rng.integers(3, 7)), 2))
+                cv2.fillPoly(image, [points.astype(np.int32)], colour if rng.random() < 0.5 else other, cv2.LINE_AA)
 
     # ----- photo-like ingredients (each draws from the random stream only when switched on)
     def _onto_scene(self, rng, scene, surface, ink, lines):
@@ -871,7 +947,7 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
         height, width = self.image_size
         font = self.fonts[rng.integers(len(self.fonts))]
         low, high = p['x_height']
-        x_height = rng.uniform(low, (low + high) / 2)
+        x_height = rng.uniform(*(p['block_x_height'] or (low, (low + high) / 2)))
         angle = math.radians(rng.uniform(-p['rotation'], p['rotation']) / 2)
         along, down = np.array([math.cos(angle), math.sin(angle)]), np.array([-math.sin(angle), math.cos(angle)])
         origin = np.array([rng.uniform(0, 0.7 * width), rng.uniform(0, 0.7 * height)])

@@ -194,3 +194,45 @@ def test_word_space_sets_the_gap_between_the_words_of_a_line():
     assert np.sum(np.abs(wide_gaps - 12) < 0.5) >= 3 and wide_gaps.min() > 11.5
     with pytest.raises(ValueError, match='word_space'):
         SyntheticTextDataset(num_samples=1, difficulty='photo', options={'word_space': 0.5})
+
+
+def test_clutter_draws_unlabelled_objects_only_when_on():
+    # clutter has its own random stream and is drawn before the words: the same words and polygons with and
+    # without it, and the image changes outside them; (0, 0) draws nothing
+    options = dict(surface_prob=0.0, panel_prob=0.0)
+    plain = SyntheticTextDataset(num_samples=3, seed=8, image_size=(160, 192), difficulty='photo', options=options)
+    cluttered = SyntheticTextDataset(
+        num_samples=3, seed=8, image_size=(160, 192), difficulty='photo', options=dict(options, clutter=(6, 6))
+    )
+    for index in range(3):
+        a, b = plain.generate(index), cluttered.generate(index)
+        assert a['lines'] == b['lines'] and len(a['lines']) > 0 and np.array_equal(a['ink'], b['ink'])
+        outside_words = np.ones(a['image'].shape[:2], np.uint8)
+        for line in a['lines']:
+            cv2.fillPoly(outside_words, [np.round(np.array(line['poly'])).astype(np.int32)], 0)
+        difference = np.abs(a['image'].astype(int) - b['image'].astype(int)).max(axis=2)
+        assert (difference[outside_words > 0] > 40).mean() > 0.01
+    for bad in ((3, 1), 5, (-1, 2)):
+        with pytest.raises(ValueError, match='clutter'):
+            SyntheticTextDataset(num_samples=1, difficulty='photo', options={'clutter': bad})
+
+
+def test_block_x_height_sets_the_size_of_multi_line_blocks():
+    # blocks only, upright, no surface: a word's polygon height is its rendered height plus the margin, so
+    # blocks drawn at x-height 30-32 are taller than any drawn at the default lower half of 6-20 (6-13)
+    options = dict(multiline_prob=1.0, surface_prob=0.0, rotation=0.0, perspective=0.0, x_height=(6, 20))
+    heights = {}
+    for name, value in (('default', None), ('large', (30, 32))):
+        dataset = SyntheticTextDataset(
+            num_samples=4,
+            seed=5,
+            image_size=(384, 384),
+            difficulty='photo',
+            options=dict(options, block_x_height=value),
+        )
+        polys = [np.array(line['poly'], np.float32) for i in range(4) for line in dataset.generate(i)['lines']]
+        heights[name] = [min(cv2.minAreaRect(poly)[1]) for poly in polys]
+    assert len(heights['default']) >= 4 and len(heights['large']) >= 4
+    assert max(heights['default']) < min(heights['large'])
+    with pytest.raises(ValueError, match='block_x_height'):
+        SyntheticTextDataset(num_samples=1, difficulty='photo', options={'block_x_height': (4,)})
