@@ -108,6 +108,9 @@ pretrain)
         no_degradation) options=(--opt "train_data.options={lighting: 0, shadow_prob: 0, defocus_prob: 0,
                                  motion_blur_prob: 0, jpeg_prob: 0}") ;;
         no_fonts) options=(--opt "train_data.options={extra_fonts: false}") ;;
+        clutter) options=(--opt "train_data.options={clutter: [2, 8]}") ;;  # unlabelled pictograms, patterns, shelves
+        word_space) options=(--opt "train_data.options={word_space: [0.3, 0.8]}") ;;  # real gaps between words
+        anneal) options=(--opt Experiment.train.scheduler.learning_rate.to_zero=True) ;;  # the rate decays to 0
         *) echo "unknown pre-training variant $variant"; continue ;;
         esac
         train "pre_$variant" experiments/synthetic/pretrain_cpu.yaml "${pre[@]}" "${options[@]}" &
