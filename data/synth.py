@@ -282,23 +282,19 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
         if unknown:
             raise ValueError(f'SyntheticTextDataset: unknown option(s) {unknown}; accepted: {sorted(self.params)}.')
         self.params.update(options or {})
-        space = self.params['word_space']
-        if space is not None and not (
-            isinstance(space, (list, tuple)) and len(space) == 2 and 0 <= float(space[0]) <= float(space[1])
+        # (low, high) ranges: word_space and block_x_height may be None (their default behaviour), clutter may not
+        for key, optional, unit in (
+            ('word_space', True, ' x-heights'),
+            ('block_x_height', True, ''),
+            ('clutter', False, ''),
         ):
-            raise ValueError(
-                f'SyntheticTextDataset: options["word_space"] must be None or [low, high] x-heights with '
-                f'0 <= low <= high, got {space!r}.'
-            )
-        for key in ('block_x_height', 'clutter'):
             pair = self.params[key]
-            if (pair is not None or key == 'clutter') and not (
+            if (pair is not None or not optional) and not (
                 isinstance(pair, (list, tuple)) and len(pair) == 2 and 0 <= float(pair[0]) <= float(pair[1])
             ):
                 raise ValueError(
-                    f'SyntheticTextDataset: options["{key}"] must be '
-                    + ('' if key == 'clutter' else 'None or ')
-                    + f'[low, high] with 0 <= low <= high, got {pair!r}.'
+                    f'SyntheticTextDataset: options["{key}"] must be {"None or " if optional else ""}[low, high]{unit} '
+                    f'with 0 <= low <= high, got {pair!r}.'
                 )
         self.num_samples = int(num_samples)
         self.seed = int(seed)
