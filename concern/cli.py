@@ -57,6 +57,12 @@ def run_main(main: Callable[..., int | None], argv: list[str] | None = None) -> 
     return 0 if code is None else int(code)
 
 
+def _loader_names(config, section: str) -> list:
+    """The names of the ``data_loaders`` mapping of ``section`` (none when it has no such mapping)."""
+    loaders = config.get(f'{section}.data_loaders')
+    return list(loaders) if isinstance(loaders, dict) else []
+
+
 def set_loader_workers(config, section: str, num_workers: int | None) -> None:
     """``--num_workers``: sets ``num_workers`` of every data loader of ``section`` (``Experiment.train`` or an
     ``Experiment.validation`` / ``Experiment.evaluation`` with its ``data_loaders`` mapping) in ``config``."""
@@ -64,8 +70,7 @@ def set_loader_workers(config, section: str, num_workers: int | None) -> None:
         return
     if config.has(f'{section}.data_loader'):
         config.set(f'{section}.data_loader.num_workers', num_workers)
-    loaders = config.get(f'{section}.data_loaders')
-    for name in loaders if isinstance(loaders, dict) else {}:
+    for name in _loader_names(config, section):
         config.set(f'{section}.data_loaders.{name}.num_workers', num_workers)
 
 
@@ -78,8 +83,7 @@ def set_test_size(config, section: str, size) -> None:
     width, height = (int(value) for value in size)
     if width <= 0 or height <= 0 or width % 32 or height % 32:
         raise UserError(f'--test_size {width} {height}: give a width and a height that are positive multiples of 32.')
-    loaders = config.get(f'{section}.data_loaders')
-    for name in loaders if isinstance(loaders, dict) else {}:
+    for name in _loader_names(config, section):
         found = False
         for process in config.get(f'{section}.data_loaders.{name}.dataset.processes') or []:
             for augmenter in (getattr(process, 'args', None) or {}).get('augmenter_args') or []:
