@@ -72,7 +72,12 @@ def parse_args(argv=None):
     parser.add_argument('--checkpoint', help='checkpoint (default: random weights, saved to a temporary file)')
     parser.add_argument('--images', type=int, default=24, help='images timed per path and round')
     parser.add_argument('--rounds', type=int, default=3, help='interleaved rounds (the median is reported)')
-    parser.add_argument('--threads', type=int, default=2, help='torch / ONNX Runtime threads')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=int(os.environ.get('OMP_NUM_THREADS') or os.cpu_count() or 1),
+        help='torch / ONNX Runtime threads (default: $OMP_NUM_THREADS, else every core)',
+    )
     parser.add_argument('--short_side', type=int, help='demo.py --image_short_side (default 736; 800 on CUDA)')
     parser.add_argument('--polygon', action=argparse.BooleanOptionalAction, default=True, help='polygon mode')
     parser.add_argument('--paths', help='comma-separated subset of the paths (default: all)')

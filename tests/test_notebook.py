@@ -103,8 +103,8 @@ def executed(tmp_path_factory):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     parameters = next(cell for cell in notebook.cells if 'parameters' in cell.metadata.get('tags', []))
     parameters.source = tiny_parameters(base / 'workspace', base / 'results')
-    saved = {key: os.environ.get(key) for key in ('JUPYTER_PATH', 'OMP_NUM_THREADS', 'PYTHONPATH')}
-    os.environ.update(JUPYTER_PATH=str(jupyter), OMP_NUM_THREADS='2', PYTHONPATH=ROOT)
+    saved = {key: os.environ.get(key) for key in ('JUPYTER_PATH', 'PYTHONPATH')}
+    os.environ.update(JUPYTER_PATH=str(jupyter), PYTHONPATH=ROOT)
     try:
         client = nbclient.NotebookClient(
             notebook, kernel_name=KERNEL, timeout=120, resources={'metadata': {'path': ROOT}}

@@ -90,7 +90,7 @@ def run_demo(experiment, overrides, checkpoint, images, out, thresh, cache, *fla
         *[item for override in overrides for item in ('--opt', override)],
         *flags,
     ]
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='2')
+    env = dict(os.environ, PYTHONPATH=ROOT)
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result, json.loads((out / 'results.json').read_text())['images']

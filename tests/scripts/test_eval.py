@@ -47,7 +47,7 @@ def test_speed_reports_model_and_end_to_end_images_per_second(tmp_path):
             '2',
         ],
         cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='2'),
+        env=dict(os.environ, PYTHONPATH=ROOT),
         capture_output=True,
         text=True,
         timeout=300,

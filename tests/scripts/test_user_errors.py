@@ -14,27 +14,10 @@ from concern.cli import run_main, set_loader_workers, set_test_size, user_error_
 from concern.config import load_config
 from concern.errors import UserError
 from deploy.cli import resolve_box_thresh
+from tests.scripts.common import QUICKSTART, ROOT, TINY
+from tests.scripts.common import RESIZE_96 as RESIZE
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
 IC15_R18 = os.path.join(ROOT, 'experiments', 'seg_detector', 'ic15_resnet18_deform_thre.yaml')
-RESIZE = "[['Resize', {'width': 96, 'height': 96}]]"
-TINY = [
-    '--opt',
-    'train_data.num_samples=4',
-    '--opt',
-    'train_data.image_size=[96,96]',
-    '--opt',
-    'train_data.processes.1.size=[96,96]',
-    '--opt',
-    'validate_data.num_samples=3',
-    '--opt',
-    'validate_data.image_size=[96,96]',
-    '--opt',
-    f'validate_data.processes.0.augmenter_args={RESIZE}',
-    '--opt',
-    'Experiment.structure.builder.model_args.decoder_args.inner_channels=32',
-]
 
 
 def run(script, *args, env=None):
@@ -95,31 +78,6 @@ define:
         - {{class: NormalizeImage}}
 """)
     return path
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """A ResNet-18 quick-start model trained for 2 iterations (--max_iterations): its workspace."""
-    work = tmp_path_factory.mktemp('train')
-    result = run(
-        'train.py',
-        QUICKSTART,
-        *TINY,
-        '--name',
-        'tiny',
-        '--workspace_root',
-        work,
-        '--max_iterations',
-        2,
-        '--batch_size',
-        2,
-        '--num_workers',
-        0,
-        '--no-progress',
-        '--no-validate',
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return work / 'tiny'
 
 
 # ------------------------------------------------------------------------------------------------ the runner
@@ -211,7 +169,7 @@ def test_box_thresh_comes_from_the_flag_else_the_experiment_else_the_original_de
 # ------------------------------------------------------------------------------------------------ train.py
 def test_max_iterations_writes_final(trained):
     names = sorted(path.name for path in (trained / 'model').iterdir())
-    assert names == ['final', 'model_epoch_0_minibatch_2', 'model_latest']
+    assert names == ['final', 'model_epoch_5_minibatch_12', 'model_latest']  # 12 of 14 scheduled iterations
 
 
 @pytest.mark.parametrize('case', ['unknown_backbone', 'offline_download'])
