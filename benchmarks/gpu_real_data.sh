@@ -104,6 +104,8 @@ pretrain)
         photo) options=() ;;
         easy) options=(--opt train_data.difficulty=easy) ;;  # the generator before the photo preset (the quick start's)
         no_backgrounds) options=(--opt "train_data.options={backgrounds: [paper, ruled, gradient, cluttered]}") ;;
+        no_photos) options=(--opt "train_data.options={backgrounds: [texture, facade, packaging, cluttered, paper,
+                            gradient]}") ;;  # the scikit-image photos left out, every other background kept
         no_layout) options=(--opt "train_data.options={surface_prob: 0, panel_prob: 0, multiline_prob: 0}") ;;
         no_degradation) options=(--opt "train_data.options={lighting: 0, shadow_prob: 0, defocus_prob: 0,
                                  motion_blur_prob: 0, jpeg_prob: 0}") ;;
