@@ -1,6 +1,9 @@
-"""What the script tests share: the repository root, the quick-start experiment and the options that shrink it."""
+"""What the script tests share: the repository root, the quick-start experiment, the options that shrink it, and
+how a script runs."""
 
 import os
+import subprocess
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
@@ -22,3 +25,11 @@ TINY = [
     '--opt',
     'Experiment.structure.builder.model_args.decoder_args.inner_channels=32',
 ]
+
+
+def run_python(*args, timeout=300):
+    """``python *args`` from the repository root with the repository importable; the CompletedProcess (text)."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run(
+        [sys.executable, *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )

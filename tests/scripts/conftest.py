@@ -4,13 +4,11 @@ Under pytest-xdist the workers share it: the first to need it trains it under a 
 temporary folder, the others wait for it and reuse it. Tests read it and never write into its workspace."""
 
 import os
-import subprocess
-import sys
 
 import filelock
 import pytest
 
-from tests.scripts.common import QUICKSTART, ROOT, TINY
+from tests.scripts.common import QUICKSTART, ROOT, TINY, run_python
 
 
 def session_folder(tmp_path_factory):
@@ -31,14 +29,7 @@ def trained(tmp_path_factory):
             command += ['--opt', 'Experiment.logger.log_interval=1', '--num_workers', '0', '--batch_size', '2']
             command += ['--epochs', '7', '--max_iterations', '12', '--no-progress', '--no-validate']
             command += ['--name', 'tiny', '--workspace_root', str(root)]
-            result = subprocess.run(
-                [sys.executable, *command],
-                cwd=ROOT,
-                env=dict(os.environ, PYTHONPATH=ROOT),
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
+            result = run_python(*command)
             assert result.returncode == 0, result.stderr[-3000:]
             done.write_text('trained\n')
     return workspace

@@ -2,18 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 
 from tests.scripts.common import QUICKSTART, ROOT, TINY
-
-
-def run(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+from tests.scripts.common import run_python as run
 
 
 def test_train_writes_checkpoints_logs_and_loss_falls(trained):
@@ -50,7 +44,6 @@ def test_eval_prints_precision_recall_f_and_writes_results(trained, tmp_path):
             'cpu',
             '--visualize',
             *flags,
-            cwd=ROOT,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         assert 'precision' in result.stdout and 'recall' in result.stdout and 'fmeasure' in result.stdout
@@ -81,13 +74,12 @@ def test_eval_prints_precision_recall_f_and_writes_results(trained, tmp_path):
         'cpu',
         '--precision',
         'fp16',
-        cwd=ROOT,
     )
     assert result.returncode == 2 and '--precision fp16 needs a CUDA device' in result.stderr
 
 
 def test_eval_refuses_a_missing_checkpoint_in_one_sentence(tmp_path):
-    result = run(os.path.join(ROOT, 'eval.py'), QUICKSTART, '--resume', str(tmp_path / 'nope'), cwd=ROOT)
+    result = run(os.path.join(ROOT, 'eval.py'), QUICKSTART, '--resume', str(tmp_path / 'nope'))
     assert result.returncode == 2
     assert 'does not exist' in result.stderr and 'Traceback' not in result.stderr
 
@@ -118,7 +110,6 @@ def test_demo_walks_nested_folders_and_names_the_unreadable_file(trained, tmp_pa
         '64',
         '--box_thresh',
         '0.0',
-        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'broken.jpg' in result.stdout + result.stderr
@@ -158,14 +149,14 @@ def test_demo_optimize_gives_the_plain_detections_and_fp16_needs_a_gpu(trained, 
     found = {}
     for flags in (['--plain'], ['--optimize']):
         out = tmp_path / ('out' + '_'.join(flags))
-        result = run(*common, '--result_dir', str(out), *flags, cwd=ROOT)
+        result = run(*common, '--result_dir', str(out), *flags)
         assert result.returncode == 0, result.stderr[-3000:]
         found[tuple(flags)] = next(iter(json.loads((out / 'results.json').read_text())['images'].values()))
     plain, fast = found[('--plain',)], found[('--optimize',)]
     assert plain and len(plain) == len(fast)
     for a, b in zip(plain, fast):  # the same boxes (maps equal within 1e-5: a corner may move by a pixel)
         assert np.abs(np.array(a['points']) - np.array(b['points'])).max() <= 1 and abs(a['score'] - b['score']) < 1e-3
-    result = run(*common, '--result_dir', str(tmp_path / 'fp16'), '--precision', 'fp16', cwd=ROOT)
+    result = run(*common, '--result_dir', str(tmp_path / 'fp16'), '--precision', 'fp16')
     assert result.returncode == 2 and '--precision fp16 needs a CUDA device' in result.stderr
 
 
@@ -177,7 +168,6 @@ def test_demo_reports_a_wrong_path(trained, tmp_path):
         str(trained / 'model' / 'model_latest'),
         '--image_path',
         str(tmp_path / 'missing'),
-        cwd=ROOT,
     )
     assert result.returncode == 2 and 'neither a file nor a folder' in result.stderr
     (tmp_path / 'empty').mkdir()
@@ -188,6 +178,5 @@ def test_demo_reports_a_wrong_path(trained, tmp_path):
         str(trained / 'model' / 'model_latest'),
         '--image_path',
         str(tmp_path / 'empty'),
-        cwd=ROOT,
     )
     assert result.returncode == 2 and 'holds no image files' in result.stderr
