@@ -34,6 +34,7 @@ import sys
 import cv2
 import numpy as np
 import torch.utils.data
+import yaml
 from PIL import Image, ImageDraw, ImageFont
 
 from concern.cli import run_main
@@ -104,6 +105,8 @@ SKIMAGE_PHOTOS = (
     'cell',
     'colorwheel',
 )
+# Image files a folder of background photos may hold (options["photos"]).
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 BACKGROUNDS = ('paper', 'ruled', 'gradient', 'cluttered', 'photo', 'texture', 'facade', 'packaging')
 
 # The photo-like ingredients, each off (0 / False) in the original presets, so that their images stay the
@@ -123,7 +126,8 @@ BACKGROUNDS = ('paper', 'ruled', 'gradient', 'cluttered', 'photo', 'texture', 'f
 #       ignore: pictograms (arrows, no-entry signs, figures), patterned patches (checkers, stripes, dot grids),
 #       shelves of small coloured boxes and logos; (0, 0) draws none;
 #   extra_fonts: Hershey plain, small and italic faces besides the printed and script ones;
-#   photos: the scikit-image photos of the 'photo' background.
+#   photos: the photos of the 'photo' background: scikit-image photo names, image files and folders of images
+#       (your own photos without legible text, e.g. SynthText's background set), see resolve_photo_sources.
 INGREDIENTS_OFF = dict(
     surface_prob=0.0,
     surface_perspective=0.0,
@@ -226,6 +230,40 @@ DIFFICULTIES = {
 }
 
 
+def resolve_photo_sources(entries) -> list:
+    """The photos of the 'photo' background: ``('skimage', name)`` for a scikit-image photo name (a bare word such
+    as ``'coffee'``, unless it is a file or folder here) and ``('file', path)`` for an image file, a folder
+    standing for its image files (every ``IMAGE_EXTENSIONS`` file under it, sorted by path so that a sample
+    stays a function of its seed and index)."""
+    sources = []
+    for entry in entries:
+        entry = str(entry)
+        bare_word = os.sep not in entry and '/' not in entry and '.' not in entry
+        if bare_word and (entry in SKIMAGE_PHOTOS or not os.path.exists(entry)):
+            sources.append(('skimage', entry))  # checked when first used: importing scikit-image is slow
+        elif os.path.isdir(entry):
+            found = sorted(
+                os.path.join(root, name)
+                for root, _, files in os.walk(entry)
+                for name in files
+                if name.lower().endswith(IMAGE_EXTENSIONS)
+            )
+            if not found:
+                raise ValueError(
+                    f'SyntheticTextDataset: the folder {entry!r} in options["photos"] holds no image '
+                    f'({", ".join(IMAGE_EXTENSIONS)}); put background photos in it or remove it from the list.'
+                )
+            sources += [('file', path) for path in found]
+        elif os.path.isfile(entry):
+            sources.append(('file', entry))
+        else:
+            raise ValueError(
+                f'SyntheticTextDataset: options["photos"] names {entry!r}, which is neither a file nor a folder; '
+                f'give an image file, a folder of images or a scikit-image photo name ({", ".join(SKIMAGE_PHOTOS)}).'
+            )
+    return sources
+
+
 def find_truetype_fonts(dirs=FONT_DIRS) -> list:
     """Sorted paths of the .ttf / .otf fonts under ``dirs`` (symbol, emoji and math fonts left out)."""
     found = []
@@ -319,6 +357,7 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
             self.fonts += [('hershey', face) for face in HERSHEY_EXTRA]
         self._pil_fonts = {}
         self._x_heights = {}
+        self._photo_sources = resolve_photo_sources(self.params['photos'])
         self._photos = {}
 
     def __len__(self) -> int:
@@ -428,8 +467,18 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
             )
         return np.ascontiguousarray(np.clip(image, 0, 255).astype(np.uint8))
 
-    def _photo(self, name: str) -> np.ndarray:
-        """The scikit-image photo ``name`` as HxWx3 uint8 BGR (read once per dataset object)."""
+    def _photo(self, source) -> np.ndarray:
+        """The photo of ``source`` (from resolve_photo_sources) as HxWx3 uint8 BGR. scikit-image photos are read
+        once per dataset object; files are read at every use (a folder may hold thousands)."""
+        kind, name = source
+        if kind == 'file':
+            photo = cv2.imread(name, cv2.IMREAD_COLOR)
+            if photo is None:
+                raise ValueError(
+                    f'SyntheticTextDataset: cannot read the background photo {name!r} (options["photos"]); '
+                    'replace it with a readable image or remove it.'
+                )
+            return photo
         if name not in self._photos:
             import skimage.data
 
@@ -448,13 +497,13 @@ class SyntheticTextDataset(torch.utils.data.Dataset):
         return self._photos[name]
 
     def _photo_crop(self, rng) -> np.ndarray:
-        """A random window of a scikit-image photo, resized to the image, flipped, tinted and re-exposed."""
+        """A random window of a background photo, resized to the image, flipped, tinted and re-exposed."""
         height, width = self.image_size
-        names = self.params['photos']
-        photo = self._photo(names[rng.integers(len(names))])
+        sources = self._photo_sources
+        photo = self._photo(sources[rng.integers(len(sources))])
         ph, pw = photo.shape[:2]
         scale = rng.uniform(0.35, 1.0) * min(ph / height, pw / width)
-        ch, cw = max(int(height * scale), 8), max(int(width * scale), 8)
+        ch, cw = min(max(int(height * scale), 8), ph), min(max(int(width * scale), 8), pw)
         y, x = int(rng.integers(0, ph - ch + 1)), int(rng.integers(0, pw - cw + 1))
         image = cv2.resize(photo[y : y + ch, x : x + cw], (width, height), interpolation=cv2.INTER_LINEAR)
         if rng.random() < 0.5:
@@ -1065,7 +1114,21 @@ def main(argv=None):
     parser.add_argument('--size', type=int, nargs=2, default=(320, 320), metavar=('H', 'W'))
     parser.add_argument('--fonts', choices=('all', 'hershey'), default='all')
     parser.add_argument('--samples', metavar='DIR', help='write 3 demo images to DIR instead')
+    parser.add_argument(
+        '--option',
+        action='append',
+        default=[],
+        metavar='KEY=VALUE',
+        help='an option of the generator over the --difficulty preset, the value in YAML (repeatable), e.g. '
+        '--option extra_fonts=false --option "photos=[/data/backgrounds]"',
+    )
     args = parser.parse_args(argv)
+    options = {}
+    for text in args.option:
+        key, sep, value = text.partition('=')
+        if not sep or not key.strip():
+            parser.error(f'--option {text!r}: write KEY=VALUE, e.g. --option extra_fonts=false')
+        options[key.strip()] = yaml.safe_load(value)
     if args.samples:
         for path in write_samples(args.samples):
             print(path)
@@ -1080,6 +1143,7 @@ def main(argv=None):
         difficulty=args.difficulty,
         image_size=tuple(args.size),
         fonts=args.fonts,
+        options=options,
     )
     print(f'wrote {args.num} {args.split} images; list: {list_path}')
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from data.image_dataset import ImageDataset
-from data.synth import SyntheticTextDataset, write_db_layout
+from data.synth import SyntheticTextDataset, main, resolve_photo_sources, write_db_layout
 
 
 def ink_inside_fraction(sample):
@@ -236,3 +236,79 @@ def test_block_x_height_sets_the_size_of_multi_line_blocks():
     assert max(heights['default']) < min(heights['large'])
     with pytest.raises(ValueError, match='block_x_height'):
         SyntheticTextDataset(num_samples=1, difficulty='photo', options={'block_x_height': (4,)})
+
+
+def write_colour_photos(folder):
+    """A folder of background photos: pure red (BGR) at the top, pure blue in a subfolder, and a text file."""
+    (folder / 'more').mkdir(parents=True)
+    red, blue = np.zeros((90, 120, 3), np.uint8), np.zeros((70, 100, 3), np.uint8)
+    red[:, :, 2], blue[:, :, 0] = 255, 255
+    cv2.imwrite(str(folder / 'red.png'), red)
+    cv2.imwrite(str(folder / 'more' / 'blue.jpg'), blue)
+    (folder / 'notes.txt').write_text('not an image')
+    return folder
+
+
+def background_colours(images):
+    """'red' or 'blue' for each image, from the median of its red and blue channels."""
+    colours = []
+    for image in images:
+        blue, red = np.median(image[:, :, 0]), np.median(image[:, :, 2])
+        assert abs(red - blue) > 100, (red, blue)  # one of the two photos, not a drawn background
+        colours.append('red' if red > blue else 'blue')
+    return colours
+
+
+def test_photos_from_a_folder_of_image_files(tmp_path):
+    folder = write_colour_photos(tmp_path / 'backgrounds')
+    assert resolve_photo_sources([str(folder), 'coffee']) == [
+        ('file', str(folder / 'more' / 'blue.jpg')),
+        ('file', str(folder / 'red.png')),
+        ('skimage', 'coffee'),
+    ]
+    # no surface, lighting or shadow over the scene: its median colour is the photo's
+    options = {'backgrounds': ('photo',), 'photos': [str(folder)], 'surface_prob': 0.0, 'lighting': 0.0}
+    options['shadow_prob'] = 0.0
+    dataset = SyntheticTextDataset(num_samples=8, seed=3, image_size=(64, 80), difficulty='photo', options=options)
+    colours = background_colours(dataset.generate(index)['image'] for index in range(8))
+    assert set(colours) == {'red', 'blue'}
+    # one file alone: every background comes from it
+    options['photos'] = [str(folder / 'red.png')]
+    dataset = SyntheticTextDataset(num_samples=3, seed=3, image_size=(64, 80), difficulty='photo', options=options)
+    assert background_colours(dataset.generate(index)['image'] for index in range(3)) == ['red'] * 3
+
+
+def test_photos_that_cannot_be_used_are_named(tmp_path):
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'empty' / 'readme.txt').write_text('no photos here')
+    with pytest.raises(ValueError, match='empty.*holds no image'):
+        SyntheticTextDataset(num_samples=1, difficulty='photo', options={'photos': [str(tmp_path / 'empty')]})
+    with pytest.raises(ValueError, match='missing.jpg.*neither a file nor a folder'):
+        SyntheticTextDataset(num_samples=1, difficulty='photo', options={'photos': [str(tmp_path / 'missing.jpg')]})
+    (tmp_path / 'broken.jpg').write_bytes(b'not a jpeg')
+    dataset = SyntheticTextDataset(
+        num_samples=1,
+        difficulty='photo',
+        options={'backgrounds': ('photo',), 'photos': [str(tmp_path / 'broken.jpg')]},
+    )
+    with pytest.raises(ValueError, match='cannot read the background photo.*broken.jpg'):
+        dataset.generate(0)
+
+
+def test_generator_command_line_takes_options(tmp_path, capsys):
+    folder = write_colour_photos(tmp_path / 'backgrounds')
+    out = tmp_path / 'set'
+    main(
+        [
+            *('--out', str(out), '--num', '3', '--size', '64', '80', '--difficulty', 'photo', '--seed', '1'),
+            *('--option', 'backgrounds=[photo]', '--option', 'surface_prob=0', '--option', 'lighting=0'),
+            *('--option', 'shadow_prob=0'),
+            *('--option', f'photos=[{folder / "red.png"}]', '--option', 'extra_fonts=false'),
+        ]
+    )
+    names = (out / 'train_list.txt').read_text().split()
+    assert len(names) == 3
+    assert background_colours(cv2.imread(str(out / 'train_images' / name)) for name in names) == ['red'] * 3
+    with pytest.raises(SystemExit):
+        main(['--out', str(out), '--option', 'extra_fonts'])
+    assert 'KEY=VALUE' in capsys.readouterr().err
