@@ -11,6 +11,8 @@ experiment's representer, else the original's 0.6); ``--box_thresh_sweep 0.3:0.9
 from one pass of the model and keeps the best (printed metrics, metrics.json and res_*.txt all describe it);
 ``--thresh_sweep 0.2:0.6:0.1`` does the same for the binarisation threshold (the post-processing reruns on the
 same model output for each value; with both sweeps every pair is scored);
+``--bootstrap 1000`` adds the 95% interval of P / R / F over the test images (they are drawn again with
+replacement that many times): how far the figures could move on another test set of that size;
 ``--speed`` reports model-only and end-to-end images per second. The model runs on the fastest path whose
 detections equal the plain model's (ONNX Runtime on a CPU, on an export cached in ``--cache_dir``; the optimised
 PyTorch model on CUDA); ``--plain`` runs it as built (see demo.py and deploy/backend.py).
@@ -75,6 +77,14 @@ def parse_args(argv=None):
         help="resize the test images to WIDTH x HEIGHT (multiples of 32) instead of the experiment's size "
         "(its ['Resize', {'width': W, 'height': H}] augmenter; where it keeps the ratio, the height is HEIGHT "
         'and the width follows the image)',
+    )
+    parser.add_argument(
+        '--bootstrap',
+        type=int,
+        default=0,
+        metavar='N',
+        help='also print the 95%% interval of precision, recall and F over the test images from N resamples '
+        'with replacement (seeded; e.g. 1000): the noise of a test set this size; saved in metrics.json',
     )
     parser.add_argument('--result_dir', default='./results/', help='where result files and metrics.json go')
     parser.add_argument('--no-results', dest='write_results', action='store_false', help='no res_*.txt files')
@@ -148,6 +158,8 @@ def main(argv=None) -> int:
         raise UserError(
             '--thresh and --thresh_sweep exclude each other: the sweep picks the threshold; give one of them.'
         )
+    if args.bootstrap < 0:
+        raise UserError(f'--bootstrap {args.bootstrap}: give the number of resamples, e.g. 1000 (0: none).')
     if (sweep or thresh_sweep) and args.visualize:
         raise UserError(
             '--visualize draws the detections of one threshold; run the sweep first, then '
@@ -228,6 +240,7 @@ def main(argv=None) -> int:
             desc=name,
             result_dir=args.result_dir if args.write_results else None,
             on_batch=draw if args.visualize else None,
+            bootstrap=args.bootstrap,
         )
         at = f'box_thresh {result["box_thresh"]}' + (f', thresh {result["thresh"]}' if thresh_sweep else '')
         if sweep or thresh_sweep:
@@ -252,6 +265,18 @@ def main(argv=None) -> int:
             f'{name}: precision {result["precision"]:.4f}  recall {result["recall"]:.4f}  '
             f'fmeasure {result["fmeasure"]:.4f}  ({at})'
         )
+        if 'interval' in result:
+            interval = result['interval']
+            print(
+                f'{name}: 95% interval over the {interval["images"]} images ({interval["resamples"]} resamples'
+                + (', at the best pair: optimistic' if sweep or thresh_sweep else '')
+                + '): '
+                + '  '.join(
+                    f'{key} [{interval[key][0]:.4f}, {interval[key][1]:.4f}]'
+                    for key in ('precision', 'recall', 'fmeasure')
+                ),
+                flush=True,
+            )
         if args.speed:
             speed = measure_speed(model, representer, loader, device, args.speed_runs, args.polygon)
             print(

@@ -7,7 +7,8 @@ much), keeps the threshold with the best F-measure, and (given ``result_dir``) w
 threshold its metrics describe. Given ``thresh_sweep`` it also post-processes the same model output at every
 binarisation threshold and scores each with every box threshold. In a distributed run each rank takes every
 ``world_size``-th image and the per-image results are gathered on all ranks before they are combined, so every
-rank returns the same metrics; the main rank writes the result files.
+rank returns the same metrics; the main rank writes the result files. Given ``bootstrap`` it adds a confidence
+interval of the kept threshold's metrics, from the images drawn again with replacement (``bootstrap_interval``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Callable
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader as TorchDataLoader
 from torch.utils.data import Subset
@@ -24,7 +26,7 @@ from tqdm import tqdm
 from concern.distributed import DistributedContext, all_gather_objects
 from concern.result_files import result_filename, write_result_file
 
-__all__ = ['iterate_predictions', 'evaluate', 'keep_scores_above', 'shard_loader']
+__all__ = ['bootstrap_interval', 'iterate_predictions', 'evaluate', 'keep_scores_above', 'shard_loader']
 
 GT_KEYS = ('polygons', 'ignore_tags', 'shape', 'filename')
 
@@ -84,6 +86,34 @@ def keep_scores_above(output, threshold: float):
     return kept_boxes, kept_scores
 
 
+def bootstrap_interval(per_image: Sequence[dict], measurer, resamples: int, level: float = 0.95, seed: int = 0):
+    """The percentile-bootstrap interval of precision, recall and F over images.
+
+    ``per_image``: the measurer's per-image results of one evaluation (at one pair of thresholds). The images are
+    drawn again with replacement ``resamples`` times (a random stream seeded with ``seed``: the same interval on
+    every run) and each draw is scored with ``measurer.gather_measure``. Returns ``{'precision': [low, high],
+    'recall': [...], 'fmeasure': [...], 'level', 'resamples', 'images'}``: how far the figures could move on
+    another set of as many images like these; it says nothing of the noise of training."""
+    if resamples < 1 or not 0 < level < 1:
+        raise ValueError(f'bootstrap_interval: need resamples >= 1 and 0 < level < 1, got {resamples} and {level}.')
+    per_image = list(per_image)
+    if not per_image:
+        raise ValueError('bootstrap_interval: no image was evaluated, so there is nothing to resample.')
+    rng = np.random.default_rng(seed)
+    keys = ('precision', 'recall', 'fmeasure')
+    draws = {key: [] for key in keys}
+    for _ in range(resamples):
+        picked = rng.integers(0, len(per_image), len(per_image))
+        metrics = measurer.gather_measure([per_image[index] for index in picked])
+        for key in keys:
+            draws[key].append(metrics[key])
+    tail = (1 - level) / 2 * 100
+    interval = {
+        key: [float(np.percentile(draws[key], tail)), float(np.percentile(draws[key], 100 - tail))] for key in keys
+    }
+    return {**interval, 'level': float(level), 'resamples': int(resamples), 'images': len(per_image)}
+
+
 def evaluate(
     model,
     loader,
@@ -99,6 +129,7 @@ def evaluate(
     result_dir: str | None = None,
     on_batch: Callable | None = None,
     desc: str = 'evaluating',
+    bootstrap: int = 0,
 ) -> dict:
     """Precision / recall / F-measure of ``model`` on ``loader``, from one pass of the model.
 
@@ -112,11 +143,14 @@ def evaluate(
             with the detections at the thresholds the returned metrics describe.
         on_batch: called as ``on_batch(batch, polygons per image, scores per image)`` with the detections at
             ``box_thresh`` for every batch (e.g. overlays); not allowed with either sweep.
+        bootstrap: when positive, that many resamples of the images give the 95% interval of the kept
+            thresholds' metrics (``interval``, see ``bootstrap_interval``; a sweep's best pair is chosen on the
+            same images, so its interval is optimistic by that choice).
 
     Returns ``{'box_thresh', 'precision', 'recall', 'fmeasure'}`` (plain floats; with ``thresh_sweep`` also
     ``thresh``), plus ``sweep`` (a list of the same dicts, one per threshold or pair of thresholds) when sweeping,
-    and ``skipped_images`` (how many test images could not be read and were left out, under ``on_error: skip``)
-    with their paths under ``skipped_files`` when there were any.
+    ``interval`` with ``bootstrap``, and ``skipped_images`` (how many test images could not be read and were left
+    out, under ``on_error: skip``) with their paths under ``skipped_files`` when there were any.
     """
     if (sweep or thresh_sweep) and on_batch is not None:
         raise ValueError("evaluate: on_batch draws one threshold's detections and cannot be used with a sweep.")
@@ -163,15 +197,21 @@ def evaluate(
         if thresh_sweep:
             representer.thresh = previous_thresh
     dropped = all_gather_objects(dropped, context)
+    # per-image results, flat (validate_measure returns one list per batch)
+    gathered = {pair: [image for part in all_gather_objects(raw[pair], context) for image in part] for pair in pairs}
     table = []
     for binarisation, threshold in pairs:
         row = {} if binarisation is None else {'thresh': binarisation}
         row['box_thresh'] = threshold
-        row.update(measurer.gather_measure(all_gather_objects(raw[binarisation, threshold], context)))
+        row.update(measurer.gather_measure(gathered[binarisation, threshold]))
         table.append(row)
     metrics = dict(max(table, key=lambda row: row['fmeasure']))
     if sweep or thresh_sweep:
         metrics['sweep'] = table
+    if bootstrap:
+        metrics['interval'] = bootstrap_interval(
+            gathered[metrics.get('thresh'), metrics['box_thresh']], measurer, bootstrap
+        )
     if result_dir is not None:
         best_images = all_gather_objects(images[metrics.get('thresh')], context)
         if context.is_main:

@@ -1,11 +1,12 @@
 """concern.evaluation.evaluate with thresh_sweep: the grid of (thresh, box_thresh) from one model pass equals
-separate evaluations at each thresh, and the result files hold the best pair's detections."""
+separate evaluations at each thresh, and the result files hold the best pair's detections; the bootstrap
+interval over images."""
 
 import numpy as np
 import pytest
 import torch
 
-from concern.evaluation import evaluate
+from concern.evaluation import bootstrap_interval, evaluate
 from structure.measurers.quad_measurer import QuadMeasurer
 from structure.representers.seg_detector_representer import SegDetectorRepresenter
 
@@ -114,3 +115,47 @@ def test_thresh_sweep_refuses_a_representer_without_thresh_and_on_batch():
             FixedMaps(), make_loader(1), SegDetectorRepresenter(), QuadMeasurer(), torch.device('cpu'),
             thresh_sweep=[0.3], on_batch=lambda *args: None,
         )  # fmt: skip
+
+
+def one_word_images(matched):
+    """Per-image results of images with one care word and one detection each, matched or not: P = R = F = the
+    share matched."""
+    return [
+        {'gt_care': 1, 'det_care': 1, 'recall_credit': float(hit), 'precision_credit': float(hit)} for hit in matched
+    ]
+
+
+def test_bootstrap_interval_matches_the_binomial_spread():
+    measurer = QuadMeasurer()
+    images = one_word_images(np.arange(200) % 2 == 0)  # F 0.5 on 200 images
+    interval = bootstrap_interval(images, measurer, resamples=2000)
+    assert interval == bootstrap_interval(images, measurer, resamples=2000)  # seeded
+    assert interval['images'] == 200 and interval['resamples'] == 2000 and interval['level'] == 0.95
+    # the oracle: F is a mean of 200 coin flips, whose 95% interval is 0.5 +- 1.96 * sqrt(0.25 / 200) = +-0.069
+    half = 1.96 * np.sqrt(0.25 / 200)
+    for key in ('precision', 'recall', 'fmeasure'):
+        low, high = interval[key]
+        assert low < 0.5 < high
+        assert abs((high - low) / 2 - half) < 0.1 * half, (key, low, high)
+    # four times the images: half the width; images all alike: no spread at all
+    wide = bootstrap_interval(images * 4, measurer, resamples=2000)['fmeasure']
+    assert abs((wide[1] - wide[0]) - (interval['fmeasure'][1] - interval['fmeasure'][0]) / 2) < 0.2 * half
+    assert bootstrap_interval(one_word_images([True] * 30), measurer, resamples=50)['fmeasure'] == [1.0, 1.0]
+    with pytest.raises(ValueError, match='nothing to resample'):
+        bootstrap_interval([], measurer, resamples=10)
+
+
+def test_evaluate_bootstrap_brackets_the_kept_thresholds_metrics():
+    loader, measurer = make_loader(6), QuadMeasurer()
+    representer = SegDetectorRepresenter(thresh=0.3, box_thresh=0.6, max_candidates=100)
+    result = evaluate(
+        FixedMaps(), loader, representer, measurer, torch.device('cpu'), show_progress=False,
+        sweep=[0.3, 0.5, 0.7], thresh_sweep=[0.3, 0.5], bootstrap=200,
+    )  # fmt: skip
+    assert (result['thresh'], result['box_thresh']) == (0.5, 0.3) and result['interval']['images'] == 6
+    for key in ('precision', 'recall', 'fmeasure'):
+        low, high = result['interval'][key]
+        assert low <= result[key] <= high
+    assert 'interval' not in evaluate(
+        FixedMaps(), loader, representer, measurer, torch.device('cpu'), show_progress=False
+    )

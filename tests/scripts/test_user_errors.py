@@ -270,6 +270,7 @@ def test_eval_names_a_missing_image_or_gt_of_the_test_list(missing, trained, tmp
         (['--thresh', '0.3', '--thresh_sweep', '0.2:0.4:0.1'], ['--thresh and --thresh_sweep exclude each other']),
         (['--thresh_sweep', '0.2-0.4'], ["--thresh_sweep '0.2-0.4'", 'START:STOP:STEP']),
         (['--thresh_sweep', '0.4:0.2:0.1'], ["--thresh_sweep '0.4:0.2:0.1'", 'STOP >= START']),
+        (['--bootstrap', '-5'], ['--bootstrap -5', 'number of resamples']),
     ],
 )
 def test_eval_thresh_sweep_mistakes_are_one_sentence(flags, culprits, tmp_path):
@@ -305,6 +306,8 @@ def test_eval_sweep_writes_prints_and_saves_one_threshold_and_fp32_implies_optim
         'fp32',
         '--num_workers',
         0,
+        '--bootstrap',
+        30,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
@@ -319,6 +322,10 @@ def test_eval_sweep_writes_prints_and_saves_one_threshold_and_fp32_implies_optim
     ]
     best = max(metrics['sweep'], key=lambda row: row['fmeasure'])
     assert (metrics['thresh'], metrics['box_thresh']) == (best['thresh'], best['box_thresh'])
+    interval = metrics['interval']
+    assert interval['resamples'] == 30 and interval['images'] == 3
+    assert interval['fmeasure'][0] <= best['fmeasure'] <= interval['fmeasure'][1]
+    assert 'synthetic: 95% interval over the 3 images (30 resamples, at the best pair: optimistic)' in result.stdout
     assert f'(box_thresh {best["box_thresh"]}, thresh {best["thresh"]})' in result.stdout
     scores = [float(line.split(',')[-1]) for path in out.glob('res_*.txt') for line in path.read_text().splitlines()]
     assert len(list(out.glob('res_*.txt'))) == 3 and scores  # a 2-iteration model scores its boxes near 0.5
