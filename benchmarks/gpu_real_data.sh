@@ -101,17 +101,20 @@ pretrain)
          --opt Experiment.validation.interval=$((N_PRETRAIN / 2)) --opt Experiment.train.model_saver.save_interval=100000)
     for variant in $PRETRAIN_VARIANTS; do
         case $variant in
-        photo) options=() ;;
+        # each variant sets options over the file's (train_data.options.KEY: the file's extra_fonts: false stays)
+        photo) options=() ;;  # pretrain_cpu.yaml as it is: 'photo' without the extra Hershey faces
         easy) options=(--opt train_data.difficulty=easy) ;;  # the generator before the photo preset (the quick start's)
-        no_backgrounds) options=(--opt "train_data.options={backgrounds: [paper, ruled, gradient, cluttered]}") ;;
-        no_photos) options=(--opt "train_data.options={backgrounds: [texture, facade, packaging, cluttered, paper,
-                            gradient]}") ;;  # the scikit-image photos left out, every other background kept
-        no_layout) options=(--opt "train_data.options={surface_prob: 0, panel_prob: 0, multiline_prob: 0}") ;;
-        no_degradation) options=(--opt "train_data.options={lighting: 0, shadow_prob: 0, defocus_prob: 0,
-                                 motion_blur_prob: 0, jpeg_prob: 0}") ;;
-        no_fonts) options=(--opt "train_data.options={extra_fonts: false}") ;;
-        clutter) options=(--opt "train_data.options={clutter: [2, 8]}") ;;  # unlabelled pictograms, patterns, shelves
-        word_space) options=(--opt "train_data.options={word_space: [0.3, 0.8]}") ;;  # real gaps between words
+        no_backgrounds) options=(--opt "train_data.options.backgrounds=[paper, ruled, gradient, cluttered]") ;;
+        no_photos) options=(--opt "train_data.options.backgrounds=[texture, facade, packaging, cluttered, paper,
+                            gradient]") ;;  # the scikit-image photos left out, every other background kept
+        no_layout) options=(--opt train_data.options.surface_prob=0 --opt train_data.options.panel_prob=0
+                            --opt train_data.options.multiline_prob=0) ;;
+        no_degradation) options=(--opt train_data.options.lighting=0 --opt train_data.options.shadow_prob=0
+                                 --opt train_data.options.defocus_prob=0 --opt train_data.options.motion_blur_prob=0
+                                 --opt train_data.options.jpeg_prob=0) ;;
+        fonts) options=(--opt train_data.options.extra_fonts=true) ;;  # the full 'photo' preset, extra faces included
+        clutter) options=(--opt "train_data.options.clutter=[2, 8]") ;;  # unlabelled pictograms, patterns, shelves
+        word_space) options=(--opt "train_data.options.word_space=[0.3, 0.8]") ;;  # real gaps between words
         anneal) options=(--opt Experiment.train.scheduler.learning_rate.to_zero=True) ;;  # the rate decays to 0
         *) echo "unknown pre-training variant $variant"; continue ;;
         esac
