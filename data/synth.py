@@ -34,10 +34,10 @@ import sys
 import cv2
 import numpy as np
 import torch.utils.data
-import yaml
 from PIL import Image, ImageDraw, ImageFont
 
 from concern.cli import run_main
+from concern.config import ConfigError, parse_override
 
 from .image_dataset import gt_relative_path, original_gt_pattern
 from .readers import format_db_line
@@ -1125,10 +1125,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     options = {}
     for text in args.option:
-        key, sep, value = text.partition('=')
-        if not sep or not key.strip():
-            parser.error(f'--option {text!r}: write KEY=VALUE, e.g. --option extra_fonts=false')
-        options[key.strip()] = yaml.safe_load(value)
+        try:
+            keys, value = parse_override(text)
+        except ConfigError as error:
+            parser.error(f'--option {text!r}: write KEY=VALUE, e.g. --option extra_fonts=false ({error})')
+        options['.'.join(keys)] = value
     if args.samples:
         for path in write_samples(args.samples):
             print(path)
