@@ -1091,11 +1091,21 @@ def write_db_layout(out: str, num: int, seed: int = 0, split: str = 'train', **d
 
 
 def write_samples(
-    out: str = 'assets/images', num: int = 3, seed: int = 2024, difficulty: str = 'medium', image_size=(320, 480)
+    out: str = 'assets/images',
+    num: int = 3,
+    seed: int = 2024,
+    difficulty: str = 'medium',
+    image_size=(320, 480),
+    options: dict = None,
 ) -> list:
-    """Write ``num`` demo images (JPEG, no ground truth) to ``out``; returns their paths."""
+    """Write ``num`` demo images (JPEG, no ground truth) to ``out``; returns their paths.
+
+    ``options`` override the ``difficulty`` preset's ingredients, as in :class:`SyntheticTextDataset`.
+    """
     os.makedirs(out, exist_ok=True)
-    dataset = SyntheticTextDataset(num_samples=num, seed=seed, image_size=image_size, difficulty=difficulty)
+    dataset = SyntheticTextDataset(
+        num_samples=num, seed=seed, image_size=image_size, difficulty=difficulty, options=options
+    )
     paths = []
     for index in range(num):
         path = os.path.join(out, f'synthetic_{index + 1}.jpg')
@@ -1113,7 +1123,9 @@ def main(argv=None):
     parser.add_argument('--difficulty', choices=sorted(DIFFICULTIES), default='easy')
     parser.add_argument('--size', type=int, nargs=2, default=(320, 320), metavar=('H', 'W'))
     parser.add_argument('--fonts', choices=('all', 'hershey'), default='all')
-    parser.add_argument('--samples', metavar='DIR', help='write 3 demo images to DIR instead')
+    parser.add_argument(
+        '--samples', metavar='DIR', help="write 3 demo images ('medium' preset, with any --option) to DIR instead"
+    )
     parser.add_argument(
         '--option',
         action='append',
@@ -1131,7 +1143,7 @@ def main(argv=None):
             parser.error(f'--option {text!r}: write KEY=VALUE, e.g. --option extra_fonts=false ({error})')
         options['.'.join(keys)] = value
     if args.samples:
-        for path in write_samples(args.samples):
+        for path in write_samples(args.samples, options=options):
             print(path)
         return
     if not args.out:

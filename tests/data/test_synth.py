@@ -312,3 +312,12 @@ def test_generator_command_line_takes_options(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(['--out', str(out), '--option', 'extra_fonts'])
     assert 'KEY=VALUE' in capsys.readouterr().err
+
+
+def test_generator_samples_take_options(tmp_path, capsys):
+    folder = write_colour_photos(tmp_path / 'backgrounds')
+    options = ('backgrounds=[photo]', 'surface_prob=0', 'lighting=0', 'shadow_prob=0', f'photos=[{folder / "red.png"}]')
+    main(['--samples', str(tmp_path / 'demo'), *(word for option in options for word in ('--option', option))])
+    paths = capsys.readouterr().out.split()
+    assert len(paths) == 3
+    assert background_colours(cv2.imread(path) for path in paths) == ['red'] * 3
