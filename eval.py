@@ -34,6 +34,7 @@ from concern.config import ConfigError
 from concern.distributed import DistributedContext, choose_device
 from concern.errors import UserError
 from concern.evaluation import evaluate, shard_loader
+from concern.protocols import METRIC_KEYS
 from concern.runtime import build_model_with_weights, load_experiment_for_inference
 from deploy.cli import add_inference_arguments, check_precision_device, inference_path_from_args, resolve_box_thresh
 
@@ -271,10 +272,7 @@ def main(argv=None) -> int:
                 f'{name}: 95% interval over the {interval["images"]} images ({interval["resamples"]} resamples'
                 + (', at the best pair: optimistic' if sweep or thresh_sweep else '')
                 + '): '
-                + '  '.join(
-                    f'{key} [{interval[key][0]:.4f}, {interval[key][1]:.4f}]'
-                    for key in ('precision', 'recall', 'fmeasure')
-                ),
+                + '  '.join(f'{key} [{interval[key][0]:.4f}, {interval[key][1]:.4f}]' for key in METRIC_KEYS),
                 flush=True,
             )
         if args.speed:

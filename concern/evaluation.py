@@ -24,6 +24,7 @@ from torch.utils.data import Subset
 from tqdm import tqdm
 
 from concern.distributed import DistributedContext, all_gather_objects
+from concern.protocols import METRIC_KEYS
 from concern.result_files import result_filename, write_result_file
 
 __all__ = ['bootstrap_interval', 'iterate_predictions', 'evaluate', 'keep_scores_above', 'shard_loader']
@@ -100,17 +101,14 @@ def bootstrap_interval(per_image: Sequence[dict], measurer, resamples: int, leve
     if not per_image:
         raise ValueError('bootstrap_interval: no image was evaluated, so there is nothing to resample.')
     rng = np.random.default_rng(seed)
-    keys = ('precision', 'recall', 'fmeasure')
-    draws = {key: [] for key in keys}
+    draws = {key: [] for key in METRIC_KEYS}
     for _ in range(resamples):
         picked = rng.integers(0, len(per_image), len(per_image))
         metrics = measurer.gather_measure([per_image[index] for index in picked])
-        for key in keys:
+        for key in METRIC_KEYS:
             draws[key].append(metrics[key])
     tail = (1 - level) / 2 * 100
-    interval = {
-        key: [float(np.percentile(draws[key], tail)), float(np.percentile(draws[key], 100 - tail))] for key in keys
-    }
+    interval = {key: [float(np.percentile(draws[key], q)) for q in (tail, 100 - tail)] for key in METRIC_KEYS}
     return {**interval, 'level': float(level), 'resamples': int(resamples), 'images': len(per_image)}
 
 

@@ -7,6 +7,8 @@ from concern.protocols.tiou import DetectionTIoUEvaluator
 from concern.registry import lookup
 
 PROTOCOL_NAMES = ('iou', 'deteval', 'icdar2013', 'tiou')
+# The three figures every protocol's combine step reports (besides its counts).
+METRIC_KEYS = ('precision', 'recall', 'fmeasure')
 
 
 def make_protocol(name, **kwargs):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from concern.protocols import make_protocol
+from concern.protocols import METRIC_KEYS, make_protocol
 
 
 class QuadMeasurer:
@@ -71,4 +71,4 @@ class QuadMeasurer:
         combined = self.combine(raw_metrics)
         if logger is not None and combined['empty_gt']:
             logger.info('QuadMeasurer: the evaluated images have no care ground truth; recall is reported as 0.')
-        return {key: float(combined[key]) for key in ('precision', 'recall', 'fmeasure')}
+        return {key: float(combined[key]) for key in METRIC_KEYS}
