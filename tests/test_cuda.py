@@ -14,10 +14,11 @@ import torch
 
 from assets.ops.dcn import DeformConv, ModulatedDeformConv, original_stride_read
 from deploy.optimize import optimize_for_inference, optimized_forward
+from tests import ROOT
 from tests.deploy.test_onnx_export import TinyBottleneckDB, db_model, randomize
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 CUDA = torch.device('cuda')
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from concern.runtime import load_experiment_for_inference
+from tests import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = sorted(
     path
     for path in glob.glob(os.path.join(ROOT, 'experiments', '**', '*.yaml'), recursive=True)

@@ -6,11 +6,13 @@ import sys
 
 import pytest
 
+from tests import ROOT
+
 nbformat = pytest.importorskip('nbformat')
 nbclient = pytest.importorskip('nbclient')
 pytest.importorskip('ipykernel')
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 NOTEBOOK = os.path.join(ROOT, 'DBNet.ipynb')
 KERNEL = 'dbnet-test-python'
 

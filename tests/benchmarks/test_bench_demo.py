@@ -9,8 +9,7 @@ import sys
 import pytest
 
 from benchmarks.bench_demo import cpu_peak_gflops, same_detections
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import ROOT
 
 
 def test_peak_follows_the_flags_and_the_clock():

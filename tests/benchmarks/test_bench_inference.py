@@ -10,8 +10,8 @@ import numpy as np
 
 from concern.checkpoint_io import save_checkpoint
 from concern.runtime import load_experiment_for_inference
+from tests import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPE = os.path.join(ROOT, 'experiments', 'icdar2015', 'ic15_resnet18_cpu.yaml')
 NARROW = 'Experiment.structure.builder.model_args.decoder_args.inner_channels=32'
 

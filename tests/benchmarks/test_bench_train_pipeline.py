@@ -1,6 +1,5 @@
 """benchmarks/bench_train_pipeline.py: the stage table on a tiny dataset, and the arithmetic of the report."""
 
-import os
 import re
 import subprocess
 import sys
@@ -8,8 +7,7 @@ import sys
 from benchmarks.bench_train_pipeline import fused_processes, report, unfused_processes
 from data.processes import AugmentCropData, AugmentDetectionData, MakeICDARData, NormalizeImage, RandomCropData
 from data.synth import write_db_layout
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import ROOT
 
 
 def test_report_medians_shares_and_cores():

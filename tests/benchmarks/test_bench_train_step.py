@@ -1,14 +1,12 @@
 """benchmarks/bench_train_step.py: the batch it trains on, the timing on the CPU, the user errors."""
 
-import os
 import subprocess
 import sys
 
 import torch
 
 from benchmarks.bench_train_step import label_batch, time_steps
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import ROOT
 
 
 def test_label_batch_is_shaped_as_the_pipeline_output():

@@ -16,8 +16,8 @@ from concern.checkpoint_io import (
 )
 from concern.errors import UserError
 from concern.runtime import build_model_with_weights, load_experiment_for_inference
+from tests import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = ['Experiment.structure.builder.model_args.decoder_args.inner_channels=16']
 
 

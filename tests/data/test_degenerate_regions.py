@@ -19,8 +19,8 @@ from concern.checkpoint_io import save_checkpoint
 from concern.runtime import load_experiment_for_inference
 from data.image_dataset import ImageDataset
 from structure.measurers import QuadMeasurer
+from tests import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOTALTEXT = 'experiments/seg_detector/totaltext_resnet18_deform_thre.yaml'
 WORD = '10,10,50,10,50,30,10,30'
 # (gt file name pattern for train / test, gt text) per format; each file has one word, a 1-point, a 2-point

@@ -17,8 +17,8 @@ import pytest
 from concern.runtime import load_experiment_for_inference
 from data.image_io import read_image
 from structure.predictor import Detector
+from tests import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MEAN = np.array([122.67891434, 116.66876762, 104.00698793])
 
 

@@ -23,9 +23,9 @@ from deploy.backend import (
     default_cache_dir,
     prune_cache,
 )
+from tests import ROOT
 from tests.deploy.test_onnx_export import db_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = [16, 24, 48, 576]  # MobileNetV3-small's stages: a model that exports in a second
 
 

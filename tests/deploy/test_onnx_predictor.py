@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests import ROOT
 from tests.deploy.test_onnx_export import db_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE = os.path.join(ROOT, 'assets', 'images', 'synthetic_1.jpg')
 SHORT_SIDE = 128
 

@@ -5,7 +5,8 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import ROOT
+
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
 RESIZE_96 = "[['Resize', {'width': 96, 'height': 96}]]"
 # the quick-start experiment on 96x96 images (4 training, 3 validation) with a narrow head

@@ -16,9 +16,9 @@ import torch
 from concern.checkpoint_io import save_checkpoint
 from concern.runtime import load_experiment_for_inference
 from structure.predictor import Detector
+from tests import ROOT
 from tests.deploy.test_onnx_predictor import readable_map_model, separating_threshold
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE = os.path.join(ROOT, 'assets', 'images', 'synthetic_1.jpg')
 SHORT_SIDE = 128
 NARROW = 'Experiment.structure.builder.model_args.decoder_args.inner_channels=32'

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-tomllib = pytest.importorskip('tomllib')  # Python 3.11+
+from tests import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+tomllib = pytest.importorskip('tomllib')  # Python 3.11+
 
 
 def test_each_console_script_imports_and_answers_help(capsys):

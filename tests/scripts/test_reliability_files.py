@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from concern.checkpoint_io import load_checkpoint, save_checkpoint
+from tests import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
 NARROW = ['--opt', 'Experiment.structure.builder.model_args.decoder_args.inner_channels=32']
 

@@ -16,8 +16,8 @@ from concern.config import load_config
 from concern.distributed import DistributedContext
 from data.data_loader import make_train_loader
 from data.processes import NormalizeImage
+from tests import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
 MODEL = 'Experiment.structure.builder.model_args'
 # The quick-start experiment shrunk: 4 samples of 64x64, a narrow decoder, no workers.

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from concern.checkpoint_io import load_checkpoint
+from tests import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUICKSTART = os.path.join(ROOT, 'experiments', 'synthetic', 'quickstart.yaml')
 SIZE = 64
 # The quick-start experiment shrunk as tests/scripts/test_train_eval_demo.py does (4 samples of 64x64, a narrow

@@ -12,8 +12,8 @@ import pytest
 
 from structure.predictor import Detector
 from structure.representers import SegDetectorRepresenter
+from tests import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHORT_SIDE = 96
 
 

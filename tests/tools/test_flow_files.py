@@ -5,7 +5,8 @@ import re
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import ROOT
+
 DOC = os.path.join(ROOT, 'docs', 'architecture.md')
 
 

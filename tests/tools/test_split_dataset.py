@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from data.image_dataset import ImageDataset
+from tests import ROOT
 from tools import split_dataset
 from tools.split_dataset import SplitError, split_entries
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def make_dataset(folder, count=12):

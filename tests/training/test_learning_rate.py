@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from concern.config import load_config
+from tests import ROOT
 from training import DecayLearningRate, OptimizerScheduler
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPERIMENTS = sorted(
     path
     for path in glob.glob(os.path.join(ROOT, 'experiments', '**', '*.yaml'), recursive=True)
