@@ -13,6 +13,7 @@ from structure.measurers import QuadMeasurer  # noqa: F401
 from structure.representers import SegDetectorRepresenter  # noqa: F401
 from structure.visualizers import SegDetectorVisualizer  # noqa: F401
 from training import Checkpoint, ModelSaver, OptimizerScheduler  # noqa: F401
+from training.ema import check_ema_decay
 
 __all__ = ['Experiment', 'Structure', 'TrainSettings', 'ValidationSettings', 'EvaluationSettings']
 
@@ -34,14 +35,19 @@ class Structure:
 
 class TrainSettings:
     """How to train: ``data_loader``, ``epochs``, ``checkpoint`` (resume), ``scheduler`` (optimizer
-    and learning rate) and ``model_saver`` (when to save)."""
+    and learning rate) and ``model_saver`` (when to save). ``ema_decay`` (this project's; 0, the original's
+    behaviour, by default): validate and save an exponential moving average of the weights with this decay
+    (``training.ema.ModelEMA``; ``train.py --ema DECAY``)."""
 
-    def __init__(self, data_loader=None, epochs: int = 10, checkpoint=None, scheduler=None, model_saver=None):
+    def __init__(
+        self, data_loader=None, epochs: int = 10, checkpoint=None, scheduler=None, model_saver=None, ema_decay=0.0
+    ):
         self.data_loader = data_loader
         self.epochs = int(epochs)
         self.checkpoint = checkpoint
         self.scheduler = scheduler
         self.model_saver = model_saver
+        self.ema_decay = check_ema_decay(ema_decay)
 
 
 class ValidationSettings:

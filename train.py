@@ -54,6 +54,13 @@ def parse_args(argv=None):
     )
     parser.add_argument('--lr', type=float, help='learning rate (optimizer and schedule)')
     parser.add_argument(
+        '--ema',
+        type=float,
+        metavar='DECAY',
+        help='validate and save an exponential moving average of the weights with this decay (e.g. 0.999; '
+        "Experiment.train.ema_decay; default: the YAML's, else none)",
+    )
+    parser.add_argument(
         '--num_gpus',
         type=int,
         default=1,
@@ -106,12 +113,13 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-# The original's command-line flags and the config paths (under Experiment.train) each one sets. --epochs and
-# --lr also set the learning-rate schedule's own values when the experiment has a schedule.
+# The original's command-line flags (and this project's --ema) and the config paths (under Experiment.train) each
+# one sets. --epochs and --lr also set the learning-rate schedule's own values when the experiment has a schedule.
 FLAG_PATHS = {
     'batch_size': ['data_loader.batch_size'],
     'epochs': ['epochs', 'scheduler.learning_rate.epochs'],
     'lr': ['scheduler.optimizer_args.lr', 'scheduler.learning_rate.lr'],
+    'ema': ['ema_decay'],
     'resume': ['checkpoint.resume'],
     'init_weights': ['checkpoint.init_weights'],
     'start_iter': ['checkpoint.start_iter'],

@@ -4,7 +4,8 @@ Two file kinds are read:
 - the original release files: a bare state dict of ``SegDetectorModel`` (keys
   ``model.module.backbone.*`` / ``model.module.decoder.*``);
 - this project's checkpoints: ``{'model': state_dict, 'optimizer', 'scheduler', 'epoch',
-  'iteration', 'config'}`` (the config must be plain data: dicts, lists, strings, numbers).
+  'iteration', 'config'}`` (the config must be plain data: dicts, lists, strings, numbers); trained with a weight
+  average (``ema_decay``), ``'model'`` is the average and ``'training_model'`` the trained weights.
 """
 
 import logging

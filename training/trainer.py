@@ -26,6 +26,7 @@ from concern.checkpoint_io import CheckpointError, load_checkpoint, load_model_w
 from concern.distributed import DistributedContext, broadcast_flag
 from concern.evaluation import evaluate
 from data.data_loader import make_train_loader
+from training.ema import ModelEMA
 
 __all__ = ['TrainOptions', 'Trainer', 'autocast_dtype', 'distribute', 'move_to_device', 'unwrap']
 
@@ -145,11 +146,22 @@ class Trainer:
         self.skipped_samples = 0  # samples the dataset replaced (on_error: skip), all workers and processes
         self._in_step = False  # True while a step is half done (no checkpoint may be written then)
         self._saved_step = None  # the iteration of the last save, so the end of training does not repeat it
+        decay = getattr(train_settings, 'ema_decay', 0.0)
+        self.ema = ModelEMA(unwrap(model), decay) if decay else None
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
+        """The full training state. With a weight average, ``'model'`` holds the averaged weights (what eval.py,
+        demo.py, export and --init_weights read) and ``'training_model'`` the trained ones (what --resume
+        continues from), with ``'ema'`` its counters."""
+        weights = unwrap(self.model).state_dict()
+        extra = {}
+        if self.ema is not None:
+            extra = {'training_model': weights, 'ema': self.ema.state_dict()}
+            weights = self.ema.module.state_dict()
         return {
-            'model': unwrap(self.model).state_dict(),
+            'model': weights,
+            **extra,
             'optimizer': self.optimizer.state_dict(),
             'scaler': self.scaler.state_dict(),
             'epoch': self.epoch,
@@ -200,7 +212,7 @@ class Trainer:
                 f"state does not fit this experiment's parameters: {error}); resume from a "
                 f'checkpoint of this experiment.'
             ) from None
-        load_model_weights(unwrap(self.model), checkpoint)
+        self._load_resumed_weights(path, checkpoint)
         if checkpoint.get('scaler'):
             self.scaler.load_state_dict(checkpoint['scaler'])
         self.epoch = int(checkpoint['epoch'])
@@ -209,6 +221,25 @@ class Trainer:
         self.skipped_samples = int(checkpoint.get('skipped_samples', 0))
         self.logger.info(f'resumed {path}: epoch {self.epoch}, iteration {self.step}')
 
+    def _load_resumed_weights(self, path: str, checkpoint: dict) -> None:
+        """The trained weights of a full state into the model and, with a weight average, its averaged weights
+        into the average (which starts from the trained weights when the checkpoint has none)."""
+        averaged = isinstance(checkpoint.get('training_model'), dict)
+        load_model_weights(unwrap(self.model), {'model': checkpoint['training_model']} if averaged else checkpoint)
+        if self.ema is not None and averaged:
+            missing, unexpected = load_model_weights(self.ema.module, checkpoint)
+            if missing or unexpected:
+                raise CheckpointError(f'Checkpoint {path}: its averaged weights do not fit this experiment.')
+            self.ema.updates = int((checkpoint.get('ema') or {}).get('updates', 0))
+        elif self.ema is not None:
+            self.ema.load(unwrap(self.model).state_dict(), None)
+            self.logger.info(f'{path} has no weight average: the average starts from its weights')
+        elif averaged:
+            self.logger.info(
+                f'{path} also holds a weight average (ema_decay was set); this run has none and continues from '
+                f'the trained weights'
+            )
+
     def init_weights(self, path: str) -> None:
         """Initialises the model from the weights of ``path`` (a full training state or a weights-only file);
         the optimizer, the scaler and the counters stay as they are (fresh)."""
@@ -216,6 +247,8 @@ class Trainer:
 
     def _load_weights(self, path: str, checkpoint: dict) -> None:
         missing, unexpected = load_model_weights(unwrap(self.model), checkpoint)
+        if self.ema is not None:  # the average starts from the loaded weights
+            self.ema.load(unwrap(self.model).state_dict(), None)
         self.logger.info(
             f'initialised the model from {path} (weights only; {len(missing)} missing, '
             f'{len(unexpected)} unexpected keys)'
@@ -261,6 +294,8 @@ class Trainer:
             return None, {}, 'nonfinite' if nonfinite else 'overflow'
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(unwrap(self.model))
         return (
             float(loss.detach()),
             {key: float(value.detach()) if torch.is_tensor(value) else float(value) for key, value in metrics.items()},
@@ -285,7 +320,7 @@ class Trainer:
     # ------------------------------------------------------------------ validation
     def validate(self) -> dict:
         results = {}
-        model = unwrap(self.model)
+        model = self.ema.module if self.ema is not None else unwrap(self.model)
         for name, loader in (self.validation.data_loaders if self.validation else {}).items():
             # The measurer keeps detections scoring >= the representer's box_thresh (the original's
             # measurer default 0.6 sits below the representer's default 0.7, so defaults are unchanged).
@@ -302,7 +337,7 @@ class Trainer:
             )
             results[name] = metrics
             self.logger.info(
-                f'validation {name}: '
+                f'validation {name}{" (weight average)" if self.ema is not None else ""}: '
                 + ', '.join(
                     f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
                     for k, v in metrics.items()
@@ -312,7 +347,9 @@ class Trainer:
             self.logger.report(
                 self.step, {k: v for k, v in metrics.items() if isinstance(v, (int, float))}, prefix=f'val_{name}'
             )
-        model.train()
+        unwrap(self.model).train()
+        if self.ema is not None:
+            self.ema.module.eval()
         return results
 
     # ------------------------------------------------------------------ the loop
