@@ -11,7 +11,7 @@
 # Two kinds of run share the machine:
 # - CPU-recipe equivalents: the CPU experiments (experiments/synthetic/pretrain_cpu.yaml,
 #   experiments/icdar2015/ic15_resnet18_cpu.yaml) with their own iteration counts (N_PRETRAIN iterations,
-#   RECIPE_EPOCHS epochs: the files' own are 1800 iterations and 24 epochs, about 27 + 68 minutes on 2 cores with
+#   RECIPE_EPOCHS epochs: the files' own are 2700 iterations and 24 epochs, about 50 + 72 minutes on 2 cores with
 #   --amp --channels_last), fp32: the same training as on a CPU, only faster, so that the generator comparison,
 #   its ablations and the recipe variants can be measured side by side;
 # - the GPU recipe: deformable ResNet-18, AMP, 640x640 batch 16 (pre-training on the 'photo' generator, then
