@@ -65,7 +65,8 @@ class ModelEMA:
         """``{'decay', 'updates'}``: the counters a resumed run needs (the weights are stored as the model's)."""
         return {'decay': self.decay, 'updates': self.updates}
 
-    def load(self, weights: dict, state: dict | None) -> None:
-        """Restores the averaged ``weights`` (a state dict of the model) and the update counter of ``state``."""
-        self.module.load_state_dict(weights)
-        self.updates = int((state or {}).get('updates', 0))
+    def reset(self, model: torch.nn.Module) -> None:
+        """Restarts the average at ``model``'s current weights, its warm-up included (weights loaded into the
+        model after the average was made: ``--init_weights``, a checkpoint without an average)."""
+        self.module.load_state_dict(model.state_dict())
+        self.updates = 0

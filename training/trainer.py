@@ -146,8 +146,7 @@ class Trainer:
         self.skipped_samples = 0  # samples the dataset replaced (on_error: skip), all workers and processes
         self._in_step = False  # True while a step is half done (no checkpoint may be written then)
         self._saved_step = None  # the iteration of the last save, so the end of training does not repeat it
-        decay = getattr(train_settings, 'ema_decay', 0.0)
-        self.ema = ModelEMA(unwrap(model), decay) if decay else None
+        self.ema = ModelEMA(unwrap(model), train_settings.ema_decay) if train_settings.ema_decay else None
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
@@ -232,7 +231,7 @@ class Trainer:
                 raise CheckpointError(f'Checkpoint {path}: its averaged weights do not fit this experiment.')
             self.ema.updates = int((checkpoint.get('ema') or {}).get('updates', 0))
         elif self.ema is not None:
-            self.ema.load(unwrap(self.model).state_dict(), None)
+            self.ema.reset(unwrap(self.model))
             self.logger.info(f'{path} has no weight average: the average starts from its weights')
         elif averaged:
             self.logger.info(
@@ -248,7 +247,7 @@ class Trainer:
     def _load_weights(self, path: str, checkpoint: dict) -> None:
         missing, unexpected = load_model_weights(unwrap(self.model), checkpoint)
         if self.ema is not None:  # the average starts from the loaded weights
-            self.ema.load(unwrap(self.model).state_dict(), None)
+            self.ema.reset(unwrap(self.model))
         self.logger.info(
             f'initialised the model from {path} (weights only; {len(missing)} missing, '
             f'{len(unexpected)} unexpected keys)'
@@ -348,8 +347,6 @@ class Trainer:
                 self.step, {k: v for k, v in metrics.items() if isinstance(v, (int, float))}, prefix=f'val_{name}'
             )
         unwrap(self.model).train()
-        if self.ema is not None:
-            self.ema.module.eval()
         return results
 
     # ------------------------------------------------------------------ the loop

@@ -58,10 +58,7 @@ def test_a_decay_outside_zero_to_one_is_one_sentence(bad):
 
 
 def trainer_with_average(workspace, max_iterations):
-    trainer = make_trainer(workspace, max_iterations=max_iterations)
-    trainer.settings.ema_decay = 0.8
-    trainer.ema = ModelEMA(trainer.model, 0.8)
-    return trainer
+    return make_trainer(workspace, max_iterations=max_iterations, ema_decay=0.8)
 
 
 def test_checkpoints_hold_the_average_as_the_model_and_resume_exactly(tmp_path):

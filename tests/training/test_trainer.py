@@ -68,6 +68,7 @@ def make_trainer(
     epochs=3,
     max_nonfinite=10,
     save_interval=1000,
+    ema_decay=0.0,
 ):
     model = model or ToyModel()
     scheduler = OptimizerScheduler(
@@ -78,6 +79,7 @@ def make_trainer(
         epochs=epochs,
         scheduler=scheduler,
         model_saver=ModelSaver('model', save_interval),
+        ema_decay=ema_decay,
     )
     context = context or DistributedContext()
     if context.is_distributed:
