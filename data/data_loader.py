@@ -116,7 +116,9 @@ def make_train_loader(loader, context: DistributedContext, seed: int):
         collate_fn=getattr(loader, 'collate_fn', None),
         drop_last=getattr(loader, 'drop_last', True),
         pin_memory=torch.cuda.is_available(),
-        persistent_workers=False,
+        # the workers live through the run: an epoch of 900 photos lasts seconds on a GPU, and starting the
+        # workers again at each one cost a third of the time (the order still comes from the sampler, per epoch)
+        persistent_workers=loader.num_workers > 0,
         worker_init_fn=ignore_stop_signals,
     )
     if len(torch_loader) == 0:
