@@ -221,3 +221,73 @@ def test_the_cache_keeps_the_most_recently_used_exports_and_removes_dead_tempora
     monkeypatch.setenv('DBNET_CACHE_MAX_ENTRIES', 'all')
     with pytest.raises(UserError, match='DBNET_CACHE_MAX_ENTRIES'):
         cached_onnx_export(tiny[0], 'd' * 64, str(tmp_path), 'small')
+
+
+def export_a_changed_copy(monkeypatch, change):
+    """deploy.onnx_export.export_onnx exporting a copy of the model with ``change(state_dict)`` applied: the
+    export then differs from the PyTorch model it is checked against by exactly that change."""
+    import copy
+
+    import deploy.onnx_export
+
+    export = deploy.onnx_export.export_onnx
+
+    def changed_export(model, path, *args, **kwargs):
+        other = copy.deepcopy(model)
+        state = other.state_dict()
+        change(state)
+        other.load_state_dict(state)
+        return export(other, path, *args, **kwargs)
+
+    monkeypatch.setattr(deploy.onnx_export, 'export_onnx', changed_export)
+
+
+def test_reordering_noise_passes_the_check_and_a_wrong_weight_falls_back_in_one_line(
+    tiny, tmp_path, monkeypatch, caplog
+):
+    """The check is on a real photograph with a tolerance above floating-point reordering: weights moved by one
+    part in a million (what other kernels and other CPUs do to the sums) keep the ONNX Runtime path; one wrong
+    weight is caught, and the run goes on with the optimised PyTorch model after one warning line."""
+    pytest.importorskip('onnxruntime')
+    model = tiny[0]
+    checkpoint = tmp_path / 'model.pth'
+    torch.save(model.state_dict(), checkpoint)
+    builder = SimpleNamespace(model='SegDetectorModel', model_args={'backbone': 'resnet18'})
+    image = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(2)).numpy()
+    cpu = torch.device('cpu')
+    choice = choose_path('cpu', onnxruntime_available=True)
+
+    def reordering_noise(state):
+        generator = torch.Generator().manual_seed(0)
+        for value in state.values():
+            if value.is_floating_point():
+                value.mul_(1 + 1e-6 * torch.randn(value.shape, generator=generator))
+
+    export_a_changed_copy(monkeypatch, reordering_noise)
+    path = build_inference_path(model, cpu, choice, str(checkpoint), builder, cache_dir=str(tmp_path / 'noise'))
+    assert path.name == 'onnxruntime'
+    assert np.abs(path.forward(image) - probability(model, image)).max() < 1e-3
+
+    def wrong_weight(state):
+        state['model.module.decoder.in5.weight'][0, 0] += 0.5
+
+    monkeypatch.undo()
+    export_a_changed_copy(monkeypatch, wrong_weight)
+    with caplog.at_level(logging.WARNING, logger='dbnet'):
+        path = build_inference_path(model, cpu, choice, str(checkpoint), builder, cache_dir=str(tmp_path / 'wrong'))
+    warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and 'not exact' in warnings[0].getMessage()
+    assert path.name == 'optimized' and 'not exact' in path.description
+    assert np.abs(path.forward(image) - probability(model, image)).max() < 1e-4
+    assert not (tmp_path / 'wrong').exists() or not any(
+        name.endswith('.onnx') for name in os.listdir(tmp_path / 'wrong')
+    )  # the wrong export is not kept in the cache
+
+
+def test_the_verification_image_is_a_normalised_photograph():
+    from deploy.backend import verification_image
+
+    image = verification_image()
+    assert image.shape == (1, 3, 256, 384) and image.dtype == torch.float32
+    # (pixel - mean) / 255: a photograph spans most of [-0.5, 0.6]; noise from randn would not stay inside
+    assert -0.5 < float(image.min()) < -0.3 and 0.4 < float(image.max()) < 0.6
