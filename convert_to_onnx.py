@@ -31,13 +31,15 @@ import sys
 
 from concern.cli import run_main
 from concern.errors import UserError, import_optional
+from concern.model_zoo import add_model_argument, use_shipped_model
 from deploy.optimize import calibration_inputs
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Export a DBNet model to ONNX / TorchScript.')
-    parser.add_argument('exp', help='experiment YAML file')
-    parser.add_argument('--resume', required=True, help="checkpoint (this project's or the original's)")
+    parser.add_argument('exp', nargs='?', help='experiment YAML file (or --model NAME)')
+    parser.add_argument('--resume', help="checkpoint (this project's or the original's)")
+    add_model_argument(parser)
     parser.add_argument(
         '--non_strict',
         action='store_true',
@@ -84,6 +86,9 @@ def parse_args(argv=None):
     )
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
     args = parser.parse_args(argv)
+    use_shipped_model(args, parser)
+    if args.exp is None or args.resume is None:
+        parser.error('an experiment file and --resume are required (or --model NAME).')
     if args.int8 and args.int8_mode == 'static' and not args.calibration_images:
         parser.error(
             '--int8 with --int8_mode static needs --calibration_images FOLDER (a few dozen typical images), '

@@ -30,12 +30,17 @@ from concurrent.futures import ThreadPoolExecutor
 from tqdm import tqdm
 
 from concern.cli import run_main
+from concern.model_zoo import DEFAULT_MODEL, add_model_argument, use_shipped_model
 from deploy.cli import add_inference_arguments
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Run a DBNet model on images.')
-    parser.add_argument('exp', nargs='?', help='experiment YAML file (not needed with --onnx)')
+    parser.add_argument(
+        'exp',
+        nargs='?',
+        help=f'experiment YAML file (not needed with --model or --onnx; with neither: --model {DEFAULT_MODEL})',
+    )
     parser.add_argument('--resume', help="checkpoint (this project's or the original's); not needed with --onnx")
     parser.add_argument(
         '--non_strict',
@@ -76,7 +81,10 @@ def parse_args(argv=None):
         help='refuse images with more pixels than this (decompression bombs)',
     )
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
+    add_model_argument(parser, f'; the default without them and --onnx: {DEFAULT_MODEL}')
     args = parser.parse_args(argv)
+    if args.onnx is None:
+        use_shipped_model(args, parser, default=True)
     if args.onnx is None and (args.exp is None or args.resume is None):
         parser.error('an experiment file and --resume are required (or --onnx MODEL.onnx).')
     if args.onnx is not None and (args.optimize or args.compile or args.precision not in (None, 'auto')):

@@ -34,6 +34,7 @@ from concern.config import ConfigError
 from concern.distributed import DistributedContext, choose_device
 from concern.errors import UserError
 from concern.evaluation import evaluate, shard_loader
+from concern.model_zoo import add_model_argument, use_shipped_model
 from concern.protocols import METRIC_KEYS
 from concern.runtime import build_model_with_weights, load_experiment_for_inference
 from deploy.cli import add_inference_arguments, check_precision_device, inference_path_from_args, resolve_box_thresh
@@ -41,8 +42,9 @@ from deploy.cli import add_inference_arguments, check_precision_device, inferenc
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Evaluate a DBNet model.')
-    parser.add_argument('exp', help='experiment YAML file')
-    parser.add_argument('--resume', required=True, help="checkpoint (this project's or the original's)")
+    parser.add_argument('exp', nargs='?', help='experiment YAML file (or --model NAME)')
+    parser.add_argument('--resume', help="checkpoint (this project's or the original's)")
+    add_model_argument(parser)
     parser.add_argument(
         '--non_strict',
         action='store_true',
@@ -96,7 +98,11 @@ def parse_args(argv=None):
     parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
     add_inference_arguments(parser)
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    use_shipped_model(args, parser)
+    if args.exp is None or args.resume is None:
+        parser.error('an experiment file and --resume are required (or --model NAME).')
+    return args
 
 
 def parse_sweep(text: str, flag: str = '--box_thresh_sweep') -> list[float]:

@@ -24,6 +24,7 @@ from concern.cli import run_main, set_loader_workers, user_error_message
 from concern.config import load_config
 from concern.distributed import init_distributed, launch_processes
 from concern.errors import UserError
+from concern.model_zoo import weights_path
 from deploy.precision import cpu_has_bf16
 from training.trainer import Trainer, TrainOptions, distribute
 
@@ -39,8 +40,9 @@ def parse_args(argv=None):
     parser.add_argument('--resume', help="checkpoint to resume from (this project's or the original's)")
     parser.add_argument(
         '--init_weights',
-        help='start from the model weights of this checkpoint (a full training state or a weights-only file) '
-        'with a fresh optimizer and the counters at --start_epoch / --start_iter (default 0): fine-tuning',
+        help='start from the model weights of this checkpoint (a full training state or a weights-only file, or the '
+        'name of a model shipped in assets/models/, e.g. ic15_resnet18) with a fresh optimizer and the counters at '
+        '--start_epoch / --start_iter (default 0): fine-tuning',
     )
     parser.add_argument('--epochs', type=int, help='number of epochs (also the learning-rate decay length)')
     parser.add_argument(
@@ -110,7 +112,10 @@ def parse_args(argv=None):
         metavar='PATH=VALUE',
         help='override any config value, e.g. --opt Experiment.train.epochs=3',
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.init_weights is not None:
+        args.init_weights = weights_path(args.init_weights)
+    return args
 
 
 # The original's command-line flags (and this project's --ema) and the config paths (under Experiment.train) each

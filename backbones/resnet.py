@@ -149,6 +149,8 @@ class ResNet(nn.Module):
     ``avgpool``, ``fc`` and ``smooth`` are unused by forward and kept for the original's keys; ``fc`` and
     ``smooth`` are frozen (``requires_grad`` False) so that DistributedDataParallel does not wait for
     gradients they never receive (their keys and values load and save as before).
+    original_unused_layers: False leaves ``fc`` and ``smooth`` out (1.0M parameters of ResNet-18 that forward never
+    uses; the model shipped in assets/models/ is built so); True (default) keeps the original's keys.
     """
 
     def __init__(
@@ -159,6 +161,7 @@ class ResNet(nn.Module):
         dcn=None,
         stage_with_dcn=(False, False, False, False),
         dcn_stride_quirk=True,
+        original_unused_layers=True,
     ):
         super().__init__()
         self.dcn = dcn
@@ -175,8 +178,9 @@ class ResNet(nn.Module):
         self.layer3 = self._make_layer(block, 256, layers[2], stride=2, dcn=stage_dcn[2])
         self.layer4 = self._make_layer(block, 512, layers[3], stride=2, dcn=stage_dcn[3])
         self.avgpool = nn.AvgPool2d(7, stride=1)
-        self.fc = nn.Linear(512 * block.expansion, num_classes)
-        self.smooth = nn.Conv2d(2048, 256, kernel_size=1, stride=1, padding=1)
+        if original_unused_layers:
+            self.fc = nn.Linear(512 * block.expansion, num_classes)
+            self.smooth = nn.Conv2d(2048, 256, kernel_size=1, stride=1, padding=1)
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -189,8 +193,9 @@ class ResNet(nn.Module):
             if hasattr(m, 'conv2_offset'):
                 nn.init.zeros_(m.conv2_offset.weight)
                 nn.init.zeros_(m.conv2_offset.bias)
-        for unused in (self.fc, self.smooth):
-            unused.requires_grad_(False)
+        for unused in (getattr(self, 'fc', None), getattr(self, 'smooth', None)):
+            if unused is not None:
+                unused.requires_grad_(False)
 
     def _make_layer(self, block, planes, blocks, stride=1, dcn=None):
         downsample = None
