@@ -5,8 +5,12 @@ python -m benchmarks.bench_datasets [--num 100]
 
 import argparse
 import os
+import sys
 import tempfile
 import time
+
+if __package__ in (None, ''):  # run by its path (python tools/x.py): the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data.image_dataset import ImageDataset
 from data.synth import DIFFICULTIES, SyntheticTextDataset, write_db_layout

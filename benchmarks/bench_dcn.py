@@ -9,9 +9,14 @@ backbone forwards (resnet50 vs deformable_resnet50). Usage:
 """
 
 import argparse
+import os
+import sys
 import time
 
 import torch
+
+if __package__ in (None, ''):  # run by its path (python tools/x.py): the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import backbones
 from assets.ops.dcn import ModulatedDeformConv

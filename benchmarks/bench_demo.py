@@ -44,6 +44,9 @@ import sys
 import tempfile
 import time
 
+if __package__ in (None, ''):  # run by its path (python benchmarks/x.py): the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 CPU_PATHS = {
     'plain': ['--plain'],
     'optimize': ['--optimize'],

@@ -10,10 +10,15 @@ the medians are printed, with the ratio of medians; checks that all give the sam
 """
 
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 from shapely.geometry import Polygon
+
+if __package__ in (None, ''):  # run by its path (python tools/x.py): the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from concern.protocols import DetectionIoUEvaluator
 

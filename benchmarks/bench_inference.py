@@ -43,12 +43,16 @@ images of another seed, never on the validation images.
 import argparse
 import logging
 import os
+import sys
 import tempfile
 import time
 import warnings
 
 import numpy as np
 import torch
+
+if __package__ in (None, ''):  # run by its path (python tools/x.py): the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from assets.ops.dcn import DeformConv, ModulatedDeformConv
 from concern.errors import UserError

@@ -18,12 +18,16 @@ import collections
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 import warnings
 
 import numpy as np
 import torch
+
+if __package__ in (None, ''):  # run by its path (python tools/x.py): the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.bench_inference import build, count_gflops, synthetic_image
 from deploy.onnx_export import export_onnx

@@ -11,13 +11,18 @@ ratio, and checks that both give identical boxes and scores. --profile prints wh
 
 import argparse
 import cProfile
+import os
 import pstats
+import sys
 import time
 
 import cv2
 import numpy as np
 import pyclipper
 from shapely.geometry import Polygon
+
+if __package__ in (None, ''):  # run by its path (python tools/x.py): the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from structure.representers import SegDetectorRepresenter
 

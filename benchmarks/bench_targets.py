@@ -12,6 +12,8 @@ Targets (issue 3): >= 5x faster on every case; peak extra memory <= 100 MB on th
 """
 
 import argparse
+import os
+import sys
 import time
 import tracemalloc
 
@@ -19,6 +21,9 @@ import cv2
 import numpy as np
 import pyclipper
 from shapely.geometry import Polygon
+
+if __package__ in (None, ''):  # run by its path (python tools/x.py): the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data.processes import MakeBorderMap, MakeSegDetectionData
 

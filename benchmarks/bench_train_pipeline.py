@@ -31,6 +31,7 @@ import math
 import os
 import random
 import statistics
+import sys
 import time
 from collections import defaultdict
 
@@ -38,6 +39,9 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import default_collate
+
+if __package__ in (None, ''):  # run by its path (python tools/x.py): the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from concern.config import load_config
 from data.processes import AugmentCropData, AugmentDetectionData, NormalizeImage, RandomCropData

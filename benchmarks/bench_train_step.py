@@ -17,11 +17,16 @@ Prints the median step time over ``--repeats`` groups of ``--steps`` steps and t
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import numpy as np
 import torch
+
+if __package__ in (None, ''):  # run by its path (python tools/x.py): the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from concern.config import load_config
 from concern.errors import UserError

@@ -76,7 +76,8 @@ class ImageDataset(torch.utils.data.Dataset):
         data_dir, data_list, processes: as in the original YAML; processes are callables dict -> dict
             applied in order.
         reader: 'auto' (the original: DB txt lines, first 8 numbers when the dataset folder names 'icdar',
-            label '1' = don't care, the original's gt naming), 'db', 'icdar2015', 'totaltext' (DB-converted
+            label '1' = don't care when the first data folder's path contains 'TD' (MSRA-TD500), the original's
+            gt naming), 'db', 'icdar2015', 'totaltext' (DB-converted
             txt), 'totaltext_mat', 'totaltext_legacy', 'ctw1500', 'td500', 'gnhk' or 'synthtext' (then
             ``data_list[i]`` is SynthText's gt.mat and images are ``data_dir[i]/<imname>``).
         reader_args: keyword arguments for the reader (e.g. ``{'level': 'line', 'keep_special': True}`` for gnhk).
@@ -201,11 +202,16 @@ class ImageDataset(torch.utils.data.Dataset):
         source, key, root = self.gt_sources[index]
         if self.reader == 'synthtext':
             return source.read(key)
+        # the original's rule: the label '1' is MSRA-TD500's difficult flag (don't care) only where the first
+        # data folder's path contains 'TD'; on Total-Text, GNHK and the rest a word '1' is a word
+        td500 = 'TD' in self.data_dir[0]
         if self.reader == 'auto':
             first_8 = 'icdar' in root
             if first_8:
                 return read_icdar2015(source)
-            return read_db_txt(source, one_is_dont_care=True)
+            return read_db_txt(source, one_is_dont_care=td500)
+        if self.reader == 'db':
+            return read_db_txt(source, **{'one_is_dont_care': td500, **self.reader_args})
         return READERS[self.reader][0](source, **self.reader_args)
 
     def _finite_lines(self, lines: list, index: int) -> tuple[list, list]:

@@ -18,6 +18,9 @@ import os
 import sys
 from collections import Counter
 
+if __package__ in (None, ''):  # run by its path (python tools/x.py): the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 from concern.cli import run_main
 from data.image_dataset import ImageDataset
 from data.image_io import ImageReadError, image_size, read_image

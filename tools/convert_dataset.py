@@ -20,6 +20,9 @@ import os
 import shutil
 import sys
 
+if __package__ in (None, ''):  # run by its path (python tools/x.py): the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 from concern.cli import run_main
 from concern.errors import UserError
 from data.image_dataset import READERS, gt_relative_path, original_gt_pattern

@@ -16,6 +16,9 @@ import sys
 import cv2
 import numpy as np
 
+if __package__ in (None, ''):  # run by its path (python tools/x.py): the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 from concern.cli import run_main
 from concern.errors import UserError
 

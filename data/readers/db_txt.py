@@ -10,14 +10,14 @@ from __future__ import annotations
 from .common import DONT_CARE, AnnotationError, is_number, make_line, parse_text_lines
 
 
-def parse_db_line(line: str, path: str, line_no: int, one_is_dont_care: bool = True) -> dict:
+def parse_db_line(line: str, path: str, line_no: int, one_is_dont_care: bool = False) -> dict:
     """Parse one ``x1,y1,...,xn,yn,text`` line.
 
     The coordinates are the leading numeric fields; the last field is always text (so a numeric
     transcription such as ``2014`` stays text) and a text that starts with numeric fields (``1,000``) keeps
     them when the count of leading numbers is odd. A trailing empty field (a trailing comma) is dropped.
-    ``one_is_dont_care`` mirrors the original's rule that the label ``1`` (MSRA-TD500's difficult flag)
-    means don't care.
+    ``one_is_dont_care``: the label ``1`` means don't care (MSRA-TD500's difficult flag; the original applies it
+    only when the first data folder's path contains ``TD``, see ``ImageDataset``); elsewhere ``1`` is a word.
     """
     tokens = [token.strip() for token in line.strip().split(',')]
     if len(tokens) > 1 and tokens[-1] == '':
@@ -54,7 +54,7 @@ def parse_icdar2015_line(line: str, path: str, line_no: int) -> dict:
     return make_line(tokens[:count], ','.join(tokens[count:]), path, line_no)
 
 
-def read_db_txt(path: str, one_is_dont_care: bool = True) -> tuple[list, list]:
+def read_db_txt(path: str, one_is_dont_care: bool = False) -> tuple[list, list]:
     """Read a DB-layout text ground truth: returns ``(lines, problems)``."""
     return parse_text_lines(path, lambda line, p, n: parse_db_line(line, p, n, one_is_dont_care))
 

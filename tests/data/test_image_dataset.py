@@ -217,3 +217,26 @@ def test_skip_on_a_test_set_leaves_the_bad_image_out_instead_of_counting_another
     loader = torch.utils.data.DataLoader(dataset, batch_size=2, collate_fn=ICDARCollectFN())
     metrics = evaluate(Model(), loader, counting, counting, torch.device('cpu'), show_progress=False)
     assert counting.measured == ['a.jpg', 'c.jpg'] and metrics['skipped_images'] == 1
+
+
+def test_the_word_1_is_a_word_except_in_msra_td500(tmp_path):
+    """The original reads the label '1' as don't care only when the first data folder's path contains 'TD'
+    (MSRA-TD500's difficult flag); in Total-Text (10 training words and 1 test word '1'), GNHK and the rest it is a
+    word: a care region in the training targets and in evaluation (both read MakeICDARData's ignore_tags)."""
+    from data.processes import MakeICDARData
+
+    gt = '1,1,20,1,20,12,1,12,1\n30,1,40,1,40,12,30,12,###\n'
+    for folder, split in (('total_text', 'train'), ('total_text_test', 'test'), ('TD_TR/TD500', 'train')):
+        data_dir, data_list = make_db_dataset(tmp_path / folder, split, ['img1.jpg'], gt)
+        for reader in ('auto', 'db'):
+            dataset = ImageDataset(data_dir=data_dir, data_list=data_list, reader=reader, processes=[MakeICDARData()])
+            sample = dataset[0]
+            td500 = folder.startswith('TD')
+            assert list(sample['ignore_tags']) == [td500, True], (folder, reader)
+            texts = [
+                line['text'] for line in ImageDataset(data_dir=data_dir, data_list=data_list, reader=reader)[0]['lines']
+            ]
+            assert texts == (['###', '###'] if td500 else ['1', '###'])
+    totaltext = make_db_dataset(tmp_path / 'tt', 'train', ['img1.jpg'], gt)
+    dataset = ImageDataset(data_dir=totaltext[0], data_list=totaltext[1], reader='totaltext')
+    assert dataset[0]['lines'][0]['text'] == '1'

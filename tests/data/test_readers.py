@@ -59,19 +59,19 @@ def test_db_txt_quirks(tmp_path):
         '0,0,10,0,5,8,tri\n'  # 3-point polygon: kept
         '4,4,keep\n'  # 1-point polygon: degenerate, don't care
         '0,0,9,0,9,9,0,9,2014\n'  # numeric transcription stays text
-        '0,0,9,0,9,9,0,9,1\n'  # the original's label '1' = don't care
+        '0,0,9,0,9,9,0,9,1\n'  # the word '1' (MSRA-TD500's difficult flag only where asked)
         '0,0,9,0,9,9,0,9,12,0,12,9,a,b\n',
         bom=True,
     )  # 6 points, comma in text
     lines, problems = read_db_txt(path)
-    assert [line['text'] for line in lines] == ['hello', 'tri', '###', '2014', '###', 'a,b']
+    assert [line['text'] for line in lines] == ['hello', 'tri', '###', '2014', '1', 'a,b']
     assert lines[0]['poly'] == [[1, 1], [20, 1], [20, 10], [1, 10]]
     assert len(lines[1]['poly']) == 3
     assert lines[2]['poly'] == [[4, 4]] and ':3: 1 point' in lines[2]['degenerate']
     assert len(lines[5]['poly']) == 6
     assert problems == []
-    lines, _ = read_db_txt(path, one_is_dont_care=False)
-    assert lines[4]['text'] == '1'
+    lines, _ = read_db_txt(path, one_is_dont_care=True)
+    assert lines[4]['text'] == '###'
 
 
 def test_totaltext_mat(tmp_path):
