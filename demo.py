@@ -83,6 +83,8 @@ def parse_args(argv=None):
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
     add_model_argument(parser, f'; the default without them and --onnx: {DEFAULT_MODEL}')
     args = parser.parse_args(argv)
+    if args.onnx is not None and args.model is not None:
+        parser.error('--onnx runs an exported file and --model a shipped checkpoint; give one of them.')
     if args.onnx is None:
         use_shipped_model(args, parser, default=True)
     if args.onnx is None and (args.exp is None or args.resume is None):
