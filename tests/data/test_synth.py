@@ -95,7 +95,9 @@ def test_db_layout_round_trip(tmp_path):
 # What the presets drew before, recorded by `python -m tests.data.test_synth` (rerun it only when a change to the
 # generator is meant to change its images). The words, their polygons and the random draws behind them are exact
 # on every machine; the pixels go through OpenCV and NumPy kernels that differ by the CPU's instruction set
-# (AVX2, AVX-512, ...) in their last bits, so they are compared as 8x8-pixel block means within 2 grey levels.
+# (AVX2, AVX-512, SSE only) in their last bits, so they are compared as 8x8-pixel block means: none more than 4
+# grey levels away, 0.2 on average (measured: 2.3 and 0.045 at most, in the 'photo' preset with OpenCV and NumPy
+# limited to SSE3; a change to what the generator draws moves them by tens).
 REFERENCE = os.path.join(os.path.dirname(__file__), 'synth_reference.json')
 REFERENCE_PRESETS = ('easy', 'medium', 'hard', 'photo')
 
@@ -129,7 +131,8 @@ def test_existing_presets_unchanged(difficulty):
         assert len(a['polys']) == len(b['polys'])
         for poly_a, poly_b in zip(a['polys'], b['polys']):
             np.testing.assert_allclose(poly_a, poly_b, atol=0.01)
-        assert np.abs(np.array(a['blocks']) - np.array(b['blocks'])).max() <= 2.0, f'sample {index}: other pixels'
+        difference = np.abs(np.array(a['blocks']) - np.array(b['blocks']))
+        assert difference.max() <= 4.0 and difference.mean() <= 0.2, f'sample {index}: other pixels'
         assert abs(a['ink'] - b['ink']) <= 0.01 * b['ink'] + 1, f'sample {index}: other ink'
 
 
