@@ -8,10 +8,10 @@ the weights path once its checksum matched (each file is hashed once per process
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 
+from concern.checkpoint_io import file_sha256
 from concern.errors import UserError
 
 __all__ = ['ShippedModel', 'MODELS', 'DEFAULT_MODEL', 'resolve', 'verified_weights', 'names_help']
@@ -64,14 +64,6 @@ def resolve(name: str) -> ShippedModel:
     return MODELS[name]
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verified_weights(model: ShippedModel) -> str:
     """``model.weights`` after checking that it exists and that its SHA-256 is the recorded one."""
     if model.weights in _VERIFIED:
@@ -81,7 +73,7 @@ def verified_weights(model: ShippedModel) -> str:
             f"The shipped model's weights '{model.weights}' are missing; restore them with "
             f'`git checkout -- {os.path.relpath(model.weights, _ROOT)}`.'
         )
-    actual = _sha256(model.weights)
+    actual = file_sha256(model.weights)
     if actual != model.sha256:
         raise UserError(
             f"The shipped model's weights '{model.weights}' do not match their SHA-256 (got {actual[:16]}..., "

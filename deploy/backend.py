@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from concern.checkpoint_io import file_sha256
 from concern.errors import UserError
 
 __all__ = [
@@ -186,14 +187,6 @@ class OnnxRuntimeModel(nn.Module):
 
             image = normalize(image.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
         return torch.from_numpy(self.run(image))
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_key(checkpoint: str, builder, strict: bool = True) -> str:
