@@ -87,8 +87,6 @@ def parse_args(argv=None):
     parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
     args = parser.parse_args(argv)
     use_shipped_model(args, parser)
-    if args.exp is None or args.resume is None:
-        parser.error('an experiment file and --resume are required (or --model NAME).')
     if args.int8 and args.int8_mode == 'static' and not args.calibration_images:
         parser.error(
             '--int8 with --int8_mode static needs --calibration_images FOLDER (a few dozen typical images), '

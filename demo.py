@@ -86,7 +86,7 @@ def parse_args(argv=None):
     if args.onnx is not None and args.model is not None:
         parser.error('--onnx runs an exported file and --model a shipped checkpoint; give one of them.')
     if args.onnx is None:
-        use_shipped_model(args, parser, default=True)
+        use_shipped_model(args, parser, default=True, required=False)
     if args.onnx is None and (args.exp is None or args.resume is None):
         parser.error('an experiment file and --resume are required (or --onnx MODEL.onnx).')
     if args.onnx is not None and (args.optimize or args.compile or args.precision not in (None, 'auto')):

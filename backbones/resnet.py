@@ -179,8 +179,8 @@ class ResNet(nn.Module):
         self.layer4 = self._make_layer(block, 512, layers[3], stride=2, dcn=stage_dcn[3])
         self.avgpool = nn.AvgPool2d(7, stride=1)
         if original_unused_layers:
-            self.fc = nn.Linear(512 * block.expansion, num_classes)
-            self.smooth = nn.Conv2d(2048, 256, kernel_size=1, stride=1, padding=1)
+            self.fc = nn.Linear(512 * block.expansion, num_classes).requires_grad_(False)
+            self.smooth = nn.Conv2d(2048, 256, kernel_size=1, stride=1, padding=1).requires_grad_(False)
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -193,9 +193,6 @@ class ResNet(nn.Module):
             if hasattr(m, 'conv2_offset'):
                 nn.init.zeros_(m.conv2_offset.weight)
                 nn.init.zeros_(m.conv2_offset.bias)
-        for unused in (getattr(self, 'fc', None), getattr(self, 'smooth', None)):
-            if unused is not None:
-                unused.requires_grad_(False)
 
     def _make_layer(self, block, planes, blocks, stride=1, dcn=None):
         downsample = None

@@ -27,6 +27,8 @@ if __package__ in (None, ''):  # run by its path
 import cv2
 import numpy as np
 
+from concern.result_files import result_filename, write_result_file
+
 
 def ppocr_detector(threads: int):
     import rapidocr_onnxruntime
@@ -64,15 +66,12 @@ def shipped_detector(threads: int):
 
 
 def write_results(folder, names, results):
-    os.makedirs(folder, exist_ok=True)
+    """Each photo's detections as ``res_<stem>.txt`` in the ICDAR format (concern.result_files, as demo.py)."""
     for name, (polygons, scores) in zip(names, results):
-        with open(os.path.join(folder, f'res_{os.path.splitext(name)[0]}.txt'), 'w') as handle:
-            for index, polygon in enumerate(polygons):
-                points = ','.join(str(int(round(v))) for v in np.asarray(polygon).reshape(-1))
-                handle.write(points + (f',{scores[index]:.6f}' if scores is not None else '') + '\n')
+        write_result_file(os.path.join(folder, result_filename(name)), polygons, scores)
 
 
-def run(name, detect, images, rounds):
+def run(detect, images, rounds):
     detect(images[0])  # warm-up: sessions, caches, first-call allocations
     times, results = [], None
     for _ in range(rounds):
@@ -108,7 +107,7 @@ def main(argv=None) -> int:
         print(f'{len(images)} photos, {args.threads} threads')
         print('method                  s/photo  precision  recall  F')
         for method, build in (('PP-OCRv4 det (RapidOCR)', ppocr_detector), ('shipped ic15_resnet18', shipped_detector)):
-            seconds, results = run(method, build(args.threads), images, args.rounds)
+            seconds, results = run(build(args.threads), images, args.rounds)
             write_results(os.path.join(folder, method[:6]), names, results)
             metrics, _ = score(gt_folder, os.path.join(folder, method[:6]))
             p, r, f = (metrics[key] for key in ('precision', 'recall', 'fmeasure'))

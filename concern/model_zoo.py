@@ -93,19 +93,23 @@ def add_model_argument(parser, default_note: str = '') -> None:
     )
 
 
-def use_shipped_model(args, parser, default: bool = False) -> None:
+def use_shipped_model(args, parser, default: bool = False, required: bool = True) -> None:
     """Fills ``args.exp`` and ``args.resume`` from ``args.model`` (with ``default``: also from DEFAULT_MODEL when
-    neither an experiment nor --resume is given); the weights' checksum is checked here."""
+    neither an experiment nor --resume is given); the weights' checksum is checked here. ``required``: a run
+    left without an experiment and a checkpoint is a usage error (demo.py, which also takes --onnx, checks
+    itself)."""
     name = args.model
     if name is None and default and args.exp is None and args.resume is None:
         name = DEFAULT_MODEL
-    if name is None:
-        return
-    if args.exp is not None or args.resume is not None:
-        parser.error('--model gives the experiment and the weights: drop the experiment file and --resume, or --model.')
-    model = resolve(name)
-    args.exp, args.resume = model.experiment, verified_weights(model)
-    args.model = name
+    if name is not None:
+        if args.exp is not None or args.resume is not None:
+            parser.error(
+                '--model gives the experiment and the weights: drop the experiment file and --resume, or --model.'
+            )
+        model = resolve(name)
+        args.exp, args.resume = model.experiment, verified_weights(model)
+    if required and (args.exp is None or args.resume is None):
+        parser.error('an experiment file and --resume are required (or --model NAME).')
 
 
 def weights_path(value: str) -> str:

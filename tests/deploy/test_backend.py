@@ -159,12 +159,16 @@ def test_two_processes_exporting_at_once_leave_one_whole_file(tiny, tmp_path):
     assert how == 'cached export'
 
 
-def test_each_built_path_gives_the_plain_probability_map(tiny, tmp_path):
-    pytest.importorskip('onnxruntime')
-    model = tiny[0]
+def saved(model, tmp_path):
+    """``(model, its checkpoint file, a builder naming it)``: what build_inference_path needs for the ONNX path."""
     checkpoint = tmp_path / 'model.pth'
     torch.save(model.state_dict(), checkpoint)
-    builder = SimpleNamespace(model='SegDetectorModel', model_args={'backbone': 'resnet18'})
+    return model, checkpoint, SimpleNamespace(model='SegDetectorModel', model_args={'backbone': 'resnet18'})
+
+
+def test_each_built_path_gives_the_plain_probability_map(tiny, tmp_path):
+    pytest.importorskip('onnxruntime')
+    model, checkpoint, builder = saved(tiny[0], tmp_path)
     image = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(2)).numpy()
     expected = probability(model, image)
     cpu = torch.device('cpu')
@@ -249,10 +253,7 @@ def test_reordering_noise_passes_the_check_and_a_wrong_weight_falls_back_in_one_
     part in a million (what other kernels and other CPUs do to the sums) keep the ONNX Runtime path; one wrong
     weight is caught, and the run goes on with the optimised PyTorch model after one warning line."""
     pytest.importorskip('onnxruntime')
-    model = tiny[0]
-    checkpoint = tmp_path / 'model.pth'
-    torch.save(model.state_dict(), checkpoint)
-    builder = SimpleNamespace(model='SegDetectorModel', model_args={'backbone': 'resnet18'})
+    model, checkpoint, builder = saved(tiny[0], tmp_path)
     image = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(2)).numpy()
     cpu = torch.device('cpu')
     choice = choose_path('cpu', onnxruntime_available=True)
