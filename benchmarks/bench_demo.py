@@ -184,6 +184,8 @@ def main(argv=None) -> int:
             print(f'note: {folder} holds {len(images)} images; timing those', file=sys.stderr)
         checkpoint = args.checkpoint
         config = load_experiment_for_inference(args.experiment)
+        if checkpoint is None:  # random weights, the same in every run (the paths' comparison is then repeatable)
+            torch.manual_seed(0)
         model = config.build('Experiment.structure').builder.build().eval()
         if checkpoint is None:
             checkpoint = os.path.join(work, 'random.pth')
