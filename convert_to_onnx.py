@@ -7,18 +7,18 @@
 
 The ONNX model takes ``image`` (N, 3, H, W) float32, normalised as in training (BGR minus the mean, divided
 by 255; H and W multiples of 32), with dynamic batch, height and width, and returns ``probability``
-(N, 1, H, W). Deformable convolutions are exported as GridSample + MatMul (see deploy/onnx_export.py), so
+(N, 1, H, W). Deformable convolutions are exported as GridSample + MatMul (see inference/deform_conv.py), so
 ONNX Runtime runs every model. The experiment's representer arguments are stored in the file's metadata,
-which ``deploy.onnx_predictor.OnnxDetector`` and ``demo.py --onnx`` read. After writing, the file is run
+which ``inference.onnx_runtime.OnnxDetector`` and ``demo.py --onnx`` read. After writing, the file is run
 with ONNX Runtime on a random input and compared with PyTorch (the maximum difference is printed).
 
-``--int8 PATH`` also writes an int8 copy for CPU inference with ONNX Runtime (``deploy.optimize.quantize_onnx``):
+``--int8 PATH`` also writes an int8 copy for CPU inference with ONNX Runtime (``inference.quantize.quantize_onnx``):
 static by default, its activation ranges calibrated on ``--calibration_images`` (a folder of typical images,
 resized as demo.py does; not the images you evaluate on), or ``--int8_mode dynamic`` (no calibration; slower
 than float32 on CPUs without VNNI). It keeps the metadata, so ``demo.py --onnx PATH`` runs it as it is. A static
 int8 copy is then checked against the float model on the calibration images (largest probability difference,
 pixels crossing the threshold, agreement of the boxes); the result goes into both files' metadata, where
-``demo.py --onnx MODEL.onnx --precision auto`` reads it (``deploy/precision.py``).
+``demo.py --onnx MODEL.onnx --precision auto`` reads it (``inference/int8_check.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import sys
 from concern.cli import run_main
 from concern.errors import UserError, import_optional
 from concern.model_zoo import add_model_argument, use_shipped_model
-from deploy.optimize import calibration_inputs
+from inference.quantize import calibration_inputs
 
 
 def parse_args(argv=None):
@@ -97,11 +97,11 @@ def parse_args(argv=None):
 
 def check_int8(float_path: str, int8_path: str, inputs: list, representer) -> dict:
     """Run both models on ``inputs`` (the calibration images), print and store the comparison in both files'
-    metadata (``deploy.precision.record_int8_check``; ``--precision auto`` reads it). Returns the comparison."""
+    metadata (``inference.int8_check.record_int8_check``; ``--precision auto`` reads it). Returns the comparison."""
     import onnxruntime
 
-    from deploy.onnx_predictor import onnx_forward
-    from deploy.precision import MAX_DISAGREEMENT, measure_precision_change, record_int8_check
+    from inference.int8_check import MAX_DISAGREEMENT, measure_precision_change, record_int8_check
+    from inference.onnx_runtime import onnx_forward
 
     def forward(path):
         return onnx_forward(onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider']))
@@ -136,9 +136,9 @@ def main(argv=None) -> int:
     import torch
 
     from concern.runtime import build_model_with_weights, load_experiment_for_inference
-    from deploy.cli import resolve_box_thresh
-    from deploy.onnx_export import export_onnx, export_torchscript
-    from deploy.onnx_predictor import REPRESENTER_METADATA_KEY
+    from inference.onnx_export import export_onnx, export_torchscript
+    from inference.onnx_runtime import REPRESENTER_METADATA_KEY
+    from inference.thresholds import resolve_box_thresh
 
     if args.example_size[0] % 32 or args.example_size[1] % 32:
         raise UserError(f'--example_size {args.example_size[0]} {args.example_size[1]} must be multiples of 32.')
@@ -186,7 +186,7 @@ def main(argv=None) -> int:
             )
             return 1
     if args.int8:
-        from deploy.optimize import quantize_onnx
+        from inference.quantize import quantize_onnx
 
         options = {'op_types': args.int8_ops} if args.int8_mode == 'static' else {}
         quantize_onnx(args.output, args.int8, mode=args.int8_mode, calibration_images=calibration, **options)

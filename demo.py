@@ -8,7 +8,7 @@ For each image it writes ``res_<name>.txt`` (one detection per line: x,y pairs t
 with ``--visualize``, ``<name>.jpg`` with the detections drawn; ``results.json`` holds every result.
 An unreadable file is reported by name and skipped.
 
-The model runs on the fastest path whose detections equal the plain model's (deploy/backend.py; the first lines
+The model runs on the fastest path whose detections equal the plain model's (inference/paths.py; the first lines
 printed say which and why): on a CPU, ONNX Runtime on an export made once per checkpoint and cached in
 ``--cache_dir`` (default ``$DBNET_CACHE_DIR``, else ``~/.cache/dbnet/onnx``); on CUDA, or without onnxruntime,
 the optimised PyTorch model. ``--plain`` runs the model as built. With more than one image, reading, resizing,
@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from concern.cli import run_main
 from concern.model_zoo import DEFAULT_MODEL, add_model_argument, use_shipped_model
-from deploy.cli import add_inference_arguments
+from inference.arguments import add_inference_arguments
 
 
 def parse_args(argv=None):
@@ -112,12 +112,12 @@ def build_detector(args):
     the ONNX file) and the box_thresh it uses. Returns (detector, box_thresh)."""
     if args.onnx is not None:
         from concern.errors import import_optional
-        from deploy.onnx_predictor import OnnxDetector
+        from inference.onnx_runtime import OnnxDetector
 
         import_optional('onnxruntime', 'demo.py --onnx')
         model_path = args.onnx
         if args.precision == 'auto':
-            from deploy.precision import auto_onnx_model
+            from inference.int8_check import auto_onnx_model
 
             model_path, reason = auto_onnx_model(args.onnx)
             print(reason, flush=True)
@@ -135,9 +135,9 @@ def build_detector(args):
         print(f'box_thresh {box_thresh} (from {source})', flush=True)
         print(f'path: onnxruntime (--onnx {args.onnx})', flush=True)
         return detector, box_thresh
-    from structure.predictor import Detector
+    from inference.build import detector_from_experiment
 
-    detector = Detector.from_experiment(
+    detector = detector_from_experiment(
         args.exp,
         args.resume,
         overrides=args.opt,

@@ -15,7 +15,7 @@ same model output for each value; with both sweeps every pair is scored);
 replacement that many times): how far the figures could move on another test set of that size;
 ``--speed`` reports model-only and end-to-end images per second. The model runs on the fastest path whose
 detections equal the plain model's (ONNX Runtime on a CPU, on an export cached in ``--cache_dir``; the optimised
-PyTorch model on CUDA); ``--plain`` runs it as built (see demo.py and deploy/backend.py).
+PyTorch model on CUDA); ``--plain`` runs it as built (see demo.py and inference/paths.py).
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ from concern.evaluation import evaluate, shard_loader
 from concern.model_zoo import add_model_argument, use_shipped_model
 from concern.protocols import METRIC_KEYS
 from concern.runtime import build_model_with_weights, load_experiment_for_inference
-from deploy.cli import add_inference_arguments, check_precision_device, inference_path_from_args, resolve_box_thresh
+from inference.arguments import add_inference_arguments, inference_path_from_args
+from inference.precision import check_precision_device
+from inference.thresholds import resolve_box_thresh
 
 
 def parse_args(argv=None):

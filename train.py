@@ -22,10 +22,10 @@ import torch
 
 from concern.cli import run_main, set_loader_workers, user_error_message
 from concern.config import load_config
+from concern.cpu import cpu_has_bf16
 from concern.distributed import init_distributed, launch_processes
 from concern.errors import UserError
 from concern.model_zoo import weights_path
-from deploy.precision import cpu_has_bf16
 from training.trainer import Trainer, TrainOptions, distribute
 
 

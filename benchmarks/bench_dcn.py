@@ -2,7 +2,7 @@
 
 Prints milliseconds per call for the modulated deformable 3x3 conv of stages 2-4 at a 640x640
 input (forward, and forward+backward), next to the same conv computed by ``sampled_deform_conv`` (grid_sample +
-one matrix product, what the ONNX export and ``deploy.optimize`` on CPU use) and a plain 3x3 conv of the
+one matrix product, what the ONNX export and ``inference.optimized`` on CPU use) and a plain 3x3 conv of the
 same shape, then whole
 backbone forwards (resnet50 vs deformable_resnet50). Usage:
     python -m benchmarks.bench_dcn [--device cpu|cuda] [--batch 1] [--size 640] [--repeat 5]
@@ -20,7 +20,7 @@ if __package__ in (None, ''):  # run by its path (python tools/x.py): the reposi
 
 import backbones
 from assets.ops.dcn import ModulatedDeformConv
-from deploy.onnx_export import sampled_deform_conv
+from inference.deform_conv import sampled_deform_conv
 
 
 def timed(function, device, repeat):

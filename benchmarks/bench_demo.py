@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     from benchmarks.bench_inference import count_gflops
     from concern.runtime import load_experiment_for_inference
     from data.image_io import find_images, read_image
-    from structure.predictor import inference_size
+    from inference.detector import inference_size
 
     cuda = args.device.startswith('cuda')
     short_side = args.short_side or (800 if cuda else 736)

@@ -7,7 +7,7 @@ the plain forward, end-to-end images/s (resize, normalise, forward, post-process
 of that size) and whether the detections are identical to the plain forward's.
 
 Variants: plain (model(x, training=False) under no_grad, as eval.py did originally), optimized
-(deploy.optimize: folded BN, channels_last, inference_mode), onnx (ONNX Runtime, graph optimisations on),
+(inference.optimized: folded BN, channels_last, inference_mode), onnx (ONNX Runtime, graph optimisations on),
 compiled (optimized + torch.compile with frozen weights, dynamic shapes; its compile time is printed),
 bf16 (optimized + bf16 autocast; on CPU fast only with AVX512-BF16 / AMX), compiled-bf16 (bf16 + torch.compile
 as demo.py --precision bf16 --compile runs it: static shapes for the first size), fp16 (optimized + fp16 autocast,
@@ -55,19 +55,14 @@ if __package__ in (None, ''):  # run by its path (python tools/x.py): the reposi
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from assets.ops.dcn import DeformConv, ModulatedDeformConv
+from concern.cpu import cpu_has_bf16
 from concern.errors import UserError
-from deploy.onnx_export import export_onnx
-from deploy.onnx_predictor import onnx_forward
-from deploy.optimize import (
-    calibration_inputs,
-    optimize_for_inference,
-    optimized_forward,
-    optimized_tensor_forward,
-    quantize_onnx,
-)
-from deploy.precision import cpu_has_bf16
+from inference.detector import Detector, torch_forward
+from inference.onnx_export import export_onnx
+from inference.onnx_runtime import onnx_forward
+from inference.optimized import optimize_for_inference, optimized_forward, optimized_tensor_forward
+from inference.quantize import calibration_inputs, quantize_onnx
 from structure.model import SegDetectorModel
-from structure.predictor import Detector, torch_forward
 from structure.representers import SegDetectorRepresenter
 
 CHANNELS = {
@@ -162,7 +157,7 @@ def make_forwards(model, variants, workdir, name, calibration, threads, device, 
 
     tensor_forwards = {'plain': plain_tensor_forward}
     dtypes = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-    # (variant, precision, compiled): compiled-bf16 as deploy.backend builds demo.py --precision bf16 --compile
+    # (variant, precision, compiled): compiled-bf16 as inference.paths builds demo.py --precision bf16 --compile
     optimized_variants = (
         ('optimized', 'fp32', False),
         ('bf16', 'bf16', False),
@@ -347,7 +342,7 @@ def main(argv=None):
         '--deform_conv',
         default='auto',
         choices=['auto', 'gather', 'sampled', 'kernel'],
-        help='deformable conv form of the optimized / bf16 / fp16 variants (deploy.optimize.Float32DeformConv)',
+        help='deformable conv form of the optimized / bf16 / fp16 variants (inference.deform_conv.Float32DeformConv)',
     )
     parser.add_argument('--cudnn_benchmark', action='store_true', help='GPU: cuDNN autotuning for every variant')
     parser.add_argument('--checkpoint', help='accuracy mode: a trained checkpoint (with --experiment)')

@@ -30,9 +30,11 @@ if __package__ in (None, ''):  # run by its path (python tools/x.py): the reposi
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.bench_inference import build, count_gflops, synthetic_image
-from deploy.onnx_export import export_onnx
-from deploy.optimize import Float32DeformConv, optimize_for_inference, optimized_tensor_forward, quantize_onnx
-from structure.predictor import Detector
+from inference.deform_conv import Float32DeformConv
+from inference.detector import Detector
+from inference.onnx_export import export_onnx
+from inference.optimized import optimize_for_inference, optimized_tensor_forward
+from inference.quantize import quantize_onnx
 from structure.representers import SegDetectorRepresenter
 
 PATHS = ('plain', 'optimized', 'bf16', 'gather', 'gatherbf16', 'onnx', 'int8', 'int8all')

@@ -52,7 +52,7 @@ def shipped_detector(threads: int):
     import torch
 
     from concern.model_zoo import DEFAULT_MODEL, MODELS, verified_weights
-    from deploy.backend import detector_from_experiment
+    from inference.build import detector_from_experiment
 
     torch.set_num_threads(threads)
     model = MODELS[DEFAULT_MODEL]

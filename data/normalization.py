@@ -1,5 +1,5 @@
 """The network's input normalisation, without torch: shared by ``NormalizeImage`` (training and
-validation), ``structure.predictor.Detector`` and the ONNX Runtime path (``deploy.onnx_predictor``)."""
+validation), ``inference.detector.Detector`` and the ONNX Runtime path (``inference.onnx_runtime``)."""
 
 import numpy as np
 

@@ -1,6 +1,6 @@
 # Builder and the models import torch; they are imported on first access (PEP 562 ``__getattr__``) so
-# that this package's torch-free modules (representers, predictor.Detector, visualizers) also serve the
-# ONNX Runtime path (deploy/onnx_predictor.py), where torch may not be installed.
+# that this package's torch-free modules (representers, visualizers) also serve the ONNX Runtime path
+# (inference/onnx_runtime.py), where torch may not be installed.
 _LAZY = {'Builder': 'structure.builder', 'BasicModel': 'structure.model', 'SegDetectorModel': 'structure.model'}
 
 

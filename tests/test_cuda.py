@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from assets.ops.dcn import DeformConv, ModulatedDeformConv, original_stride_read
-from deploy.optimize import optimize_for_inference, optimized_forward
+from inference.optimized import optimize_for_inference, optimized_forward
 from tests import ROOT
-from tests.deploy.test_onnx_export import TinyBottleneckDB, db_model, randomize
+from tests.inference.test_onnx_export import TinyBottleneckDB, db_model, randomize
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument('--experiment', required=True, help='the shipped experiment file the weights are for')
     parser.add_argument('--out', required=True, help='the file to write')
     args = parser.parse_args(argv)
-    from deploy.backend import verification_image
+    from inference.onnx_cache import verification_image
 
     structure = load_experiment_for_inference(args.experiment).build('Experiment.structure')
     model = structure.builder.build(torch.device('cpu')).eval()

@@ -16,7 +16,7 @@ import pytest
 
 from concern.runtime import load_experiment_for_inference
 from data.image_io import read_image
-from structure.predictor import Detector
+from inference.detector import Detector
 from tests import ROOT
 
 MEAN = np.array([122.67891434, 116.66876762, 104.00698793])
@@ -106,7 +106,7 @@ def test_onnx_input_is_the_originals(photo, tmp_path):
     pytest.importorskip('onnxruntime')
     from onnx import TensorProto, helper
 
-    from deploy.onnx_predictor import OnnxDetector
+    from inference.onnx_runtime import OnnxDetector
     from structure.representers import SegDetectorRepresenter
 
     graph = helper.make_graph(

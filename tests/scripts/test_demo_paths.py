@@ -15,9 +15,9 @@ import torch
 
 from concern.checkpoint_io import save_checkpoint
 from concern.runtime import load_experiment_for_inference
-from structure.predictor import Detector
+from inference.detector import Detector
 from tests import ROOT
-from tests.deploy.test_onnx_predictor import readable_map_model, separating_threshold
+from tests.inference.test_onnx_predictor import readable_map_model, separating_threshold
 
 IMAGE = os.path.join(ROOT, 'assets', 'images', 'synthetic_1.jpg')
 SHORT_SIDE = 128
@@ -127,7 +127,7 @@ def test_the_default_path_gives_the_plain_detections(family, tmp_path):
         assert len(lines) == len(plain[str(tmp_path / 'images' / f'{name}.png')])
     if family != 'deformable_resnet18':
         return
-    # a corrupt cache file is rebuilt (one warning line) and gives the same detections (reuse: tests/deploy)
+    # a corrupt cache file is rebuilt (one warning line) and gives the same detections (reuse: tests/inference)
     (exported,) = list(cache.iterdir())
     exported.write_bytes(b'\0' * 1000)
     rebuilt_run, rebuilt = run_demo(*common, tmp_path / 'rebuilt', thresh, cache, '--no-pipeline')

@@ -13,7 +13,7 @@ import pytest
 from concern.cli import run_main, set_loader_workers, set_test_size, user_error_message
 from concern.config import load_config
 from concern.errors import UserError
-from deploy.cli import resolve_box_thresh
+from inference.thresholds import resolve_box_thresh
 from tests.scripts.common import QUICKSTART, ROOT, TINY
 from tests.scripts.common import RESIZE_96 as RESIZE
 

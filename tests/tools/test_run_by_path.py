@@ -10,7 +10,7 @@ import pytest
 from tests import ROOT
 from tests.scripts.common import run_python
 
-PROJECT = {'assets', 'backbones', 'benchmarks', 'concern', 'data', 'decoders', 'deploy', 'structure', 'tools'}
+PROJECT = {'assets', 'backbones', 'benchmarks', 'concern', 'data', 'decoders', 'inference', 'structure', 'tools'}
 SCRIPTS = sorted(
     path
     for folder in ('tools', 'benchmarks')

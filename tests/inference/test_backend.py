@@ -1,4 +1,4 @@
-"""deploy/backend.py: the path rule, the cache key, and the ONNX export cache (reused when valid; a corrupt, foreign
+"""inference/paths.py: the path rule, the cache key, and the ONNX export cache (reused when valid; a corrupt, foreign
 or stale file rebuilt; two processes exporting at once leave one whole file)."""
 
 import logging
@@ -13,18 +13,10 @@ import pytest
 import torch
 
 from concern.errors import UserError
-from deploy.backend import (
-    CACHE_KEY_METADATA,
-    OnnxRuntimeModel,
-    build_inference_path,
-    cache_key,
-    cached_onnx_export,
-    choose_path,
-    default_cache_dir,
-    prune_cache,
-)
+from inference.onnx_cache import CACHE_KEY_METADATA, cache_key, cached_onnx_export, default_cache_dir, prune_cache
+from inference.paths import OnnxRuntimeModel, build_inference_path, choose_path
 from tests import ROOT
-from tests.deploy.test_onnx_export import db_model
+from tests.inference.test_onnx_export import db_model
 
 SMALL = [16, 24, 48, 576]  # MobileNetV3-small's stages: a model that exports in a second
 
@@ -138,8 +130,8 @@ def test_an_unwritable_cache_folder_is_a_user_error(tiny, tmp_path):
 
 EXPORT = """
 import sys
-from deploy.backend import cached_onnx_export
-from tests.deploy.test_onnx_export import db_model
+from inference.onnx_cache import cached_onnx_export
+from tests.inference.test_onnx_export import db_model
 model = db_model('mobilenet_v3_small', [16, 24, 48, 576])
 session, path, how = cached_onnx_export(model, 'd' * 64, sys.argv[1], 'small')
 print(how)
@@ -228,13 +220,13 @@ def test_the_cache_keeps_the_most_recently_used_exports_and_removes_dead_tempora
 
 
 def export_a_changed_copy(monkeypatch, change):
-    """deploy.onnx_export.export_onnx exporting a copy of the model with ``change(state_dict)`` applied: the
+    """inference.onnx_export.export_onnx exporting a copy of the model with ``change(state_dict)`` applied: the
     export then differs from the PyTorch model it is checked against by exactly that change."""
     import copy
 
-    import deploy.onnx_export
+    import inference.onnx_cache
 
-    export = deploy.onnx_export.export_onnx
+    export = inference.onnx_cache.export_onnx
 
     def changed_export(model, path, *args, **kwargs):
         other = copy.deepcopy(model)
@@ -243,7 +235,7 @@ def export_a_changed_copy(monkeypatch, change):
         other.load_state_dict(state)
         return export(other, path, *args, **kwargs)
 
-    monkeypatch.setattr(deploy.onnx_export, 'export_onnx', changed_export)
+    monkeypatch.setattr(inference.onnx_cache, 'export_onnx', changed_export)
 
 
 def test_reordering_noise_passes_the_check_and_a_wrong_weight_falls_back_in_one_line(
@@ -286,7 +278,7 @@ def test_reordering_noise_passes_the_check_and_a_wrong_weight_falls_back_in_one_
 
 
 def test_the_verification_image_is_a_normalised_photograph():
-    from deploy.backend import verification_image
+    from inference.onnx_cache import verification_image
 
     image = verification_image()
     assert image.shape == (1, 3, 256, 384) and image.dtype == torch.float32

@@ -10,7 +10,8 @@ import torch.nn as nn
 from assets.ops.dcn import DeformConv, ModulatedDeformConv, deform_conv, original_stride_read
 from backbones.resnet import Bottleneck, ResNet
 from decoders.seg_detector import SegDetector
-from deploy.onnx_export import SampledDeformConv, export_onnx, export_torchscript, exportable_copy, sampled_deform_conv
+from inference.deform_conv import SampledDeformConv, sampled_deform_conv
+from inference.onnx_export import export_onnx, export_torchscript, exportable_copy
 from structure.model import SegDetectorModel
 
 SIZES = [(1, 64, 96), (2, 96, 64), (1, 32, 32)]

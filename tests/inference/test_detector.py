@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from structure.predictor import Detector
+from inference.detector import Detector
 from structure.representers import SegDetectorRepresenter
 from tests import ROOT
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests import ROOT
-from tests.deploy.test_onnx_export import db_model
+from tests.inference.test_onnx_export import db_model
 
 IMAGE = os.path.join(ROOT, 'assets', 'images', 'synthetic_1.jpg')
 SHORT_SIDE = 128
@@ -20,7 +20,7 @@ SHORT_SIDE = 128
 
 def test_predictor_imports_no_torch():
     code = (
-        'import sys; import deploy.onnx_predictor, data.image_io, structure.visualizers, concern.result_files; '
+        'import sys; import inference.onnx_runtime, data.image_io, structure.visualizers, concern.result_files; '
         "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))"
     )
     subprocess.run([sys.executable, '-c', code], cwd=ROOT, check=True)
@@ -59,9 +59,9 @@ def readable_map_model(model, image):
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
     pytest.importorskip('onnxruntime')
-    from deploy.onnx_export import export_onnx
-    from deploy.onnx_predictor import REPRESENTER_METADATA_KEY
-    from structure.predictor import Detector, torch_forward
+    from inference.detector import Detector, torch_forward
+    from inference.onnx_export import export_onnx
+    from inference.onnx_runtime import REPRESENTER_METADATA_KEY
     from structure.representers import SegDetectorRepresenter
 
     model = db_model('resnet18', [64, 128, 256, 512])
@@ -89,7 +89,7 @@ def assert_same_detections(got, expected):
 
 
 def test_onnx_detector_gives_the_pytorch_detections(exported):
-    from deploy.onnx_predictor import OnnxDetector
+    from inference.onnx_runtime import OnnxDetector
 
     path, image, torch_detector, arguments = exported
     expected = torch_detector.detect([image])[0]
@@ -106,7 +106,7 @@ def test_onnx_detector_gives_the_pytorch_detections(exported):
 
 
 def test_onnx_detector_overrides_and_errors(exported, tmp_path):
-    from deploy.onnx_predictor import OnnxDetector
+    from inference.onnx_runtime import OnnxDetector
 
     path = exported[0]
     detector = OnnxDetector(path, box_thresh=0.9, max_candidates=7)

@@ -1,7 +1,7 @@
 """Text detection with ONNX Runtime, without PyTorch.
 
 Needs numpy, OpenCV, onnxruntime, shapely and pyclipper only: the resize / normalisation / batching
-(``structure.predictor.Detector``) and the post-processing (``SegDetectorRepresenter``) are the same code
+(``inference.detector.Detector``) and the post-processing (``SegDetectorRepresenter``) are the same code
 the PyTorch path runs, so identical probability maps give identical detections.
 
     detector = OnnxDetector('model.onnx', image_short_side=736, box_thresh=0.6)
@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from concern.errors import UserError
-from structure.predictor import Detector
+from inference.detector import Detector
 from structure.representers import SegDetectorRepresenter
 
 __all__ = ['OnnxDetector', 'OnnxModelError', 'onnx_forward', 'REPRESENTER_METADATA_KEY']

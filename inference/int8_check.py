@@ -1,15 +1,10 @@
-"""``--precision auto``: the fastest precision this machine runs well, used only where its accuracy change was measured.
+"""``--precision auto`` for an ONNX model: whether its int8 copy may run.
 
-PyTorch path (``auto_torch_precision``): fp16 on a CUDA GPU; bf16 on a CPU with AMX-BF16 (oneDNN's AMX kernels;
-on CPUs with AVX512-BF16 alone, or without either, bf16 gains little or is slower); fp32 elsewhere. The F change of
-these was measured with benchmarks/bench_inference.py (docs/deployment.md).
-
-ONNX path (``auto_onnx_model``): ``convert_to_onnx.py --int8`` runs the float and the int8 model on its calibration
-images, stores the comparison (``measure_precision_change``) in both files' metadata and the int8 file's name in the
-float file's; ``auto`` runs the int8 copy only on a CPU with int8 dot products (AVX512-VNNI, AVX-VNNI or AMX-INT8)
-and only if its detections agreed with the float model's within ``MAX_DISAGREEMENT``; else the float model, and it
-says why in one line. Imports no torch (demo.py --onnx runs without it).
-"""
+``convert_to_onnx.py --int8`` runs the float and the int8 model on its calibration images, stores the comparison
+(``measure_precision_change``) in both files' metadata and the int8 file's name in the float file's
+(``record_int8_check``); ``auto_onnx_model`` runs the int8 copy only on a CPU with int8 dot products (AVX512-VNNI,
+AVX-VNNI or AMX-INT8) and only if its detections agreed with the float model's within ``MAX_DISAGREEMENT``; else
+the float model, and it says why in one line. Imports no torch (demo.py --onnx runs without it)."""
 
 from __future__ import annotations
 
@@ -18,58 +13,28 @@ import os
 
 import numpy as np
 
+from concern.cpu import INT8_CPU_FLAGS, cpu_flags
+
 __all__ = [
-    'cpu_flags',
-    'cpu_has_bf16',
-    'auto_torch_precision',
     'auto_onnx_model',
     'measure_precision_change',
     'record_int8_check',
     'INT8_MODEL_KEY',
     'INT8_CHECK_KEY',
     'MAX_DISAGREEMENT',
-    'INT8_CPU_FLAGS',
 ]
 
-INT8_CPU_FLAGS = ('amx_int8', 'avx512_vnni', 'avx_vnni')
-BF16_CPU_FLAGS = ('amx_bf16',)  # where bf16 inference is fast enough for --precision auto
-BF16_INSTRUCTION_FLAGS = ('avx512_bf16', 'amx_bf16')  # bf16 dot products in hardware at all
+
 # metadata of the float model: the int8 copy's path (relative to the float file's folder); of both: the check
 INT8_MODEL_KEY = 'dbnet.int8_model'
+
+
 INT8_CHECK_KEY = 'dbnet.int8_check'
+
+
 # auto uses int8 only if F of its detections against the float model's, on the calibration images, is at least
 # 1 - MAX_DISAGREEMENT: half a point, the accuracy change the project accepts for reduced precision
 MAX_DISAGREEMENT = 0.005
-
-
-def cpu_flags(path: str = '/proc/cpuinfo') -> frozenset:
-    """The CPU's feature flags (the first ``flags`` line of ``path``); empty where there is no such file."""
-    if not os.path.exists(path):
-        return frozenset()
-    with open(path) as handle:
-        for line in handle:
-            if line.startswith('flags'):
-                return frozenset(line.split(':', 1)[1].split())
-    return frozenset()
-
-
-def cpu_has_bf16(flags=None) -> bool:
-    """Whether the CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX-BF16; elsewhere bfloat16 is
-    emulated and slower than float32). ``flags``: the CPU flags (default: read from /proc/cpuinfo)."""
-    flags = cpu_flags() if flags is None else flags
-    return any(flag in flags for flag in BF16_INSTRUCTION_FLAGS)
-
-
-def auto_torch_precision(device_type: str, flags=None) -> tuple[str, str]:
-    """``(precision, reason)`` for the optimised PyTorch model on a device of ``device_type``; ``flags``: the
-    CPU flags (default: read from /proc/cpuinfo)."""
-    if device_type == 'cuda':
-        return 'fp16', 'precision auto: fp16 (CUDA GPU)'
-    flags = cpu_flags() if flags is None else flags
-    found = [flag for flag in BF16_CPU_FLAGS if flag in flags]
-    if found:
-        return 'bf16', f'precision auto: bf16 (the CPU has {found[0]})'
-    return 'fp32', 'precision auto: fp32 (the CPU has no AMX-BF16, where bf16 would not be faster)'
 
 
 def _detections(representer, probability: np.ndarray) -> list:

@@ -6,17 +6,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from deploy.precision import (
+from concern.cpu import cpu_flags, cpu_has_bf16
+from inference.int8_check import (
     INT8_CHECK_KEY,
     INT8_MODEL_KEY,
     MAX_DISAGREEMENT,
     auto_onnx_model,
-    auto_torch_precision,
-    cpu_flags,
-    cpu_has_bf16,
     measure_precision_change,
     record_int8_check,
 )
+from inference.precision import auto_torch_precision
 from structure.representers import SegDetectorRepresenter
 
 
@@ -112,8 +111,9 @@ def test_precision_auto_builds_the_optimised_path_in_the_cpu_choice_and_says_why
     picks for this CPU and prints the reason; the path built is the optimised model in that precision."""
     import torch
 
-    from deploy.backend import build_inference_path, choose_path, resolve_precision
-    from tests.deploy.test_onnx_export import db_model
+    from inference.paths import build_inference_path, choose_path
+    from inference.precision import resolve_precision
+    from tests.inference.test_onnx_export import db_model
 
     expected, reason = auto_torch_precision('cpu')
     precision = resolve_precision('auto', 'cpu')

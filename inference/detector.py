@@ -1,4 +1,4 @@
-"""Images in, text polygons out: the inference path shared by demo.py and the notebook.
+"""Images in, text polygons out: resizing, batching, the forward function and the representer, for every path.
 
 ``Detector`` resizes each image (short side to ``image_short_side``, both sides multiples of 32, as
 the original demo does), normalises it, runs a forward function on batches of images that share a
@@ -16,7 +16,6 @@ exception in any thread propagates to the caller.
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 from collections import deque
@@ -25,24 +24,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import TYPE_CHECKING, Callable
 
-import cv2
 import numpy as np
 
-from data.normalization import normalize
+from inference.tiling import inference_size, resized_input
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = ['Detector', 'inference_size', 'torch_forward']
-
-
-def inference_size(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """(new_height, new_width): the short side becomes ``short_side`` (rounded up to a multiple of 32),
-    the other keeps the aspect ratio, rounded up to a multiple of 32."""
-    short = int(math.ceil(short_side / 32) * 32)
-    if height < width:
-        return short, int(math.ceil(short / height * width / 32) * 32)
-    return int(math.ceil(short / width * height / 32) * 32), short
 
 
 def torch_forward(model: torch.nn.Module, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
@@ -75,6 +64,9 @@ class Detector:
         max_pending: with ``pipeline``, in ``detect_stream``, how many chunks of ``batch_size`` images may
             wait for post-processing before the forward passes pause (bounds the memory held).
 
+    Built over an experiment and a checkpoint by ``inference.build.detector_from_experiment``, over an ONNX file
+    by ``inference.onnx_runtime.OnnxDetector``.
+
     ``detect(images)`` returns, per image, ``(polygons, scores)``: a list of int (K, 2) arrays in the
     image's pixel coordinates and a list of floats. ``detect_stream(iterable)`` yields the same per image,
     in order, reading the iterable ``batch_size`` images at a time (for folders of photos).
@@ -98,26 +90,9 @@ class Detector:
         self.pipeline = pipeline
         self.max_pending = max(1, int(max_pending))
 
-    @classmethod
-    def from_experiment(cls, experiment: str, checkpoint: str, **options) -> Detector:
-        """The detector of an experiment YAML file and a checkpoint (this project's or the original's), on the
-        fastest path whose detections equal the plain model's: ONNX Runtime on a CPU (an export made once and
-        cached), the optimised PyTorch model on CUDA or without onnxruntime; ``plain=True`` runs the model as
-        built. ``options``: ``deploy.backend.detector_from_experiment``'s (device, plain, optimize, precision,
-        cache_dir, box_thresh, thresh, overrides, ...) and this class's (image_short_side, is_output_polygon,
-        batch_size, pipeline). Its ``path.description`` says which path runs and why."""
-        from deploy.backend import detector_from_experiment
-
-        return detector_from_experiment(experiment, checkpoint, **options)
-
     def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """HxWx3 BGR (uint8 or float32) -> (3, H', W') float32, resized and normalised as in the original demo:
-        the image is converted to float32 first and the float image is resized (bilinear), as the original."""
-        image = np.asarray(image, dtype=np.float32)
-        height, width = image.shape[:2]
-        new_height, new_width = inference_size(height, width, self.image_short_side)
-        resized = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
-        return np.ascontiguousarray(normalize(resized).transpose(2, 0, 1))
+        """HxWx3 BGR (uint8 or float32) -> (3, H', W') float32: ``inference.tiling.resized_input``."""
+        return resized_input(image, self.image_short_side)
 
     def probability_maps(self, images: Sequence[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
         """``(index, (H', W') probability map)`` per image, batch after batch: images of the same resized size

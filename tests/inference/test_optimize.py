@@ -8,16 +8,11 @@ import torch
 import torch.nn as nn
 
 from assets.ops.dcn import ModulatedDeformConv
-from deploy.optimize import (
-    CompiledInferenceModel,
-    Float32DeformConv,
-    fold_batchnorm,
-    optimize_for_inference,
-    optimized_forward,
-    quantize_onnx,
-)
+from inference.deform_conv import Float32DeformConv
+from inference.optimized import CompiledInferenceModel, fold_batchnorm, optimize_for_inference, optimized_forward
+from inference.quantize import quantize_onnx
 from structure.model import SegDetectorModel
-from tests.deploy.test_onnx_export import TinyBottleneckDB, db_model, randomize
+from tests.inference.test_onnx_export import TinyBottleneckDB, db_model, randomize
 
 MODELS = {
     'resnet18': lambda: db_model('resnet18', [64, 128, 256, 512]),
@@ -82,8 +77,7 @@ def test_bf16_autocast_runs_deformable_models_close_to_fp32():
 def test_channels_last_deform_conv_layout_and_product_precision():
     """The optimised deformable conv returns the sampled form's numbers as a channels_last view (no copy before
     the next conv); under bf16 autocast its matrix product is bf16 (sampling float32), within bf16 rounding."""
-    from deploy.onnx_export import sampled_deform_conv
-    from deploy.optimize import channels_last_deform_conv
+    from inference.deform_conv import channels_last_deform_conv, sampled_deform_conv
 
     generator = torch.Generator().manual_seed(3)
     conv = ModulatedDeformConv(16, 24, 3, stride=2, padding=1, bias=True)
@@ -151,7 +145,7 @@ def test_onnx_int8_quantisation(tmp_path):
     pytest.importorskip('onnxruntime.quantization')
     import onnx
 
-    from deploy.onnx_export import export_onnx
+    from inference.onnx_export import export_onnx
 
     model = MODELS['resnet18']()
     path = export_onnx(model, str(tmp_path / 'fp32.onnx'), example_size=(64, 64))
@@ -235,7 +229,7 @@ def test_static_int8_options(tmp_path):
     import onnx
     import onnxruntime as ort
 
-    from deploy.onnx_export import export_onnx
+    from inference.onnx_export import export_onnx
 
     model = MODELS['resnet18']()
     path = export_onnx(model, str(tmp_path / 'fp32.onnx'), example_size=(64, 64))
@@ -307,7 +301,7 @@ def test_static_int8_options(tmp_path):
 
 
 def test_calibration_inputs_of_mixed_sizes_are_centre_cropped_to_the_common_size():
-    from deploy.optimize import crop_to_common_size
+    from inference.quantize import crop_to_common_size
 
     landscape = np.arange(1 * 3 * 64 * 128, dtype=np.float32).reshape(1, 3, 64, 128)
     portrait = -np.arange(1 * 3 * 96 * 64, dtype=np.float32).reshape(1, 3, 96, 64)

@@ -1,24 +1,11 @@
-"""Command-line options shared by demo.py and eval.py: the forward path (deploy/backend.py) and the detection
-threshold. Imports no torch (demo.py --onnx runs without it)."""
+"""Command-line options shared by demo.py and eval.py for the forward path (``inference.paths``).
+Imports no torch until a path is built (demo.py --onnx runs without it)."""
 
 from __future__ import annotations
 
 import argparse
 
-from concern.errors import UserError
-
-__all__ = [
-    'add_inference_arguments',
-    'check_precision_device',
-    'inference_path_from_args',
-    'precision_of',
-    'resolve_box_thresh',
-    'ORIGINAL_BOX_THRESH',
-]
-
-# The original eval.py / demo.py --box_thresh default, used when neither the command line nor the experiment's
-# representer sets one (the original's experiment files set none).
-ORIGINAL_BOX_THRESH = 0.6
+__all__ = ['add_inference_arguments', 'inference_path_from_args', 'precision_of']
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +27,7 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         '--optimize',
         action='store_true',
         help='run the optimised PyTorch model: BatchNorm folded into the convolutions, channels_last, inference '
-        'mode (deploy/optimize.py): the same maps within 1e-4 (the default on CUDA)',
+        'mode (inference/optimized.py): the same maps within 1e-4 (the default on CUDA)',
     )
     parser.add_argument(
         '--precision',
@@ -67,10 +54,11 @@ def precision_of(args: argparse.Namespace) -> str:
 
 
 def inference_path_from_args(model, structure, args: argparse.Namespace, device):
-    """The ``deploy.backend.InferencePath`` that ``--plain`` / ``--optimize`` / ``--precision`` / ``--compile`` /
+    """The ``inference.paths.InferencePath`` that ``--plain`` / ``--optimize`` / ``--precision`` / ``--compile`` /
     ``--cache_dir`` ask for over ``model`` (built from ``structure`` with ``args.resume``, on ``device``); prints
     its one line."""
-    from deploy.backend import build_inference_path, choose_path, resolve_precision
+    from inference.paths import build_inference_path, choose_path
+    from inference.precision import resolve_precision
 
     args.precision = resolve_precision(args.precision, device.type)
     choice = choose_path(
@@ -87,25 +75,3 @@ def inference_path_from_args(model, structure, args: argparse.Namespace, device)
     )
     print(path.description, flush=True)
     return path
-
-
-def check_precision_device(precision: str, device_type: str) -> None:
-    """Raises UserError, one sentence, when ``precision`` cannot run on a device of ``device_type``."""
-    if precision == 'fp16' and device_type != 'cuda':
-        raise UserError(
-            f'--precision fp16 needs a CUDA device, and this run uses {device_type}; use '
-            f'--precision bf16 or fp32 on a CPU.'
-        )
-
-
-def resolve_box_thresh(given: float | None, config) -> tuple[float, str]:
-    """``(box_thresh, where it came from)``: ``--box_thresh`` when given, else the box_thresh that the experiment
-    (a compiled ``concern.config.Config``) gives its representer, else the original's command-line default 0.6."""
-    spec = config.get('Experiment.structure.representer')
-    representer_args = getattr(spec, 'args', spec if isinstance(spec, dict) else {})
-    experiment = config.path
-    if given is not None:
-        return float(given), '--box_thresh'
-    if 'box_thresh' in representer_args:
-        return float(representer_args['box_thresh']), f"the representer's box_thresh in {experiment}"
-    return ORIGINAL_BOX_THRESH, (f'the original eval.py / demo.py default; {experiment} sets no representer box_thresh')
