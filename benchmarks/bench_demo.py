@@ -161,6 +161,18 @@ def same_detections(got: dict, expected: dict) -> str:
     return 'yes'
 
 
+def run_once(demo_args, images, detector, name: str) -> dict:
+    """demo.py's per-image work over ``images`` into a fresh result folder ``<result_dir>/<name>``; {image:
+    detections}."""
+    import demo
+    from concern.result_log import ResultLog, detections_by_image
+
+    folder = os.path.join(demo_args.result_dir, name)
+    with ResultLog(folder, {'benchmark': name}) as log:
+        demo.detect_images(demo_args, images, detector, log)
+    return detections_by_image(folder)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ['OMP_NUM_THREADS'] = str(args.threads)  # before torch is imported
@@ -249,20 +261,20 @@ def main(argv=None) -> int:
             demo_args = demo.parse_args(arguments)
             demo_args.pipeline = len(images) > 1  # demo.py's default
             started = time.perf_counter()
-            detector, box_thresh = demo.build_detector(demo_args)
-            demo.detect_images(demo_args, warm_up, detector, box_thresh)
-            detectors[label] = (demo_args, detector, box_thresh)
+            detector = demo.build_detector(demo_args)
+            run_once(demo_args, warm_up, detector, 'warm_up')
+            detectors[label] = (demo_args, detector)
             print(f'{label}: start-up {time.perf_counter() - started:.1f} s (not timed below)', flush=True)
 
         seconds = {label: [] for label, _ in runs}
         results = {}
         for round_index in range(args.rounds):
             for label, _ in runs:
-                demo_args, detector, box_thresh = detectors[label]
+                demo_args, detector = detectors[label]
                 if cuda:
                     torch.cuda.synchronize()
                 started = time.perf_counter()
-                found, failed = demo.detect_images(demo_args, images, detector, box_thresh)
+                found = run_once(demo_args, images, detector, f'round{round_index}')
                 if cuda:
                     torch.cuda.synchronize()
                 seconds[label].append((time.perf_counter() - started) / len(images))

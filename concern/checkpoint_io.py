@@ -8,7 +8,6 @@ Two file kinds are read:
   average (``ema_decay``), ``'model'`` is the average and ``'training_model'`` the trained weights.
 """
 
-import hashlib
 import logging
 import os
 import pickle
@@ -20,7 +19,6 @@ import torch
 from concern.errors import UserError
 
 __all__ = [
-    'file_sha256',
     'CheckpointError',
     'CheckpointMismatchError',
     'CheckpointNotFoundError',
@@ -290,12 +288,3 @@ def save_checkpoint(state, path):
             os.remove(os.path.join(folder, name))
         except FileNotFoundError:
             pass
-
-
-def file_sha256(path: str) -> str:
-    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from concern.checkpoint_io import file_sha256
 from concern.errors import UserError
+from concern.hashing import file_sha256
 
 __all__ = ['ShippedModel', 'MODELS', 'DEFAULT_MODEL', 'resolve', 'verified_weights', 'names_help']
 

@@ -27,6 +27,7 @@ def detector_from_experiment(
     checkpoint: str,
     overrides=(),
     device: str | None = None,
+    local_rank: int = 0,
     plain: bool = False,
     optimize: bool = False,
     precision: str | None = None,
@@ -39,9 +40,10 @@ def detector_from_experiment(
     **detector_options,
 ):
     """A ``inference.detector.Detector`` for ``experiment`` (a YAML file, with ``overrides`` 'PATH=VALUE') and
-    ``checkpoint`` on the path ``choose_path`` picks for ``device`` ('cpu', 'cuda', None: CUDA when available)
-    and the flags ``plain`` / ``optimize`` / ``precision`` / ``compiled`` (--compile); ``strict=False`` is
-    --non_strict. ``box_thresh``: None takes the experiment's representer box_thresh, else the original's 0.6.
+    ``checkpoint`` on the path ``choose_path`` picks for ``device`` ('cpu', 'cuda', None: CUDA when available; with
+    'cuda' or None GPU ``local_rank``, the process's own under torchrun) and the flags ``plain`` / ``optimize`` /
+    ``precision`` / ``compiled`` (--compile); ``strict=False`` is --non_strict.
+    ``box_thresh``: None takes the experiment's representer box_thresh, else the original's 0.6.
     ``announce`` gets the lines a run prints (the box_thresh and where it came from, then the path and why;
     default: the log). ``detector_options``: the other ``Detector`` arguments (image_short_side,
     is_output_polygon, batch_size, pipeline, max_pending). The detector's ``path`` attribute is the
@@ -54,7 +56,7 @@ def detector_from_experiment(
     box_thresh, source = resolve_box_thresh(box_thresh, config)
     announce(f'box_thresh {box_thresh} (from {source})')
     structure = config.build('Experiment.structure')
-    device = choose_device(device)
+    device = choose_device(device, local_rank)
     precision = resolve_precision(precision, device.type)
     check_precision_device(precision, device.type)
     choice = choose_path(device.type, plain=plain, optimize=optimize, precision=precision, compiled=compiled)

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from concern.checkpoint_io import file_sha256
 from concern.errors import UserError
+from concern.hashing import file_sha256
 from inference.onnx_export import DEFAULT_OPSET, export_onnx
 
 __all__ = [

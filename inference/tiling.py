@@ -20,9 +20,19 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from data.image_io import ImageReadError, read_image
 from data.normalization import normalize
 
-__all__ = ['PreparedImage', 'TileLayout', 'prepare_image', 'tile_starts', 'stitch', 'resized_input', 'inference_size']
+__all__ = [
+    'PreparedImage',
+    'TileLayout',
+    'prepare_image',
+    'read_and_prepare',
+    'tile_starts',
+    'stitch',
+    'resized_input',
+    'inference_size',
+]
 
 
 def inference_size(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -118,3 +128,15 @@ def stitch(maps: list, layout: TileLayout) -> np.ndarray:
     for probability, (top, left), (y0, y1, x0, x1) in zip(maps, layout.windows, layout.cores):
         full[y0:y1, x0:x1] = probability[y0 - top : y1 - top, x0 - left : x1 - left]
     return full
+
+
+def read_and_prepare(
+    path: str, short_side: int, tile: int | None = None, overlap: int = 0, max_pixels: int | None = None
+) -> PreparedImage | ImageReadError:
+    """``path`` read (``data.image_io.read_image``) and made into model inputs (``inference.tiling.prepare_image``);
+    the ``ImageReadError`` is returned, not raised, so that it crosses from a worker process whole."""
+    try:
+        image = read_image(path, max_pixels=max_pixels)
+    except ImageReadError as error:
+        return error
+    return prepare_image(image, short_side, tile, overlap)

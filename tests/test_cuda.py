@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from assets.ops.dcn import DeformConv, ModulatedDeformConv, original_stride_read
+from concern.result_log import detections_by_image
 from inference.optimized import optimize_for_inference, optimized_forward
 from tests import ROOT
 from tests.inference.test_onnx_export import TinyBottleneckDB, db_model, randomize
@@ -261,7 +262,7 @@ def test_train_and_eval_scripts_on_the_gpu_with_amp(tmp_path):
         )
         assert result.returncode == 0, (script, result.stderr[-3000:])
     assert json.loads((tmp_path / 'fp16' / 'metrics.json').read_text())['precision'] == 'fp16'
-    assert len(json.loads((tmp_path / 'demo' / 'results.json').read_text())['images']) == 5
+    assert len(detections_by_image(str(tmp_path / 'demo'))) == 5
 
 
 def test_torchrun_nccl_with_amp_and_sync_bn(tmp_path):

@@ -8,8 +8,8 @@ in which a function is called while
 1. one training sample goes through the training loader (``data/data_loader.py`` ``make_train_loader``, one
    process, no worker processes so that the profiler sees the dataset) and one ``Trainer.train_step`` to the
    loss and the optimiser step;
-2. one image goes through ``demo.py`` ``detect_images`` (read, detect, write ``res_<name>.txt`` and
-   ``results.json``), with and without ``--visualize``.
+2. one image goes through ``demo.py`` ``detect_images`` (read, detect, write ``res_<name>.txt`` and its line of
+   ``results.jsonl``), with and without ``--visualize``.
 
 Set-up (compiling the config, building the model, loading the checkpoint, building the loader and the
 detector) runs before the profiler starts and is not counted. The real functions of train.py, the trainer
@@ -164,6 +164,7 @@ def measure_image(experiment: str, image_path: str, folder: str, visualize: bool
 
     import demo
     from concern.checkpoint_io import save_checkpoint
+    from concern.result_log import ResultLog
     from concern.runtime import load_experiment_for_inference
     from data.image_io import find_images
 
@@ -181,11 +182,11 @@ def measure_image(experiment: str, image_path: str, folder: str, visualize: bool
         + overrides
     )
     images = find_images(args.image_path)
-    detector, box_thresh = demo.build_detector(args)
-    with recording(_new_recorder()) as recorder:
-        results, _failed = demo.detect_images(args, images, detector, box_thresh)
-    if len(results) != 1:
-        raise RuntimeError(f'demo.detect_images processed {len(results)} images, not 1.')
+    detector = demo.build_detector(args)
+    with ResultLog(result_dir, {'flow': 'image'}) as log, recording(_new_recorder()) as recorder:
+        count, _failed = demo.detect_images(args, images, detector, log)
+    if count != 1:
+        raise RuntimeError(f'demo.detect_images processed {count} images, not 1.')
     return recorder.files
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from concern.result_log import detections_by_image
 from tests import ROOT
 from tests.inference.test_onnx_export import db_model
 
@@ -138,8 +139,7 @@ def test_demo_onnx_writes_the_pytorch_results(exported, tmp_path):
         ]
     )
     assert status == 0
-    results = json.loads((tmp_path / 'results.json').read_text())
-    detections = results['images'][IMAGE]
+    detections = detections_by_image(str(tmp_path))[IMAGE]
     polygons, scores = torch_detector.detect([image])[0]
     assert [d['points'] for d in detections] == [p.tolist() for p in polygons]
     assert (tmp_path / 'res_synthetic_1.txt').exists()
@@ -177,8 +177,8 @@ def test_demo_onnx_pipeline_on_a_folder_writes_the_pytorch_results_in_order(expo
         ]
     )
     assert status == 0
-    results = json.loads((out / 'results.json').read_text())['images']
-    assert list(results) == [str(folder / name) for name in sorted(variants)]
+    results = detections_by_image(str(out))
+    assert sorted(results) == [str(folder / name) for name in sorted(variants)]
     counts = set()
     for name in variants:
         polygons, scores = torch_detector.detect([cv2.imread(str(folder / name))])[0]
@@ -255,4 +255,4 @@ def test_convert_to_onnx_writes_a_checked_model_and_an_int8_copy_demo_runs(tmp_p
             '64',
         ]
     )
-    assert status == 0 and (tmp_path / 'out' / 'results.json').exists()
+    assert status == 0 and (tmp_path / 'out' / 'results.jsonl').exists()

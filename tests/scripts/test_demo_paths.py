@@ -3,7 +3,6 @@ built) on the real model families: ResNet-18, deformable ResNet-18 from an origi
 state dict of 'model.module.*' keys), and DBNet++ (ASF); a corrupt cache file is rebuilt. --compile (torch.compile
 of the optimised model) gives them too."""
 
-import json
 import os
 import re
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 import torch
 
 from concern.checkpoint_io import save_checkpoint
+from concern.result_log import detections_by_image
 from concern.runtime import load_experiment_for_inference
 from inference.detector import Detector
 from tests import ROOT
@@ -93,7 +93,7 @@ def run_demo(experiment, overrides, checkpoint, images, out, thresh, cache, *fla
     env = dict(os.environ, PYTHONPATH=ROOT)
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    return result, json.loads((out / 'results.json').read_text())['images']
+    return result, detections_by_image(str(out))
 
 
 def assert_same_detections(got, expected):

@@ -6,6 +6,7 @@ import os
 import cv2
 import numpy as np
 
+from concern.result_log import detections_by_image, read_results
 from tests.scripts.common import QUICKSTART, ROOT, TINY
 from tests.scripts.common import run_python as run
 
@@ -119,12 +120,14 @@ def test_demo_walks_nested_folders_and_names_the_unreadable_file(trained, tmp_pa
         'res_a.txt',
         'res_sub_B.txt',
         'res_sub_deeper_c.txt',
-        'results.json',
+        'results.jsonl',
+        'run.json',
         'sub_B.jpg',
         'sub_deeper_c.jpg',
     ]
-    summary = json.loads((out / 'results.json').read_text())
-    assert len(summary['images']) == 3 and summary['failed'][0].endswith('broken.jpg')
+    records = read_results(str(out))
+    assert len([record for record in records if 'detections' in record]) == 3
+    assert [record['image'] for record in records if 'error' in record][0].endswith('broken.jpg')
 
 
 def test_demo_optimize_gives_the_plain_detections_and_fp16_needs_a_gpu(trained, tmp_path):
@@ -151,7 +154,7 @@ def test_demo_optimize_gives_the_plain_detections_and_fp16_needs_a_gpu(trained, 
         out = tmp_path / ('out' + '_'.join(flags))
         result = run(*common, '--result_dir', str(out), *flags)
         assert result.returncode == 0, result.stderr[-3000:]
-        found[tuple(flags)] = next(iter(json.loads((out / 'results.json').read_text())['images'].values()))
+        found[tuple(flags)] = next(iter(detections_by_image(str(out)).values()))
     plain, fast = found[('--plain',)], found[('--optimize',)]
     assert plain and len(plain) == len(fast)
     for a, b in zip(plain, fast):  # the same boxes (maps equal within 1e-5: a corner may move by a pixel)

@@ -385,7 +385,7 @@ def test_demo_uses_the_experiments_box_thresh_and_says_so_first(trained, tmp_pat
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines()[0] == f"box_thresh 0.5 (from the representer's box_thresh in {QUICKSTART})"
-    assert json.loads((tmp_path / 'out' / 'results.json').read_text())['box_thresh'] == 0.5
+    assert json.loads((tmp_path / 'out' / 'run.json').read_text())['settings']['box_thresh'] == 0.5
 
 
 # ------------------------------------------------------------------------------------------------ the others
