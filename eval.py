@@ -152,9 +152,8 @@ def measure_speed(model, representer, loader, device, runs: int, polygon: bool) 
     return {'images': images, 'model_images_per_s': images / model_time, 'end_to_end_images_per_s': images / total_time}
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
+def check_options(args) -> tuple[list, list]:
+    """The box_thresh and thresh sweeps asked for, after the checks that the options fit together."""
     sweep = parse_sweep(args.box_thresh_sweep) if args.box_thresh_sweep else []
     thresh_sweep = parse_sweep(args.thresh_sweep, '--thresh_sweep') if args.thresh_sweep else []
     if sweep and args.box_thresh is not None:
@@ -172,17 +171,11 @@ def main(argv=None) -> int:
             '--visualize draws the detections of one threshold; run the sweep first, then '
             '--visualize with --box_thresh (and --thresh) set to the best it found.'
         )
-    config = load_experiment_for_inference(args.exp, args.opt)
-    section = evaluation_section(config)
-    set_loader_workers(config, section, args.num_workers)
-    set_test_size(config, section, args.test_size)
-    box_thresh, source = resolve_box_thresh(args.box_thresh, config)
-    if sweep:
-        print(f'box_thresh: the best of {args.box_thresh_sweep} (--box_thresh_sweep)', flush=True)
-    else:
-        print(f'box_thresh {box_thresh} (from {source})', flush=True)
-    structure = config.build('Experiment.structure')
-    representer, measurer = structure.representer, structure.measurer
+    return sweep, thresh_sweep
+
+
+def set_thresh(args, config, representer, thresh_sweep: list) -> str:
+    """Applies --thresh to ``representer``, prints the thresh used and where it came from; returns that source."""
     if args.thresh is not None:
         representer.thresh = args.thresh
     if thresh_sweep:
@@ -190,25 +183,69 @@ def main(argv=None) -> int:
             raise UserError(
                 f'--thresh_sweep: the representer of {args.exp} ({type(representer).__name__}) has no thresh to sweep.'
             )
-        thresh_source = '--thresh_sweep'
         print(f'thresh: the best of {args.thresh_sweep} (--thresh_sweep)', flush=True)
-    elif args.thresh is not None:
-        thresh_source = '--thresh'
+        return '--thresh_sweep'
+    if args.thresh is not None:
+        source = '--thresh'
     elif config.has('Experiment.structure.representer.thresh'):
-        thresh_source = f"{args.exp}'s representer"
+        source = f"{args.exp}'s representer"
     else:
-        thresh_source = "the representer's default, the original's"
-    if not thresh_sweep and hasattr(representer, 'thresh'):
-        print(f'thresh {representer.thresh} (from {thresh_source})', flush=True)
-    loaders = config.build(section).data_loaders
-    device = choose_device(args.device)
-    check_precision_device(args.precision, device.type)
-    model = build_model_with_weights(structure, args.resume, device, strict=not args.non_strict)
-    path = inference_path_from_args(model, structure, args, device)
-    model = path.model
-    os.makedirs(args.result_dir, exist_ok=True)
+        source = "the representer's default, the original's"
+    if hasattr(representer, 'thresh'):
+        print(f'thresh {representer.thresh} (from {source})', flush=True)
+    return source
 
-    report = {
+
+def print_result(name: str, result: dict, swept: bool, thresh_sweep: list, write_results: bool) -> None:
+    """One dataset's lines: the sweep table and its best pair, unreadable images, the metrics, the interval."""
+    at = f'box_thresh {result["box_thresh"]}' + (f', thresh {result["thresh"]}' if thresh_sweep else '')
+    if swept:
+        print(f'{name}: ' + ('thresh   ' if thresh_sweep else '') + 'box_thresh   precision   recall   fmeasure')
+        for row in result['sweep']:
+            print(
+                f'{name}: '
+                + (f'{row["thresh"]:6.3f}   ' if thresh_sweep else '')
+                + f'{row["box_thresh"]:10.3f}   {row["precision"]:9.4f}   {row["recall"]:6.4f}'
+                f'   {row["fmeasure"]:8.4f}'
+            )
+        print(
+            f'{name}: best F {result["fmeasure"]:.4f} at {at}' + (' (res_*.txt written at it)' if write_results else '')
+        )
+    if result.get('skipped_files'):
+        print(
+            f'{name}: {len(result["skipped_files"])} image(s) could not be read and were left out of the '
+            f'metrics (on_error: skip): {", ".join(result["skipped_files"])}'
+        )
+    print(
+        f'{name}: precision {result["precision"]:.4f}  recall {result["recall"]:.4f}  '
+        f'fmeasure {result["fmeasure"]:.4f}  ({at})'
+    )
+    if 'interval' in result:
+        interval = result['interval']
+        print(
+            f'{name}: 95% interval over the {interval["images"]} images ({interval["resamples"]} resamples'
+            + (', at the best pair: optimistic' if swept else '')
+            + '): '
+            + '  '.join(f'{key} [{interval[key][0]:.4f}, {interval[key][1]:.4f}]' for key in METRIC_KEYS),
+            flush=True,
+        )
+
+
+def overlay_writer(result_dir: str):
+    """``on_batch`` for ``evaluate`` with --visualize: draws each image's detections into ``result_dir``."""
+
+    def draw(batch, polygons_batch, scores_batch):
+        for index, (polygons, scores) in enumerate(zip(polygons_batch, scores_batch)):
+            shape = batch['shape'][index]
+            image = batch['image'][index]
+            save_overlay(result_dir, str(batch['filename'][index]), image, shape, polygons, scores)
+
+    return draw
+
+
+def run_description(args, path) -> dict:
+    """What metrics.json says of the run: the experiment, checkpoint and the path the model ran on."""
+    return {
         'experiment': args.exp,
         'checkpoint': args.resume,
         'polygon': args.polygon,
@@ -216,24 +253,40 @@ def main(argv=None) -> int:
         'optimized': path.name == 'optimized',
         'precision': path.precision,
         'compiled': bool(args.compile),
-        'box_thresh_source': '--box_thresh_sweep' if sweep else source,
         'test_size': args.test_size,
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
+    sweep, thresh_sweep = check_options(args)
+    config = load_experiment_for_inference(args.exp, args.opt)
+    section = evaluation_section(config)
+    set_loader_workers(config, section, args.num_workers)
+    set_test_size(config, section, args.test_size)
+    box_thresh, source = resolve_box_thresh(args.box_thresh, config)
+    announced = (
+        f'the best of {args.box_thresh_sweep} (--box_thresh_sweep)' if sweep else f'{box_thresh} (from {source})'
+    )
+    print(f'box_thresh{":" if sweep else ""} {announced}', flush=True)
+    structure = config.build('Experiment.structure')
+    representer, measurer = structure.representer, structure.measurer
+    thresh_source = set_thresh(args, config, representer, thresh_sweep)
+    loaders = config.build(section).data_loaders
+    device = choose_device(args.device)
+    check_precision_device(args.precision, device.type)
+    model = build_model_with_weights(structure, args.resume, device, strict=not args.non_strict)
+    path = inference_path_from_args(model, structure, args, device)
+    model = path.model
+    os.makedirs(args.result_dir, exist_ok=True)
+    report = {
+        **run_description(args, path),
+        'box_thresh_source': '--box_thresh_sweep' if sweep else source,
         'thresh_source': thresh_source,
         'datasets': {},
     }
     for name, loader in loaders.items():
-
-        def draw(batch, polygons_batch, scores_batch):
-            for index, (polygons, scores) in enumerate(zip(polygons_batch, scores_batch)):
-                save_overlay(
-                    args.result_dir,
-                    str(batch['filename'][index]),
-                    batch['image'][index],
-                    batch['shape'][index],
-                    polygons,
-                    scores,
-                )
-
         result = evaluate(
             model,
             loader,
@@ -246,41 +299,10 @@ def main(argv=None) -> int:
             thresh_sweep=thresh_sweep,
             desc=name,
             result_dir=args.result_dir if args.write_results else None,
-            on_batch=draw if args.visualize else None,
+            on_batch=overlay_writer(args.result_dir) if args.visualize else None,
             bootstrap=args.bootstrap,
         )
-        at = f'box_thresh {result["box_thresh"]}' + (f', thresh {result["thresh"]}' if thresh_sweep else '')
-        if sweep or thresh_sweep:
-            print(f'{name}: ' + ('thresh   ' if thresh_sweep else '') + 'box_thresh   precision   recall   fmeasure')
-            for row in result['sweep']:
-                print(
-                    f'{name}: '
-                    + (f'{row["thresh"]:6.3f}   ' if thresh_sweep else '')
-                    + f'{row["box_thresh"]:10.3f}   {row["precision"]:9.4f}   {row["recall"]:6.4f}'
-                    f'   {row["fmeasure"]:8.4f}'
-                )
-            print(
-                f'{name}: best F {result["fmeasure"]:.4f} at {at}'
-                + (' (res_*.txt written at it)' if args.write_results else '')
-            )
-        if result.get('skipped_files'):
-            print(
-                f'{name}: {len(result["skipped_files"])} image(s) could not be read and were left out of the '
-                f'metrics (on_error: skip): {", ".join(result["skipped_files"])}'
-            )
-        print(
-            f'{name}: precision {result["precision"]:.4f}  recall {result["recall"]:.4f}  '
-            f'fmeasure {result["fmeasure"]:.4f}  ({at})'
-        )
-        if 'interval' in result:
-            interval = result['interval']
-            print(
-                f'{name}: 95% interval over the {interval["images"]} images ({interval["resamples"]} resamples'
-                + (', at the best pair: optimistic' if sweep or thresh_sweep else '')
-                + '): '
-                + '  '.join(f'{key} [{interval[key][0]:.4f}, {interval[key][1]:.4f}]' for key in METRIC_KEYS),
-                flush=True,
-            )
+        print_result(name, result, bool(sweep or thresh_sweep), thresh_sweep, args.write_results)
         if args.speed:
             speed = measure_speed(model, representer, loader, device, args.speed_runs, args.polygon)
             print(

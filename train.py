@@ -219,6 +219,74 @@ def flush_denormals(device: torch.device, keep: bool = False) -> bool:
     return torch.set_flush_denormal(True)
 
 
+def setup_logger(args, config, context):
+    """The experiment's Logger (or a default one) writing to ``workspace/<name>/``, and that folder; the main process
+    also writes the compiled experiment there (``config.yaml``)."""
+    logger = config.build('Experiment.logger') if config.has('Experiment.logger') else None
+    if logger is None:
+        from concern.log import Logger
+
+        logger = Logger()
+    name = args.name or os.path.splitext(os.path.basename(args.exp))[0]
+    workspace = os.path.join(args.workspace_root, name)
+    logger.verbose = logger.verbose or args.debug
+    logger.setup(workspace, enabled=context.is_main)
+    if context.is_main:
+        with open(os.path.join(workspace, 'config.yaml'), 'w', encoding='utf-8') as handle:
+            handle.write(config.dump())
+    return logger, workspace
+
+
+def build_model(args, structure, device, logger):
+    """The experiment's model on ``device`` (channels_last with --channels_last, before DDP wraps it)."""
+    model = structure.builder.build().to(device)
+    if args.channels_last:  # before DDP, whose gradient buckets follow the parameters' layout
+        model = model.to(memory_format=torch.channels_last)
+    if args.amp and device.type == 'cpu' and not cpu_has_bf16():
+        logger.warning(
+            '--amp on a CPU without AVX512-BF16 or AMX-BF16: bfloat16 is emulated there and may be slower than float32.'
+        )
+    return model
+
+
+def start_from_checkpoint(args, trainer, checkpoint) -> None:
+    """Where training starts: the counters of --start_epoch / --start_iter, then --init_weights (weights only) or
+    --resume (the full training state, or an original's weights-only file)."""
+    if checkpoint is None:
+        return
+    trainer.epoch, trainer.step = checkpoint.start_epoch, checkpoint.start_iter
+    if checkpoint.resume and checkpoint.init_weights:
+        raise UserError(
+            f'--resume {checkpoint.resume} and --init_weights {checkpoint.init_weights} both say where '
+            f'training starts; give --resume to continue a run, or --init_weights to fine-tune from weights.'
+        )
+    if checkpoint.init_weights:
+        trainer.init_weights(checkpoint.init_weights)
+    elif checkpoint.resume:
+        counters = args.start_iter is not None or args.start_epoch is not None
+        trainer.resume(checkpoint.resume, counters_given=counters)
+
+
+def run_trainer(trainer, logger, context) -> int:
+    """Trains; the exit code (0: finished, stopped by max_iterations or a signal). In a multi-process run a
+    failure prints its traceback (unless it is a user error) and one line saying where things are."""
+    try:
+        reason = trainer.train()
+    except Exception as error:
+        if not context.is_distributed:
+            raise
+        # the traceback (unless a user error), then one line saying where things are
+        if user_error_message(error) is None:
+            traceback.print_exc()
+        print(failure_message(error, trainer, context), file=sys.stderr)
+        return 1
+    finally:
+        logger.close()
+    if context.is_distributed:
+        torch.distributed.destroy_process_group()
+    return {'finished': 0, 'max_iterations': 0, 'SIGINT': 0, 'SIGTERM': 0}.get(reason, 1)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     check_processes(args)
@@ -236,30 +304,12 @@ def main(argv=None) -> int:
     validation = (
         config.build('Experiment.validation') if (args.validate and config.has('Experiment.validation')) else None
     )
-    logger = config.build('Experiment.logger') if config.has('Experiment.logger') else None
-    if logger is None:
-        from concern.log import Logger
-
-        logger = Logger()
-    name = args.name or os.path.splitext(os.path.basename(args.exp))[0]
-    workspace = os.path.join(args.workspace_root, name)
-    logger.verbose = logger.verbose or args.debug
-    logger.setup(workspace, enabled=context.is_main)
-    if context.is_main:
-        with open(os.path.join(workspace, 'config.yaml'), 'w', encoding='utf-8') as handle:
-            handle.write(config.dump())
+    logger, workspace = setup_logger(args, config, context)
     torch.backends.cudnn.benchmark = args.benchmark
     flushed = flush_denormals(device, keep=args.keep_denormals)
     if args.debug:
         torch.autograd.set_detect_anomaly(True)
-
-    model = structure.builder.build().to(device)
-    if args.channels_last:  # before DDP, whose gradient buckets follow the parameters' layout
-        model = model.to(memory_format=torch.channels_last)
-    if args.amp and device.type == 'cpu' and not cpu_has_bf16():
-        logger.warning(
-            '--amp on a CPU without AVX512-BF16 or AMX-BF16: bfloat16 is emulated there and may be slower than float32.'
-        )
+    model = build_model(args, structure, device, logger)
     if context.is_distributed:
         model = distribute(model, device, sync_bn=args.sync_bn)
 
@@ -276,39 +326,13 @@ def main(argv=None) -> int:
     trainer = Trainer(
         model, train_settings, structure, validation, logger, options, context, device, config_text=config.dump()
     )
-    checkpoint = train_settings.checkpoint
-    if checkpoint is not None:
-        trainer.epoch, trainer.step = checkpoint.start_epoch, checkpoint.start_iter
-        if checkpoint.resume and checkpoint.init_weights:
-            raise UserError(
-                f'--resume {checkpoint.resume} and --init_weights {checkpoint.init_weights} both say where '
-                f'training starts; give --resume to continue a run, or --init_weights to fine-tune from weights.'
-            )
-        if checkpoint.init_weights:
-            trainer.init_weights(checkpoint.init_weights)
-        elif checkpoint.resume:
-            counters = args.start_iter is not None or args.start_epoch is not None
-            trainer.resume(checkpoint.resume, counters_given=counters)
+    start_from_checkpoint(args, trainer, train_settings.checkpoint)
     logger.info(
         f'training {args.exp} on {device} (world size {context.world_size}'
         + (', denormals flushed to zero' if flushed else '')
         + f'), workspace {workspace}'
     )
-    try:
-        reason = trainer.train()
-    except Exception as error:
-        if not context.is_distributed:
-            raise
-        # the traceback (unless a user error), then one line saying where things are
-        if user_error_message(error) is None:
-            traceback.print_exc()
-        print(failure_message(error, trainer, context), file=sys.stderr)
-        return 1
-    finally:
-        logger.close()
-    if context.is_distributed:
-        torch.distributed.destroy_process_group()
-    return {'finished': 0, 'max_iterations': 0, 'SIGINT': 0, 'SIGTERM': 0}.get(reason, 1)
+    return run_trainer(trainer, logger, context)
 
 
 if __name__ == '__main__':

@@ -158,8 +158,8 @@ def mosaics(dataset: str, names: list, grid: int, folder: str) -> str:
         for index, (name, photo) in enumerate(zip(group, photos)):
             top, left = (index // grid) * height, (index % grid) * width
             page[top : top + photo.shape[0], left : left + photo.shape[1]] = photo[:height, :width]
-            stem = os.path.splitext(name)[0]
-            with open(os.path.join(dataset, 'train_gts', f'{stem}.txt'), encoding='utf-8-sig') as handle:
+            gts = [os.path.join(dataset, 'train_gts', f) for f in (f'{name}.txt', f'{os.path.splitext(name)[0]}.txt')]
+            with open(next((p for p in gts if os.path.exists(p)), gts[-1]), encoding='utf-8-sig') as handle:
                 for line in handle:
                     parts = line.strip().split(',')
                     if len(parts) < 9:

@@ -160,49 +160,24 @@ def evaluate(
     thresholds = [float(threshold) for threshold in sweep] or [float(box_thresh)]
     binarisations = [float(value) for value in thresh_sweep] or [None]  # None: the representer's own thresh
     pairs = [(binarisation, threshold) for binarisation in binarisations for threshold in thresholds]
-    raw = {pair: [] for pair in pairs}
-    images = {binarisation: [] for binarisation in binarisations}  # (filename, detections at the lowest threshold)
-    dropped = []
-    previous = getattr(representer, 'box_thresh', None)
-    previous_thresh = getattr(representer, 'thresh', None)
-    if previous is not None:
-        representer.box_thresh = min(thresholds)  # the others are subsets of its detections
-    try:
-        for batch, pred in iterate_predictions(
-            model, shard_loader(loader, context), device, show_progress and context.is_main, desc=desc, dropped=dropped
-        ):
-            gt = {key: batch[key] for key in GT_KEYS if key in batch}
-            for binarisation in binarisations:
-                if binarisation is not None:
-                    representer.thresh = binarisation
-                output = representer.represent(batch, pred, is_output_polygon=is_output_polygon)
-                for threshold in thresholds:
-                    detections = keep_scores_above(output, threshold) if sweep else output
-                    raw[binarisation, threshold].append(
-                        measurer.validate_measure(
-                            gt, detections, is_output_polygon=is_output_polygon, box_thresh=threshold
-                        )
-                    )
-                if result_dir is not None:
-                    images[binarisation] += [
-                        (str(name), polygons, scores) for name, polygons, scores in zip(batch['filename'], *output)
-                    ]
-                if on_batch is not None:
-                    on_batch(batch, *output)
-    finally:
-        if previous is not None:
-            representer.box_thresh = previous
-        if thresh_sweep:
-            representer.thresh = previous_thresh
+    dropped: list = []
+    predictions = iterate_predictions(
+        model, shard_loader(loader, context), device, show_progress and context.is_main, desc=desc, dropped=dropped
+    )
+    raw, images = _measure(
+        predictions, representer, measurer, pairs, bool(sweep), is_output_polygon, result_dir is not None, on_batch
+    )
     dropped = all_gather_objects(dropped, context)
     # per-image results, flat (validate_measure returns one list per batch)
     gathered = {pair: [image for part in all_gather_objects(raw[pair], context) for image in part] for pair in pairs}
-    table = []
-    for binarisation, threshold in pairs:
-        row = {} if binarisation is None else {'thresh': binarisation}
-        row['box_thresh'] = threshold
-        row.update(measurer.gather_measure(gathered[binarisation, threshold]))
-        table.append(row)
+    table = [
+        {
+            **({} if thresh is None else {'thresh': thresh}),
+            'box_thresh': box,
+            **measurer.gather_measure(gathered[thresh, box]),
+        }
+        for thresh, box in pairs
+    ]
     metrics = dict(max(table, key=lambda row: row['fmeasure']))
     if sweep or thresh_sweep:
         metrics['sweep'] = table
@@ -211,13 +186,55 @@ def evaluate(
             gathered[metrics.get('thresh'), metrics['box_thresh']], measurer, bootstrap
         )
     if result_dir is not None:
-        best_images = all_gather_objects(images[metrics.get('thresh')], context)
-        if context.is_main:
-            os.makedirs(result_dir, exist_ok=True)
-            for name, polygons, scores in best_images:
-                polygons, scores = keep_scores_above(([polygons], [scores]), metrics['box_thresh'])
-                write_result_file(os.path.join(result_dir, result_filename(name)), polygons[0], scores[0])
+        _write_results(result_dir, all_gather_objects(images[metrics.get('thresh')], context), metrics, context)
     if dropped:
         metrics['skipped_images'] = len(dropped)
         metrics['skipped_files'] = dropped
     return metrics
+
+
+def _write_results(result_dir: str, images: list, metrics: dict, context) -> None:
+    """``res_<image>.txt`` of every image at the kept thresholds (the main process writes them)."""
+    if not context.is_main:
+        return
+    os.makedirs(result_dir, exist_ok=True)
+    for name, polygons, scores in images:
+        polygons, scores = keep_scores_above(([polygons], [scores]), metrics['box_thresh'])
+        write_result_file(os.path.join(result_dir, result_filename(name)), polygons[0], scores[0])
+
+
+def _measure(predictions, representer, measurer, pairs, swept, is_output_polygon, keep_images, on_batch):
+    """One pass over ``predictions`` ((batch, probability map) pairs): the per-batch measures of every
+    (thresh, box_thresh) pair and the detections per image at the lowest box_thresh (``keep_images``), per thresh.
+    The representer's thresholds are restored afterwards."""
+    raw = {pair: [] for pair in pairs}
+    binarisations = list(dict.fromkeys(binarisation for binarisation, _ in pairs))
+    thresholds = list(dict.fromkeys(threshold for _, threshold in pairs))
+    images = {binarisation: [] for binarisation in binarisations}  # (filename, detections at the lowest threshold)
+    previous, previous_thresh = getattr(representer, 'box_thresh', None), getattr(representer, 'thresh', None)
+    if previous is not None:
+        representer.box_thresh = min(thresholds)  # the others are subsets of its detections
+    try:
+        for batch, pred in predictions:
+            gt = {key: batch[key] for key in GT_KEYS if key in batch}
+            for binarisation in binarisations:
+                if binarisation is not None:
+                    representer.thresh = binarisation
+                output = representer.represent(batch, pred, is_output_polygon=is_output_polygon)
+                for threshold in thresholds:
+                    detections = keep_scores_above(output, threshold) if swept else output
+                    raw[binarisation, threshold].append(
+                        measurer.validate_measure(
+                            gt, detections, is_output_polygon=is_output_polygon, box_thresh=threshold
+                        )
+                    )
+                if keep_images:
+                    images[binarisation] += [(str(n), p, s) for n, p, s in zip(batch['filename'], *output)]
+                if on_batch is not None:
+                    on_batch(batch, *output)
+    finally:
+        if previous is not None:
+            representer.box_thresh = previous
+        if binarisations != [None]:
+            representer.thresh = previous_thresh
+    return raw, images

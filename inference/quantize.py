@@ -34,6 +34,31 @@ OP_TYPE_SETS = {
 CALIBRATE_METHODS = ('minmax', 'percentile', 'entropy')
 
 
+def _calibration_reader(inputs):
+    """ONNX Runtime's calibration reader over (N, 3, H, W) inputs."""
+    from onnxruntime import quantization
+
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self):
+            self.inputs = iter([{'image': np.ascontiguousarray(x, dtype=np.float32)} for x in inputs])
+
+        def get_next(self):
+            return next(self.inputs, None)
+
+    return Reader()
+
+
+def _check_static_options(calibration_images, quant_format: str, op_types: str, calibrate_method: str) -> None:
+    if not calibration_images:
+        raise ValueError("quantize_onnx: mode 'static' needs calibration_images (a few preprocessed inputs).")
+    if quant_format not in QUANT_FORMATS:
+        raise ValueError(f'quantize_onnx: quant_format {quant_format!r} is not one of {QUANT_FORMATS}.')
+    if op_types not in OP_TYPE_SETS:
+        raise ValueError(f'quantize_onnx: op_types {op_types!r} is not one of {tuple(OP_TYPE_SETS)}.')
+    if calibrate_method not in CALIBRATE_METHODS:
+        raise ValueError(f'quantize_onnx: calibrate_method {calibrate_method!r} is not one of {CALIBRATE_METHODS}.')
+
+
 def quantize_onnx(
     model_path: str,
     output_path: str,
@@ -60,10 +85,8 @@ def quantize_onnx(
     ``nodes_to_exclude``: node names kept float; ``reduce_range``: 7-bit weights; ``op_types`` 'conv' (Conv,
     ConvTranspose, MatMul) or 'all' (also Add, Mul, Concat, Resize, MaxPool, Relu, ...: every op ONNX Runtime's
     quantiser handles, so fewer Quantize / Dequantize pairs between them; sigmoids stay float).
-    The default, qoperator + percentile, is the robust one: on the quick-start model (benchmarks/bench_inference.py,
-    accuracy mode) F changes by +0.33 point on its 48 validation images and +0.46 on 240 more, while qdq + minmax
-    (up to 20% faster) gives +0.66 / -0.46 with 8 calibration images and loses 14 points with 32 (quantising the
-    last deconvolution's output breaks once its calibrated range widens). Returns ``output_path``.
+    The default, qoperator + percentile, is the robust one (measured in docs/experiments.md): qdq + minmax is up to
+    20% faster and breaks when the last deconvolution's calibrated range widens. Returns ``output_path``.
     """
     from onnxruntime import quantization
 
@@ -78,37 +101,22 @@ def quantize_onnx(
         return _copy_metadata(model_path, output_path)
     if mode != 'static':
         raise ValueError(f"quantize_onnx: mode {mode!r} is not 'dynamic' or 'static'.")
-    if not calibration_images:
-        raise ValueError("quantize_onnx: mode 'static' needs calibration_images (a few preprocessed inputs).")
-    if quant_format not in QUANT_FORMATS:
-        raise ValueError(f'quantize_onnx: quant_format {quant_format!r} is not one of {QUANT_FORMATS}.')
-    if op_types not in OP_TYPE_SETS:
-        raise ValueError(f'quantize_onnx: op_types {op_types!r} is not one of {tuple(OP_TYPE_SETS)}.')
-    if calibrate_method not in CALIBRATE_METHODS:
-        raise ValueError(f'quantize_onnx: calibrate_method {calibrate_method!r} is not one of {CALIBRATE_METHODS}.')
+    _check_static_options(calibration_images, quant_format, op_types, calibrate_method)
 
     if calibrate_method in ('percentile', 'entropy'):  # their histograms stack the inputs: one shape needed
         calibration_images = crop_to_common_size(calibration_images)
 
-    class _Reader(quantization.CalibrationDataReader):
-        def __init__(self, inputs):
-            self.inputs = iter([{'image': np.ascontiguousarray(x, dtype=np.float32)} for x in inputs])
-
-        def get_next(self):
-            return next(self.inputs, None)
-
     formats = {'qdq': quantization.QuantFormat.QDQ, 'qoperator': quantization.QuantFormat.QOperator}
     methods = {
-        'minmax': quantization.CalibrationMethod.MinMax,
-        'percentile': quantization.CalibrationMethod.Percentile,
-        'entropy': quantization.CalibrationMethod.Entropy,
+        name: getattr(quantization.CalibrationMethod, value)
+        for name, value in (('minmax', 'MinMax'), ('percentile', 'Percentile'), ('entropy', 'Entropy'))
     }
     with tempfile.TemporaryDirectory() as directory:
         unshared = _unshare_initializers(model_path, os.path.join(directory, 'unshared.onnx'))
         quantization.quantize_static(
             unshared,
             output_path,
-            _Reader(calibration_images),
+            _calibration_reader(calibration_images),
             quant_format=formats[quant_format],
             per_channel=per_channel,
             activation_type=quantization.QuantType.QUInt8,

@@ -104,6 +104,27 @@ class _StopRequest:
         return False
 
 
+class _Throughput:
+    """Images/s and the share of wall time spent waiting for the data loader, over the iterations since the last
+    log line (validation excluded; step time includes the GPU: reading the loss synchronises every step)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.start, self.wait, self.steps, self.fetch_start = time.time(), 0.0, 0, time.time()
+
+    def fetched(self) -> None:
+        self.wait += time.time() - self.fetch_start
+
+    def read(self, images_per_step: int) -> tuple[float, float]:
+        """(images/s, data-wait share) since the last read or reset; starts a new window."""
+        elapsed = max(1e-9, time.time() - self.start)
+        figures = self.steps * images_per_step / elapsed, self.wait / elapsed
+        self.start, self.wait, self.steps = time.time(), 0.0, 0
+        return figures
+
+
 class Trainer:
     """Trains ``model`` (a SegDetectorModel or anything whose ``forward(batch, training=True)``
     returns ``(loss, pred, metrics)``) with the YAML's TrainSettings.
@@ -396,96 +417,97 @@ class Trainer:
         return reason
 
     def _run(self, loader, sampler, stop: _StopRequest) -> str:
-        settings, options, logger = self.settings, self.options, self.logger
-        steps_per_epoch = len(loader)
-        saver = settings.model_saver
-        interval = self.validation.interval if (self.validation and options.validate) else 0
-        save_pending = False
-        while self.epoch < settings.epochs:
+        """Epoch after epoch from the current one; returns why training ended ('finished', 'nonfinite',
+        'max_iterations', the stop signal's name)."""
+        self._save_pending = False
+        while self.epoch < self.settings.epochs:
             sampler.set_epoch(self.epoch)
             sampler.skip(self.epoch_step * loader.batch_size)
-            progress = tqdm(
-                loader,
-                total=steps_per_epoch,
-                initial=self.epoch_step,
-                disable=not (options.show_progress and self.context.is_main),
-                desc=f'epoch {self.epoch}',
-                dynamic_ncols=True,
-            )
-            # images/s and the share of wall time spent waiting for the data loader, both over the iterations since
-            # the last log line (validation excluded; step time includes the GPU: reading the loss synchronises
-            # every step)
-            window_start, window_wait, window_steps, fetch_start = time.time(), 0.0, 0, time.time()
-            for batch in progress:
-                window_wait += time.time() - fetch_start
-                self.count_skipped(batch)
-                lr = self.scheduler.update(self.optimizer, self.epoch, self.step, steps_per_epoch)
-                self._in_step = True
-                scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
-                loss, metrics, status = self.train_step(batch)
-                self.step += 1
-                self.epoch_step += 1
-                window_steps += 1
-                self._in_step = False
-                if status == 'overflow':
-                    self.overflow_steps += 1
-                    logger.info(
-                        f'iteration {self.step}: mixed-precision gradients overflowed at loss scale '
-                        f'{scale:g}; step skipped and the scale lowered'
-                    )
-                elif status == 'nonfinite':
-                    self.skipped_steps += 1
-                    self.nonfinite_in_a_row += 1
-                    logger.warning(
-                        f'iteration {self.step}: non-finite loss or gradient, step skipped '
-                        f'({self.nonfinite_in_a_row} in a row)'
-                    )
-                    if self.nonfinite_in_a_row >= options.max_nonfinite:
-                        logger.warning(
-                            f'stopping: {self.nonfinite_in_a_row} non-finite steps in a row; '
-                            f'the last good checkpoint is kept (lower the learning rate or '
-                            f'check the data).'
-                        )
-                        return 'nonfinite'
-                else:
-                    self.nonfinite_in_a_row = 0
-                    progress.set_postfix(
-                        loss=f'{loss:.4f}', lr=f'{lr:.2e}', **{k: f'{v:.3f}' for k, v in metrics.items()}
-                    )
-                    if self.step % max(1, logger.log_interval) == 0:
-                        skipped = f', skipped samples {self.skipped_samples}' if self.skipped_samples else ''
-                        elapsed = max(1e-9, time.time() - window_start)
-                        rate = window_steps * loader.batch_size * self.context.world_size / elapsed
-                        data_wait = window_wait / elapsed
-                        window_start, window_wait, window_steps = time.time(), 0.0, 0
-                        logger.info(
-                            f'epoch {self.epoch} iteration {self.step}: loss {loss:.4f}, lr {lr:.6f}, '
-                            + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items())
-                            + f', {rate:.1f} images/s, data wait {100 * data_wait:.0f}%'
-                            + skipped
-                        )
-                        logger.report(
-                            self.step,
-                            {
-                                'loss': loss,
-                                'lr': lr,
-                                'images_per_s': rate,
-                                'data_wait_share': data_wait,
-                                'skipped_samples': self.skipped_samples,
-                                **metrics,
-                            },
-                        )
-                save_pending = saver.should_save(self.step, options.workspace) or save_pending
-                if save_pending and self.nonfinite_in_a_row == 0:  # during a non-finite streak: at its end
-                    self.save([saver.checkpoint_name(self.epoch, self.step), 'model_latest'])
-                    save_pending = False
-                if interval and self.step % interval == 0 and self.epoch >= max(0, self.validation.exempt):
-                    self.validate()
-                    window_start, window_wait, window_steps = time.time(), 0.0, 0
-                stop_now = broadcast_flag(stop.requested is not None, self.context, self.device)
-                if stop_now or (options.max_iterations and self.step >= options.max_iterations):
-                    return stop.requested or ('SIGTERM' if stop_now else 'max_iterations')
-                fetch_start = time.time()
+            outcome = self._run_epoch(loader, stop)
+            if outcome is not None:
+                return outcome
             self.epoch += 1
             self.epoch_step = 0
         return 'finished'
+
+    def _run_epoch(self, loader, stop: _StopRequest) -> str | None:
+        """The rest of the current epoch: step, log, save, validate, and stop when asked; None at its end."""
+        options = self.options
+        progress = tqdm(
+            loader,
+            total=len(loader),
+            initial=self.epoch_step,
+            disable=not (options.show_progress and self.context.is_main),
+            desc=f'epoch {self.epoch}',
+            dynamic_ncols=True,
+        )
+        throughput = _Throughput()
+        for batch in progress:
+            throughput.fetched()
+            self.count_skipped(batch)
+            lr = self.scheduler.update(self.optimizer, self.epoch, self.step, len(loader))
+            self._in_step = True
+            scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
+            loss, metrics, status = self.train_step(batch)
+            self.step += 1
+            self.epoch_step += 1
+            throughput.steps += 1
+            self._in_step = False
+            if status == 'nonfinite' and self._count_nonfinite():
+                return 'nonfinite'
+            if status == 'overflow':
+                self.overflow_steps += 1
+                self.logger.info(
+                    f'iteration {self.step}: mixed-precision gradients overflowed at loss scale '
+                    f'{scale:g}; step skipped and the scale lowered'
+                )
+            elif status != 'nonfinite':
+                self.nonfinite_in_a_row = 0
+                progress.set_postfix(loss=f'{loss:.4f}', lr=f'{lr:.2e}', **{k: f'{v:.3f}' for k, v in metrics.items()})
+                if self.step % max(1, self.logger.log_interval) == 0:
+                    self._log_step(loss, lr, metrics, throughput.read(loader.batch_size * self.context.world_size))
+            self._save_and_validate(throughput)
+            stop_now = broadcast_flag(stop.requested is not None, self.context, self.device)
+            if stop_now or (options.max_iterations and self.step >= options.max_iterations):
+                return stop.requested or ('SIGTERM' if stop_now else 'max_iterations')
+            throughput.fetch_start = time.time()
+        return None
+
+    def _count_nonfinite(self) -> bool:
+        """Counts a skipped non-finite step; True when ``max_nonfinite`` in a row stop training."""
+        self.skipped_steps += 1
+        self.nonfinite_in_a_row += 1
+        self.logger.warning(
+            f'iteration {self.step}: non-finite loss or gradient, step skipped ({self.nonfinite_in_a_row} in a row)'
+        )
+        if self.nonfinite_in_a_row < self.options.max_nonfinite:
+            return False
+        self.logger.warning(
+            f'stopping: {self.nonfinite_in_a_row} non-finite steps in a row; the last good checkpoint is kept '
+            f'(lower the learning rate or check the data).'
+        )
+        return True
+
+    def _log_step(self, loss: float, lr: float, metrics: dict, throughput: tuple) -> None:
+        rate, data_wait = throughput
+        skipped = f', skipped samples {self.skipped_samples}' if self.skipped_samples else ''
+        self.logger.info(
+            f'epoch {self.epoch} iteration {self.step}: loss {loss:.4f}, lr {lr:.6f}, '
+            + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items())
+            + f', {rate:.1f} images/s, data wait {100 * data_wait:.0f}%'
+            + skipped
+        )
+        figures = {'loss': loss, 'lr': lr, 'images_per_s': rate, 'data_wait_share': data_wait}
+        self.logger.report(self.step, {**figures, 'skipped_samples': self.skipped_samples, **metrics})
+
+    def _save_and_validate(self, throughput: _Throughput) -> None:
+        """Saves when the saver asks (during a non-finite streak: at its end) and validates at the interval."""
+        saver = self.settings.model_saver
+        self._save_pending = saver.should_save(self.step, self.options.workspace) or self._save_pending
+        if self._save_pending and self.nonfinite_in_a_row == 0:
+            self.save([saver.checkpoint_name(self.epoch, self.step), 'model_latest'])
+            self._save_pending = False
+        interval = self.validation.interval if (self.validation and self.options.validate) else 0
+        if interval and self.step % interval == 0 and self.epoch >= max(0, self.validation.exempt):
+            self.validate()
+            throughput.reset()  # validation time is not training throughput
