@@ -27,7 +27,7 @@ AMX 2048, with AVX512-VNNI 256. The clock a VM reports is nominal (turbo may exc
 Without ``--checkpoint`` the model has random weights: usually no detections, so neither the comparison with --plain
 nor the post-processing load is typical (the 'detections' column says how many there were); give a trained
 checkpoint for the figures. Without a folder, ``--images`` photo-like images of text are generated
-with data/synth.py's 'photo' preset, half 1280x720 and half 4:3 (1280x960).
+with data/synth/'s 'photo' preset, half 1280x720 and half 4:3 (1280x960).
 
     python -m benchmarks.bench_demo /path/to/icdar2015/test_images --images 24 --rounds 3 --threads 2 --polygon
     python -m benchmarks.bench_demo --checkpoint model.pth --experiment experiments/icdar2015/ic15_resnet18_cpu.yaml
@@ -126,7 +126,7 @@ def cpu_peak_gflops(threads: int, text: str | None = None) -> tuple[dict, str]:
 
 
 def generate_images(folder: str, count: int, seed: int, sizes=((720, 1280), (960, 1280))) -> str:
-    """``count`` photo-like JPEGs of text of ``sizes`` (H, W) in turn (data/synth.py 'photo' preset)."""
+    """``count`` photo-like JPEGs of text of ``sizes`` (H, W) in turn (data/synth/ 'photo' preset)."""
     import cv2
 
     from data.synth import SyntheticTextDataset
