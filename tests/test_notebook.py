@@ -121,6 +121,7 @@ def executed(tmp_path_factory):
     return notebook, base
 
 
+@pytest.mark.slow
 def test_notebook_runs_top_to_bottom(executed):
     notebook, base = executed
     code_cells = [cell for cell in notebook.cells if cell.cell_type == 'code']
@@ -133,6 +134,7 @@ def test_notebook_runs_top_to_bottom(executed):
     assert (base / 'results' / 'tiny' / 'eval' / 'metrics.json').is_file()
 
 
+@pytest.mark.slow
 def test_notebook_prints_the_validation_curve_and_precision_recall_f(executed):
     notebook, base = executed
     text = [outputs_text(cell) for cell in notebook.cells if cell.cell_type == 'code']
@@ -146,6 +148,7 @@ def test_notebook_prints_the_validation_curve_and_precision_recall_f(executed):
     ) in evaluation
 
 
+@pytest.mark.slow
 def test_notebook_loads_the_release_format_and_resumes_from_it(executed):
     notebook, _ = executed
     text = ''.join(outputs_text(cell) for cell in notebook.cells if cell.cell_type == 'code')
@@ -154,6 +157,7 @@ def test_notebook_loads_the_release_format_and_resumes_from_it(executed):
     assert 'initialised the model from' in text and 'weights only' in text
 
 
+@pytest.mark.slow
 def test_notebook_shows_overlays_for_every_image_of_the_folder(executed):
     notebook, base = executed
     cells = [cell for cell in notebook.cells if cell.cell_type == 'code']

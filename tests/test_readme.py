@@ -73,3 +73,35 @@ def test_every_flag_of_the_readme_is_accepted(script):
     for words in commands:
         for flag in (word.split('=')[0] for word in words if word.startswith('--')):
             assert flag in help_text, f'{flag} of `{" ".join(words)}` is not an option of {script}'
+
+
+def heading_anchors(path: str) -> set:
+    """The anchors GitHub gives the headings of a Markdown file."""
+    anchors = set()
+    with open(path, encoding='utf-8') as handle:
+        for line in handle:
+            heading = re.match(r'^#+ (.*)', line)
+            if heading:
+                anchors.add(re.sub(r'[^\w\- ]', '', heading.group(1).strip().lower()).replace(' ', '-'))
+    return anchors
+
+
+def test_every_link_of_the_readme_and_the_guides_resolves():
+    pages = [os.path.join(ROOT, 'README.md')] + [
+        os.path.join(ROOT, 'docs', name)
+        for name in sorted(os.listdir(os.path.join(ROOT, 'docs')))
+        if name.endswith('.md')
+    ]
+    broken = []
+    for page in pages:
+        with open(page, encoding='utf-8') as handle:
+            text = handle.read()
+        for target, anchor in re.findall(r'\]\(([^)#\s]*)(#[^)\s]*)?\)', text):
+            if target.startswith(('http://', 'https://')):
+                continue
+            path = os.path.normpath(os.path.join(os.path.dirname(page), target)) if target else page
+            if not os.path.exists(path):
+                broken.append(f'{os.path.relpath(page, ROOT)}: {target} does not exist')
+            elif anchor and path.endswith('.md') and anchor[1:] not in heading_anchors(path):
+                broken.append(f'{os.path.relpath(page, ROOT)}: {target}{anchor} names no heading')
+    assert not broken, broken

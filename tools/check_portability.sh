@@ -42,7 +42,7 @@ quickstart() {  # the README's first command, into this setting's folder (its ow
         [ "$(find "$dir/demo_results" -name '*.jpg' | wc -l)" -gt 0 ]
 }
 
-tests() {  # the README's test command (the part after the installation)
+tests() {  # every test (the README's test command and the slow tests, as .ci/run), after the installation
     ruff check . && ruff format --check . && python -m pytest -n 2 --dist worksteal -q -p no:cacheprovider
 }
 

@@ -59,6 +59,7 @@ def by_image(folder) -> dict:
     return {record['image']: record.get('detections', record.get('error')) for record in records}
 
 
+@pytest.mark.slow
 def test_two_processes_under_torchrun_equal_one(tmp_path, cache):
     images = write_folder(tmp_path / 'photos', 7)
     one = demo('--image_path', tmp_path / 'photos', '--result_dir', tmp_path / 'one', *SMALL, env=cache)
