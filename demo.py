@@ -74,6 +74,25 @@ def parse_args(argv=None):
         help='decode, resize, post-process and write in a second thread while the next batch runs through the '
         'model (same results); default: on when there is more than one image (--no-pipeline: off)',
     )
+    add_scale_arguments(parser)
+    add_inference_arguments(parser)
+    parser.add_argument('--visualize', action='store_true', help='write overlay images')
+    parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
+    parser.add_argument(
+        '--max_pixels',
+        type=int,
+        default=250_000_000,
+        help='refuse images with more pixels than this (decompression bombs)',
+    )
+    parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
+    add_model_argument(parser, f'; the default without them and --onnx: {DEFAULT_MODEL}')
+    args = parser.parse_args(argv)
+    check_args(args, parser)
+    return args
+
+
+def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
+    """--workers, --tile, --tile_overlap and --txt: reading ahead, large pages, the per-image files."""
     parser.add_argument(
         '--workers',
         type=int,
@@ -96,18 +115,11 @@ def parse_args(argv=None):
         default=True,
         help='write res_<name>.txt per image, the ICDAR result format (--no-txt: results.jsonl only)',
     )
-    add_inference_arguments(parser)
-    parser.add_argument('--visualize', action='store_true', help='write overlay images')
-    parser.add_argument('--device', help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when available)")
-    parser.add_argument(
-        '--max_pixels',
-        type=int,
-        default=250_000_000,
-        help='refuse images with more pixels than this (decompression bombs)',
-    )
-    parser.add_argument('--opt', action='append', default=[], metavar='PATH=VALUE', help='override a config value')
-    add_model_argument(parser, f'; the default without them and --onnx: {DEFAULT_MODEL}')
-    args = parser.parse_args(argv)
+
+
+def check_args(args, parser) -> None:
+    """The options that exclude or need each other; the shipped model when neither an experiment nor --onnx is
+    given."""
     if args.onnx is not None and args.model is not None:
         parser.error('--onnx runs an exported file and --model a shipped checkpoint; give one of them.')
     if args.onnx is None:
@@ -124,7 +136,6 @@ def parse_args(argv=None):
     check_tiling(args, parser)
     if args.workers < 0:
         parser.error(f'--workers {args.workers}: give 0 (one reading thread) or more processes.')
-    return args
 
 
 def check_tiling(args, parser) -> None:
