@@ -1,5 +1,6 @@
-"""The README's commands: the detection command runs as written (on the shipped model, a few seconds), and every
-other command line names a script that exists and only flags that script accepts."""
+"""The README's and the guides' commands: the README's detection command runs as written (on the shipped model, a
+few seconds), every other command line of a bash block names a script that exists and only flags that script
+accepts, and every link and anchor resolves."""
 
 import os
 import re
@@ -13,30 +14,59 @@ from concern.result_log import detections_by_image
 from tests import ROOT
 
 
-def bash_lines() -> list[str]:
-    """The command lines of the README's bash blocks (comments removed, continuation lines joined)."""
-    with open(os.path.join(ROOT, 'README.md'), encoding='utf-8') as handle:
-        blocks = re.findall(r'```bash\n(.*?)```', handle.read(), flags=re.DOTALL)
+def pages() -> list[str]:
+    """README.md and the guides in docs/."""
+    docs = os.path.join(ROOT, 'docs')
+    return [README] + [os.path.join(docs, name) for name in sorted(os.listdir(docs)) if name.endswith('.md')]
+
+
+README = os.path.join(ROOT, 'README.md')
+
+
+def bash_lines(paths=(README,)) -> list[str]:
+    """The command lines of the bash blocks of ``paths`` (comments removed, continuation lines joined)."""
     lines = []
-    for block in blocks:
-        for line in block.replace('\\\n', ' ').splitlines():
-            line = line.split(' # ')[0].strip()
-            if line:
-                lines.append(line)
+    for path in paths:
+        with open(path, encoding='utf-8') as handle:
+            blocks = re.findall(r'```bash\n(.*?)```', handle.read(), flags=re.DOTALL)
+        for block in blocks:
+            for line in block.replace('\\\n', ' ').splitlines():
+                line = line.split(' # ')[0].strip()
+                if line and not line.startswith('#'):
+                    lines.append(line)
     return lines
 
 
 def python_commands() -> list[list[str]]:
-    """Each ``python ...`` / ``torchrun ... script.py`` command of the README, from the script on."""
+    """Each ``python ...`` / ``torchrun ... script.py`` command of the README and the guides, from the script on
+    (``['-m', module, ...]`` for a module)."""
     commands = []
-    for line in bash_lines():
+    for line in bash_lines(pages()):
         for part in line.split('&&'):
             words = shlex.split(part.strip())
-            if words[:1] == ['torchrun']:
+            if words[:1] == ['torchrun'] and any(word.endswith('.py') for word in words):
                 words = ['python'] + words[next(i for i, w in enumerate(words) if w.endswith('.py')) :]
-            if words[:1] == ['python'] and words[1:2] != ['-m'] or words[1:3] in (['-m', 'tools.score_results'],):
+            if words[:1] == ['python'] and words[1:3] != ['-m', 'pytest']:
                 commands.append(words[1:])
     return commands
+
+
+SCRIPTS = [
+    'train.py',
+    'eval.py',
+    'demo.py',
+    'convert_to_onnx.py',
+    'tools.score_results',
+    'tools.split_dataset',
+    'tools.pack_model',
+    'benchmarks.bench_train_pipeline',
+    'benchmarks.bench_train_step',
+]
+
+
+def test_every_command_names_a_script_listed_here():
+    named = {words[1] if words[0] == '-m' else words[0] for words in python_commands()}
+    assert named == set(SCRIPTS), named ^ set(SCRIPTS)
 
 
 def test_the_detection_command_runs_as_written(tmp_path):
@@ -57,10 +87,10 @@ def test_the_detection_command_runs_as_written(tmp_path):
     assert len([name for name in os.listdir(tmp_path) if name.endswith('.jpg')]) == 5  # --visualize
 
 
-@pytest.mark.parametrize('script', ['train.py', 'eval.py', 'demo.py', 'convert_to_onnx.py', 'tools.score_results'])
-def test_every_flag_of_the_readme_is_accepted(script):
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_every_flag_of_the_readme_and_the_guides_is_accepted(script):
     commands = [words for words in python_commands() if words[:1] == [script] or words[:2] == ['-m', script]]
-    assert commands, f'the README has no {script} command'
+    assert commands, f'no page runs {script}'
     runner = ['-m', script] if not script.endswith('.py') else [script]
     help_text = subprocess.run(
         [sys.executable, *runner, '--help'],
@@ -87,13 +117,8 @@ def heading_anchors(path: str) -> set:
 
 
 def test_every_link_of_the_readme_and_the_guides_resolves():
-    pages = [os.path.join(ROOT, 'README.md')] + [
-        os.path.join(ROOT, 'docs', name)
-        for name in sorted(os.listdir(os.path.join(ROOT, 'docs')))
-        if name.endswith('.md')
-    ]
     broken = []
-    for page in pages:
+    for page in pages():
         with open(page, encoding='utf-8') as handle:
             text = handle.read()
         for target, anchor in re.findall(r'\]\(([^)#\s]*)(#[^)\s]*)?\)', text):
