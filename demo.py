@@ -191,7 +191,6 @@ def build_detector(args, local_rank: int = 0):
         image_short_side=args.image_short_side,
         is_output_polygon=args.polygon,
         batch_size=args.batch_size,
-        pipeline=bool(args.pipeline),
     )
     detector.model_file = args.resume
     return detector
@@ -216,7 +215,6 @@ def build_onnx_detector(args):
         batch_size=args.batch_size,
         thresh=args.thresh,
         box_thresh=args.box_thresh,
-        pipeline=bool(args.pipeline),
         intra_op_num_threads=int(os.environ.get('OMP_NUM_THREADS', 0)),  # torchrun: the process's share
     )
     source = '--box_thresh' if args.box_thresh is not None else f'the metadata of {args.onnx}'

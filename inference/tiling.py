@@ -103,7 +103,7 @@ def tiled_inputs(image: np.ndarray, tile: int, overlap: int) -> tuple[list, Tile
     windows, cores, inputs = [], [], []
     for (y0, y1), top in zip(_cores(rows, tile, height), rows):
         for (x0, x1), left in zip(_cores(cols, tile, width), cols):
-            crop = np.asarray(image[top : top + window_h, left : left + window_w], dtype=np.float32)
+            crop = image[top : top + window_h, left : left + window_w]
             window = np.zeros((3, window_h, window_w), dtype=np.float32)
             window[:, : crop.shape[0], : crop.shape[1]] = normalize(crop).transpose(2, 0, 1)
             inputs.append(window)
